@@ -1,0 +1,127 @@
+//! What a token allows, and the check that a request is within it.
+
+use time::OffsetDateTime;
+
+use crate::error::Error;
+use crate::scope::Scopes;
+
+/// The scopes a token carries and when it stops being valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Grant {
+    /// The scopes as issued (implications are applied when checking).
+    pub scopes: Scopes,
+    /// When the token stops working; `None` means never.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl Grant {
+    /// Whether the token has expired at `now` (it is valid while `now < expires_at`).
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+
+    /// Checks that at `now` the token is unexpired and grants every scope of `required`.
+    ///
+    /// # Errors
+    /// [`Error::Expired`] first if expired, else [`Error::MissingScopes`] naming what is missing.
+    pub fn check(&self, required: Scopes, now: OffsetDateTime) -> Result<(), Error> {
+        if let Some(at) = self.expires_at.filter(|_| self.is_expired(now)) {
+            return Err(Error::Expired { at });
+        }
+        let missing = self.scopes.missing(required);
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::MissingScopes { missing })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::Duration;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::scope::Scope;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
+
+    #[test]
+    fn expiry_is_exclusive() {
+        let grant = Grant {
+            scopes: Scope::Read.into(),
+            expires_at: Some(NOW),
+        };
+        assert_eq!(
+            grant.check(Scope::Read.into(), NOW - Duration::nanoseconds(1)),
+            Ok(())
+        );
+        assert_eq!(
+            grant.check(Scope::Read.into(), NOW),
+            Err(Error::Expired { at: NOW })
+        );
+        assert!(grant.is_expired(NOW + Duration::days(1)));
+    }
+
+    #[test]
+    fn no_expiry_means_never() {
+        let grant = Grant {
+            scopes: Scope::Read.into(),
+            expires_at: None,
+        };
+        assert_eq!(
+            grant.check(Scope::Read.into(), datetime!(9999-12-31 23:59 UTC)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn missing_scopes_are_named() {
+        let grant = Grant {
+            scopes: Scope::Write.into(),
+            expires_at: None,
+        };
+        assert_eq!(
+            grant.check(Scopes::of(&[Scope::Read, Scope::Write]), NOW),
+            Ok(())
+        );
+        let err = grant
+            .check(Scopes::of(&[Scope::Read, Scope::Admin]), NOW)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::MissingScopes {
+                missing: Scope::Admin.into()
+            }
+        );
+        assert_eq!(err.to_string(), "token lacks the required scope: admin");
+    }
+
+    #[test]
+    fn expiry_wins_over_scope() {
+        let grant = Grant {
+            scopes: Scope::Read.into(),
+            expires_at: Some(NOW),
+        };
+        assert!(matches!(
+            grant.check(Scope::Admin.into(), NOW),
+            Err(Error::Expired { .. })
+        ));
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let grant = Grant {
+            scopes: Scopes::of(&[Scope::Read, Scope::Write]),
+            expires_at: Some(NOW),
+        };
+        let json = serde_json::to_string(&grant).unwrap();
+        assert_eq!(
+            json,
+            r#"{"scopes":["read","write"],"expires_at":"2026-11-27T12:00:00Z"}"#
+        );
+        assert_eq!(serde_json::from_str::<Grant>(&json).unwrap(), grant);
+    }
+}
