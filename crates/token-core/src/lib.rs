@@ -6,7 +6,7 @@
 //! ([`Token`]'s `FromStr`) is the only way in from text: it checks prefix, length, alphabet and
 //! checksum without I/O, so garbage is refused in nanoseconds.
 //!
-//! Nothing here reads the clock: expiry checks take `now` as an argument.
+//! Nothing here reads the clock except [`SystemClock`]: expiry checks take `now` as an argument.
 //!
 //! ```
 //! use token_core::{Grant, HashParams, Scope, Scopes, Token, TokenHash};
@@ -34,17 +34,23 @@
 //! ```
 
 mod base62;
+mod clock;
 mod error;
 mod grant;
 mod hash;
 mod scope;
 mod token;
 
+#[cfg(any(test, feature = "test-util"))]
+pub use clock::ManualClock;
+pub use clock::{Clock, SystemClock};
 pub use error::{Error, Malformed};
 pub use grant::Grant;
 pub use hash::{HASH_LEN, HashParams, SALT_LEN, TokenHash};
 pub use scope::{Scope, Scopes};
-pub use token::{CHECKSUM_LEN, ID_LEN, PREFIX, SECRET_LEN, TOKEN_LEN, TOKEN_REGEX, Token, TokenId};
+pub use token::{
+    CHECKSUM_LEN, ID_LEN, PREFIX, SECRET_LEN, TOKEN_LEN, TOKEN_REGEX, Token, TokenId, random_id,
+};
 
 /// Re-exported so that callers name the same `time` and `rand` this crate was built with.
 pub use {rand, time};

@@ -91,6 +91,20 @@ impl<'de> serde::Deserialize<'de> for TokenId {
     }
 }
 
+/// A random public identifier: `prefix` followed by 16 base62 characters (≈ 95 bits), for
+/// workspaces, members and other records that are named but not secret.
+///
+/// # Errors
+/// [`Error::Rng`] if the generator fails.
+pub fn random_id<R: TryCryptoRng + ?Sized>(rng: &mut R, prefix: &str) -> Result<String, Error> {
+    let mut chars = [0u8; ID_LEN];
+    fill_base62(rng, &mut chars)?;
+    let mut id = String::with_capacity(prefix.len() + ID_LEN);
+    id.push_str(prefix);
+    id.extend(chars.iter().map(|&c| char::from(c)));
+    Ok(id)
+}
+
 /// A whole token, id and secret: as powerful as a password.
 ///
 /// The only ways to get one are [`Token::generate`] and parsing ([`FromStr`]), which checks the

@@ -1,0 +1,374 @@
+//! The database the knowmind libraries share: connecting to SQLite or PostgreSQL, running
+//! migrations, and the small helpers both `audit` and `token-store` use to write one SQL text for
+//! both backends.
+//!
+//! Queries use sqlx's `Any` driver. Placeholders are written `$1, $2, …`, which PostgreSQL and
+//! sqlx's SQLite driver both accept. Times are stored as UTC microseconds since the Unix epoch
+//! (`BIGINT`), which both backends compare and index the same way.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyArguments, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, Executor, Transaction};
+use time::OffsetDateTime;
+
+use crate::error::Error;
+
+/// Which database a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file (WAL, `synchronous=FULL`, foreign keys on).
+    Sqlite,
+    /// A PostgreSQL server, possibly shared by several instances.
+    Postgres,
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Most connections in the pool.
+    pub max_connections: u32,
+    /// How long to wait for a free connection before failing.
+    pub acquire_timeout: Duration,
+    /// SQLite: how long a writer waits for the write lock.
+    pub busy_timeout: Duration,
+    /// PostgreSQL: the schema to use (created if missing). `None` uses the server's default
+    /// `search_path`. Letters, digits and `_` only.
+    pub schema: Option<String>,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+            schema: None,
+        }
+    }
+}
+
+/// A connection pool to the shared database.
+///
+/// `Debug` shows the backend only: a URL may carry a password.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+    url: Arc<str>,
+    schema: Option<Arc<str>>,
+}
+
+impl Db {
+    /// Connects to `url`: `postgres://…`/`postgresql://…`, `sqlite:…`, or a plain file path
+    /// (SQLite; the file is created if missing).
+    ///
+    /// # Errors
+    /// [`Error::BadUrl`] for a URL this build cannot serve; [`Error::Database`] if connecting
+    /// fails.
+    pub async fn connect(url: &str, options: &DbOptions) -> Result<Db, Error> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = normalize_url(url)?;
+        let schema = match &options.schema {
+            Some(s) if backend == Backend::Postgres => Some(Arc::<str>::from(valid_schema(s)?)),
+            _ => None,
+        };
+        if let (Backend::Postgres, Some(schema)) = (backend, &schema) {
+            // The schema must exist before any connection selects it.
+            let admin = AnyPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(options.acquire_timeout)
+                .connect(&url)
+                .await?;
+            admin
+                .execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+                .await?;
+            admin.close().await;
+        }
+        let busy_ms = options.busy_timeout.as_millis();
+        let setup_schema = schema.clone();
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                let schema = setup_schema.clone();
+                Box::pin(async move {
+                    match backend {
+                        Backend::Sqlite => {
+                            conn.execute(
+                                format!(
+                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms};"
+                                )
+                                .as_str(),
+                            )
+                            .await?;
+                        }
+                        Backend::Postgres => {
+                            if let Some(schema) = schema {
+                                conn.execute(format!("SET search_path TO {schema}").as_str())
+                                    .await?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        Ok(Db {
+            pool,
+            backend,
+            url: url.into(),
+            schema,
+        })
+    }
+
+    /// Runs `sqlite` or `postgres` (whichever matches the backend). Each crate brings its own
+    /// migrations with version numbers of its own range, so missing versions are ignored.
+    ///
+    /// # Errors
+    /// [`Error::Database`] if a migration fails; it is rolled back.
+    pub async fn migrate(&self, sqlite: &Migrator, postgres: &Migrator) -> Result<(), Error> {
+        let chosen = match self.backend {
+            Backend::Sqlite => sqlite,
+            Backend::Postgres => postgres,
+        };
+        let migrator = Migrator {
+            migrations: chosen.migrations.clone(),
+            ignore_missing: true,
+            locking: true,
+            no_tx: false,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The connection URL, for a PostgreSQL listener. Contains credentials: never log it.
+    pub fn url_secret(&self) -> &str {
+        &self.url
+    }
+
+    /// The PostgreSQL schema in use, if one was chosen.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading a read lock.
+    ///
+    /// # Errors
+    /// [`Error::Database`] if no connection or lock can be had in time.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, Error> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+fn normalize_url(url: &str) -> Result<(Backend, String), Error> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if !cfg!(feature = "postgres") {
+            return Err(Error::BadUrl(
+                "this build has no PostgreSQL support (feature `postgres`)",
+            ));
+        }
+        return Ok((Backend::Postgres, url.to_owned()));
+    }
+    if !cfg!(feature = "sqlite") {
+        return Err(Error::BadUrl(
+            "this build has no SQLite support (feature `sqlite`)",
+        ));
+    }
+    if url.is_empty() {
+        return Err(Error::BadUrl("empty"));
+    }
+    if url.contains("://") && !url.starts_with("sqlite://") {
+        return Err(Error::BadUrl(
+            "expected postgres://, sqlite: or a file path",
+        ));
+    }
+    let url = if url.starts_with("sqlite:") {
+        url.to_owned()
+    } else {
+        format!("sqlite://{url}")
+    };
+    // Create the file if it does not exist yet.
+    let url = if url.contains("mode=") {
+        url
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    };
+    Ok((Backend::Sqlite, url))
+}
+
+fn valid_schema(name: &str) -> Result<&str, Error> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit();
+    if ok {
+        Ok(name)
+    } else {
+        Err(Error::BadUrl("schema names are letters, digits and _"))
+    }
+}
+
+/// A time as stored: UTC microseconds since the Unix epoch.
+pub fn to_micros(t: OffsetDateTime) -> i64 {
+    // i64 microseconds span ±292,000 years; `time` itself stops at ±9999 years.
+    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+/// A stored time back as an [`OffsetDateTime`] in UTC.
+///
+/// # Errors
+/// [`Error::Corrupt`] if the value is outside the representable range.
+pub fn from_micros(us: i64) -> Result<OffsetDateTime, Error> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
+        .map_err(|_| Error::Corrupt("timestamp out of range"))
+}
+
+/// A value to bind in a [`Sql`] statement.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    /// An integer.
+    Int(i64),
+    /// An integer or NULL.
+    OptInt(Option<i64>),
+    /// Text.
+    Text(String),
+    /// Text or NULL.
+    OptText(Option<String>),
+}
+
+/// A statement built piece by piece, for filters known only at run time. Every value is bound,
+/// never spliced into the text; placeholders are numbered `$1, $2, …` for both backends.
+#[derive(Debug, Clone, Default)]
+pub struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    /// Starts with `text`.
+    pub fn new(text: &str) -> Self {
+        Sql {
+            text: text.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends literal SQL (never user input).
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder bound to `arg`.
+    pub fn bind(&mut self, arg: Arg) -> &mut Self {
+        self.args.push(arg);
+        self.text.push('$');
+        self.text.push_str(&self.args.len().to_string());
+        self
+    }
+
+    /// The text so far.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The query, ready to run.
+    pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
+        let mut query = sqlx::query(&self.text);
+        for arg in &self.args {
+            query = match arg {
+                Arg::Int(v) => query.bind(*v),
+                Arg::OptInt(v) => query.bind(*v),
+                Arg::Text(v) => query.bind(v.as_str()),
+                Arg::OptText(v) => query.bind(v.as_deref()),
+            };
+        }
+        query
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_understood() {
+        assert_eq!(
+            normalize_url("data/k.db").unwrap(),
+            (Backend::Sqlite, "sqlite://data/k.db?mode=rwc".into())
+        );
+        assert_eq!(
+            normalize_url("sqlite::memory:").unwrap().1,
+            "sqlite::memory:?mode=rwc"
+        );
+        assert_eq!(
+            normalize_url("sqlite://x.db?mode=ro").unwrap().1,
+            "sqlite://x.db?mode=ro"
+        );
+        assert!(matches!(
+            normalize_url("mysql://localhost/db"),
+            Err(Error::BadUrl(_))
+        ));
+        assert!(matches!(normalize_url(""), Err(Error::BadUrl(_))));
+    }
+
+    #[test]
+    fn schema_names_are_identifiers() {
+        assert!(valid_schema("test_1").is_ok());
+        for bad in ["", "1abc", "a;drop table x", "a b", "Ä"] {
+            assert!(valid_schema(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn micros_round_trip() {
+        let t = time::macros::datetime!(2026-11-27 12:34:56.789012 UTC);
+        assert_eq!(from_micros(to_micros(t)).unwrap(), t);
+        assert!(from_micros(i64::MAX).is_err());
+    }
+
+    #[test]
+    fn sql_numbers_placeholders() {
+        let mut sql = Sql::new("SELECT * FROM t WHERE a = ");
+        sql.bind(Arg::Int(1))
+            .push(" AND b = ")
+            .bind(Arg::Text("x".into()));
+        assert_eq!(sql.text(), "SELECT * FROM t WHERE a = $1 AND b = $2");
+    }
+}

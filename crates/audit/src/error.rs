@@ -1,0 +1,78 @@
+//! The one error type of this crate.
+
+use std::fmt;
+
+/// Everything that can go wrong in `audit`. Messages never contain a token, secret or hash.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database failed or refused a statement.
+    #[error("database error: {0}")]
+    Database(DbError),
+    /// The database URL is not one this build understands.
+    #[error("unsupported database URL: {0}")]
+    BadUrl(&'static str),
+    /// A query argument is invalid (an unknown action name, say).
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// Which argument.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A stored row cannot be decoded: the database holds something we never wrote.
+    #[error("corrupt audit row: {0}")]
+    Corrupt(&'static str),
+    /// The usage writer's queue is full: the caller should refuse the request quickly (503)
+    /// rather than wait without bound.
+    #[error("the usage writer is busy")]
+    Busy,
+    /// The usage writer has stopped.
+    #[error("the usage writer has stopped")]
+    Closed,
+}
+
+/// A database error, opaque so that the driver's types stay out of our API.
+pub struct DbError(sqlx::Error);
+
+impl DbError {
+    /// Whether the database refused the statement itself (a constraint, a trigger), as opposed to
+    /// a connection or pool failure.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self.0, sqlx::Error::Database(_))
+    }
+
+    /// Whether a uniqueness constraint refused the statement.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(&self.0, sqlx::Error::Database(e) if e.is_unique_violation())
+    }
+
+    /// Whether the pool had no free connection in time.
+    pub fn is_pool_timeout(&self) -> bool {
+        matches!(self.0, sqlx::Error::PoolTimedOut)
+    }
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Database(DbError(e))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Error::Database(DbError(sqlx::Error::Migrate(Box::new(e))))
+    }
+}

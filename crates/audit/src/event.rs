@@ -1,0 +1,245 @@
+//! What an audit event records: who did what to which target, from where, with what outcome.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use time::OffsetDateTime;
+use token_core::TokenId;
+
+use crate::error::Error;
+
+/// Who acted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Actor {
+    /// knowmind itself (bootstrap, expiry jobs).
+    #[default]
+    System,
+    /// A workspace member, by member id.
+    Member(String),
+    /// A request authenticated with a token, by token id.
+    Token(TokenId),
+}
+
+impl Actor {
+    /// `system`, `member` or `token`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Actor::System => "system",
+            Actor::Member(_) => "member",
+            Actor::Token(_) => "token",
+        }
+    }
+
+    /// The member or token id; `None` for the system.
+    pub fn id(&self) -> Option<String> {
+        match self {
+            Actor::System => None,
+            Actor::Member(id) => Some(id.clone()),
+            Actor::Token(id) => Some(id.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.id() {
+            Some(id) => write!(f, "{}:{id}", self.kind()),
+            None => f.write_str(self.kind()),
+        }
+    }
+}
+
+/// Where a change came from: the actor and the request that carried it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Context {
+    /// Who acted.
+    pub actor: Actor,
+    /// The client's address, as the server determined it.
+    pub client_ip: Option<IpAddr>,
+    /// The client's `User-Agent`, shortened to 256 characters when stored.
+    pub user_agent: Option<String>,
+    /// The request id, for correlating with server logs.
+    pub request_id: Option<String>,
+}
+
+impl Context {
+    /// A change made by knowmind itself, outside any request.
+    pub fn system() -> Self {
+        Context::default()
+    }
+
+    /// A change made by `actor`, outside any request.
+    pub fn of(actor: Actor) -> Self {
+        Context {
+            actor,
+            ..Context::default()
+        }
+    }
+}
+
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+        }
+
+        impl $name {
+            /// Every value.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            /// The stored name.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+
+            fn from_str(s: &str) -> Result<Self, Error> {
+                $name::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| Error::Invalid {
+                    field: stringify!($name),
+                    reason: format!(
+                        "unknown value (expected one of: {})",
+                        $name::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+named_enum! {
+    /// What happened.
+    Action {
+        /// A workspace was created (with its owner).
+        WorkspaceCreated => "workspace.created",
+        /// A member joined a workspace.
+        MemberAdded => "member.added",
+        /// A member's name, email or role changed.
+        MemberUpdated => "member.updated",
+        /// A token was issued.
+        TokenCreated => "token.created",
+        /// A token's name or description changed.
+        TokenUpdated => "token.updated",
+        /// A token was revoked.
+        TokenRevoked => "token.revoked",
+        /// A token was replaced by a new one.
+        TokenRotated => "token.rotated",
+        /// A token's stored hash was upgraded to the current scrypt parameters.
+        TokenRehashed => "token.rehashed",
+        /// A revoked token was presented again: it is still in someone's hands.
+        TokenReuse => "token.reuse",
+    }
+}
+
+named_enum! {
+    /// How it ended.
+    Outcome {
+        /// The change was made.
+        Success => "success",
+        /// It was attempted and refused.
+        Denied => "denied",
+    }
+}
+
+/// An event to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The workspace it concerns, if any.
+    pub workspace_id: Option<String>,
+    /// What happened.
+    pub action: Action,
+    /// The kind of thing acted on: `token`, `member`, `workspace`.
+    pub target_kind: Option<&'static str>,
+    /// Its id.
+    pub target_id: Option<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Anything else worth keeping, as JSON. Never a secret or hash.
+    pub details: serde_json::Value,
+}
+
+impl NewEvent {
+    /// A successful `action` on a token.
+    pub fn on_token(workspace_id: &str, action: Action, token: TokenId) -> Self {
+        NewEvent {
+            workspace_id: Some(workspace_id.to_owned()),
+            action,
+            target_kind: Some("token"),
+            target_id: Some(token.to_string()),
+            outcome: Outcome::Success,
+            details: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// The same event with `details`.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Event {
+    /// Position in the chain, from 1, without gaps.
+    pub seq: i64,
+    /// When it was appended (UTC).
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The workspace it concerns.
+    pub workspace_id: Option<String>,
+    /// `system`, `member` or `token`.
+    pub actor_kind: String,
+    /// The member or token id.
+    pub actor_id: Option<String>,
+    /// What happened, e.g. `token.revoked`.
+    pub action: String,
+    /// The kind of thing acted on.
+    pub target_kind: Option<String>,
+    /// Its id.
+    pub target_id: Option<String>,
+    /// The client's address.
+    pub client_ip: Option<String>,
+    /// The client's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// The request id.
+    pub request_id: Option<String>,
+    /// `success` or `denied`.
+    pub outcome: String,
+    /// Further details.
+    pub details: serde_json::Value,
+    /// Hash of the previous event (64 hex digits; zeros before the first).
+    pub prev_hash: String,
+    /// This event's hash, covering `prev_hash` and every field above.
+    pub hash: String,
+}
+
+/// Shortens free text from clients before it is stored.
+pub(crate) fn bounded(text: Option<&str>, max_chars: usize) -> Option<String> {
+    text.map(|t| {
+        t.chars()
+            .filter(|c| !c.is_control())
+            .take(max_chars)
+            .collect()
+    })
+}

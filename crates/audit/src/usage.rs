@@ -1,0 +1,485 @@
+//! Usage records: every verification of a known token id, accepted or refused, so that "which
+//! calls ran on this token, from which IPs, on which endpoints" has an exact answer.
+//!
+//! Records go through a [`UsageWriter`]: a background task that commits whatever has queued up
+//! in one transaction (group commit). Callers enqueue without waiting, or wait for the commit of
+//! their record; a full queue is refused at once ([`Error::Busy`]) instead of growing.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use sqlx::Row;
+use time::OffsetDateTime;
+use token_core::TokenId;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::{Arg, Db, Sql, from_micros, to_micros};
+use crate::error::Error;
+use crate::event::bounded;
+
+/// The result of one verification, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum UsageOutcome {
+    /// The token was accepted.
+    Accepted,
+    /// The secret did not match the stored hash.
+    WrongSecret,
+    /// The token is revoked.
+    Revoked,
+    /// The token has expired.
+    Expired,
+    /// The token lacks a scope the call needs.
+    InsufficientScope,
+    /// The client was rate-limited.
+    RateLimited,
+    /// The server was too busy to verify.
+    Busy,
+}
+
+impl UsageOutcome {
+    const ALL: [UsageOutcome; 7] = [
+        UsageOutcome::Accepted,
+        UsageOutcome::WrongSecret,
+        UsageOutcome::Revoked,
+        UsageOutcome::Expired,
+        UsageOutcome::InsufficientScope,
+        UsageOutcome::RateLimited,
+        UsageOutcome::Busy,
+    ];
+
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            UsageOutcome::Accepted => "accepted",
+            UsageOutcome::WrongSecret => "wrong_secret",
+            UsageOutcome::Revoked => "revoked",
+            UsageOutcome::Expired => "expired",
+            UsageOutcome::InsufficientScope => "insufficient_scope",
+            UsageOutcome::RateLimited => "rate_limited",
+            UsageOutcome::Busy => "busy",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or(Error::Corrupt("unknown usage outcome"))
+    }
+}
+
+/// One verification, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// When.
+    pub at: OffsetDateTime,
+    /// Which token (by id; never the token).
+    pub token_id: TokenId,
+    /// The token's workspace.
+    pub workspace_id: Option<String>,
+    /// The client's address.
+    pub client_ip: Option<IpAddr>,
+    /// HTTP method (or another verb for non-HTTP callers).
+    pub method: String,
+    /// The route template (`/v1/notes/{id}`), not the raw path, so records group by endpoint.
+    pub route: String,
+    /// The response status, when known.
+    pub status: Option<u16>,
+    /// The client's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// What the verification concluded.
+    pub outcome: UsageOutcome,
+}
+
+/// A stored usage record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredUsage {
+    /// Row id; also the paging cursor.
+    pub id: i64,
+    /// The record.
+    #[serde(flatten)]
+    pub record: UsageRecordView,
+}
+
+/// The fields of a stored usage record, in serialisable form.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UsageRecordView {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Which token.
+    pub token_id: TokenId,
+    /// The client's address.
+    pub client_ip: Option<String>,
+    /// HTTP method.
+    pub method: String,
+    /// Route template.
+    pub route: String,
+    /// Response status.
+    pub status: Option<u16>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+    /// Outcome.
+    pub outcome: UsageOutcome,
+}
+
+/// Where a token was used from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IpUse {
+    /// The client address (`null` when unknown).
+    pub ip: Option<String>,
+    /// First use from it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_seen: OffsetDateTime,
+    /// Last use from it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+    /// How many calls.
+    pub count: i64,
+}
+
+/// Which endpoint a token called.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RouteUse {
+    /// HTTP method.
+    pub method: String,
+    /// Route template.
+    pub route: String,
+    /// First call.
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_seen: OffsetDateTime,
+    /// Last call.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+    /// How many calls.
+    pub count: i64,
+}
+
+/// Distinct addresses and endpoints of one token, most recent first.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UsageSummary {
+    /// All recorded calls.
+    pub total: i64,
+    /// By client address.
+    pub ips: Vec<IpUse>,
+    /// By endpoint.
+    pub routes: Vec<RouteUse>,
+}
+
+/// Settings of the usage writer.
+#[derive(Debug, Clone)]
+pub struct UsageConfig {
+    /// Records that may wait in memory; beyond that, [`UsageWriter::record`] says busy.
+    pub queue: usize,
+    /// Most records committed in one transaction.
+    pub batch: usize,
+    /// How long records are kept by [`crate::Audit::prune_usage`]'s default (90 days).
+    pub retention: time::Duration,
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        UsageConfig {
+            queue: 65_536,
+            batch: 2_000,
+            retention: time::Duration::days(90),
+        }
+    }
+}
+
+enum Message {
+    Record(UsageRecord, Option<oneshot::Sender<bool>>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Queues usage records for a background task that commits them in batches.
+///
+/// Cloning is cheap; every clone feeds the same task. The task ends when every clone is dropped,
+/// after committing what was queued.
+#[derive(Clone)]
+pub struct UsageWriter {
+    tx: mpsc::Sender<Message>,
+}
+
+impl std::fmt::Debug for UsageWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsageWriter")
+            .field("queued", &(self.tx.max_capacity() - self.tx.capacity()))
+            .finish()
+    }
+}
+
+/// Resolves when a record has been committed.
+#[derive(Debug)]
+pub struct Committed(oneshot::Receiver<bool>);
+
+impl Committed {
+    /// Waits for the commit.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] if the record could not be written (the database kept failing) or the
+    /// writer stopped first.
+    pub async fn wait(self) -> Result<(), Error> {
+        match self.0.await {
+            Ok(true) => Ok(()),
+            _ => Err(Error::Closed),
+        }
+    }
+}
+
+impl UsageWriter {
+    /// Starts the background task on the current tokio runtime.
+    pub fn spawn(db: Db, config: &UsageConfig) -> UsageWriter {
+        let (tx, rx) = mpsc::channel(config.queue.max(1));
+        tokio::spawn(run(db, rx, config.batch.max(1)));
+        UsageWriter { tx }
+    }
+
+    /// Queues `record` without waiting.
+    ///
+    /// # Errors
+    /// [`Error::Busy`] when the queue is full; [`Error::Closed`] when the writer has stopped.
+    pub fn record(&self, record: UsageRecord) -> Result<(), Error> {
+        self.send(Message::Record(record, None))
+    }
+
+    /// Queues `record` and returns a handle that resolves once it is committed.
+    ///
+    /// # Errors
+    /// As [`UsageWriter::record`].
+    pub fn record_committed(&self, record: UsageRecord) -> Result<Committed, Error> {
+        let (done, wait) = oneshot::channel();
+        self.send(Message::Record(record, Some(done)))?;
+        Ok(Committed(wait))
+    }
+
+    /// Waits until everything queued before this call is committed (or given up on).
+    ///
+    /// # Errors
+    /// [`Error::Closed`] when the writer has stopped.
+    pub async fn flush(&self) -> Result<(), Error> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Message::Flush(done))
+            .await
+            .map_err(|_| Error::Closed)?;
+        wait.await.map_err(|_| Error::Closed)
+    }
+
+    fn send(&self, message: Message) -> Result<(), Error> {
+        self.tx.try_send(message).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::Busy,
+            mpsc::error::TrySendError::Closed(_) => Error::Closed,
+        })
+    }
+}
+
+async fn run(db: Db, mut rx: mpsc::Receiver<Message>, batch_max: usize) {
+    let mut messages = Vec::with_capacity(batch_max);
+    while rx.recv_many(&mut messages, batch_max).await > 0 {
+        let mut records = Vec::with_capacity(messages.len());
+        let mut waiters = Vec::new();
+        let mut flushes = Vec::new();
+        for message in messages.drain(..) {
+            match message {
+                Message::Record(record, waiter) => {
+                    records.push(record);
+                    waiters.extend(waiter);
+                }
+                Message::Flush(done) => flushes.push(done),
+            }
+        }
+        let ok = write_with_retry(&db, &records).await;
+        for waiter in waiters {
+            let _ = waiter.send(ok);
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn write_with_retry(db: &Db, records: &[UsageRecord]) -> bool {
+    if records.is_empty() {
+        return true;
+    }
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=4 {
+        match write_batch(db, records).await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, records = records.len(), "usage batch not written");
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+            }
+        }
+    }
+    tracing::error!(
+        records = records.len(),
+        "usage records dropped after repeated failures"
+    );
+    false
+}
+
+/// Rows per INSERT: 10 values each keeps a statement under SQLite's 32,766 parameters.
+const ROWS_PER_STATEMENT: usize = 500;
+
+async fn write_batch(db: &Db, records: &[UsageRecord]) -> Result<(), Error> {
+    let mut tx = db.begin_write().await?;
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(
+            "INSERT INTO usage_records (at_us, token_id, workspace_id, client_ip, method, route, \
+             status, user_agent, outcome) VALUES ",
+        );
+        for (i, r) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" });
+            sql.bind(Arg::Int(to_micros(r.at)))
+                .push(", ")
+                .bind(Arg::Text(r.token_id.to_string()))
+                .push(", ")
+                .bind(Arg::OptText(r.workspace_id.clone()))
+                .push(", ")
+                .bind(Arg::OptText(r.client_ip.map(|ip| ip.to_string())))
+                .push(", ")
+                .bind(Arg::Text(bounded(Some(&r.method), 16).unwrap_or_default()))
+                .push(", ")
+                .bind(Arg::Text(bounded(Some(&r.route), 256).unwrap_or_default()))
+                .push(", ")
+                .bind(Arg::OptInt(r.status.map(i64::from)))
+                .push(", ")
+                .bind(Arg::OptText(bounded(r.user_agent.as_deref(), 256)))
+                .push(", ")
+                .bind(Arg::Text(r.outcome.as_str().to_owned()))
+                .push(")");
+        }
+        sql.query().execute(&mut *tx).await?;
+    }
+    // The latest accepted use per token, one row each (PostgreSQL refuses to upsert a row twice
+    // in one statement).
+    let mut latest: HashMap<TokenId, &UsageRecord> = HashMap::new();
+    for r in records
+        .iter()
+        .filter(|r| r.outcome == UsageOutcome::Accepted)
+    {
+        let slot = latest.entry(r.token_id).or_insert(r);
+        if r.at >= slot.at {
+            *slot = r;
+        }
+    }
+    let latest: Vec<_> = latest.into_values().collect();
+    for chunk in latest.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new("INSERT INTO token_last_use (token_id, at_us, client_ip) VALUES ");
+        for (i, r) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" });
+            sql.bind(Arg::Text(r.token_id.to_string()))
+                .push(", ")
+                .bind(Arg::Int(to_micros(r.at)))
+                .push(", ")
+                .bind(Arg::OptText(r.client_ip.map(|ip| ip.to_string())))
+                .push(")");
+        }
+        sql.push(
+            " ON CONFLICT (token_id) DO UPDATE SET at_us = excluded.at_us, \
+             client_ip = excluded.client_ip WHERE excluded.at_us >= token_last_use.at_us",
+        );
+        sql.query().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A token's usage records, newest first, older than the cursor `before_id`.
+pub(crate) async fn records(
+    db: &Db,
+    token: TokenId,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<StoredUsage>, Error> {
+    let mut sql = Sql::new(
+        "SELECT id, at_us, token_id, client_ip, method, route, status, user_agent, outcome \
+         FROM usage_records WHERE token_id = ",
+    );
+    sql.bind(Arg::Text(token.to_string()));
+    if let Some(before) = before_id {
+        sql.push(" AND id < ").bind(Arg::Int(before));
+    }
+    sql.push(" ORDER BY id DESC LIMIT ").bind(Arg::Int(limit));
+    let rows = sql.query().fetch_all(db.pool()).await?;
+    rows.iter()
+        .map(|row| {
+            let token_id: String = row.try_get("token_id")?;
+            let status: Option<i64> = row.try_get("status")?;
+            let outcome: String = row.try_get("outcome")?;
+            Ok(StoredUsage {
+                id: row.try_get("id")?,
+                record: UsageRecordView {
+                    at: from_micros(row.try_get("at_us")?)?,
+                    token_id: token_id.parse().map_err(|_| Error::Corrupt("token id"))?,
+                    client_ip: row.try_get("client_ip")?,
+                    method: row.try_get("method")?,
+                    route: row.try_get("route")?,
+                    status: status.and_then(|s| u16::try_from(s).ok()),
+                    user_agent: row.try_get("user_agent")?,
+                    outcome: UsageOutcome::parse(&outcome)?,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Distinct addresses and endpoints of a token.
+pub(crate) async fn summary(db: &Db, token: TokenId) -> Result<UsageSummary, Error> {
+    let id = token.to_string();
+    let ips = sqlx::query(
+        "SELECT client_ip, MIN(at_us) AS first_us, MAX(at_us) AS last_us, COUNT(*) AS n \
+         FROM usage_records WHERE token_id = $1 GROUP BY client_ip ORDER BY last_us DESC",
+    )
+    .bind(id.as_str())
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(IpUse {
+            ip: row.try_get("client_ip")?,
+            first_seen: from_micros(row.try_get("first_us")?)?,
+            last_seen: from_micros(row.try_get("last_us")?)?,
+            count: row.try_get("n")?,
+        })
+    })
+    .collect::<Result<Vec<_>, Error>>()?;
+    let routes = sqlx::query(
+        "SELECT method, route, MIN(at_us) AS first_us, MAX(at_us) AS last_us, COUNT(*) AS n \
+         FROM usage_records WHERE token_id = $1 GROUP BY method, route ORDER BY last_us DESC",
+    )
+    .bind(id.as_str())
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(RouteUse {
+            method: row.try_get("method")?,
+            route: row.try_get("route")?,
+            first_seen: from_micros(row.try_get("first_us")?)?,
+            last_seen: from_micros(row.try_get("last_us")?)?,
+            count: row.try_get("n")?,
+        })
+    })
+    .collect::<Result<Vec<_>, Error>>()?;
+    Ok(UsageSummary {
+        total: ips.iter().map(|ip| ip.count).sum(),
+        ips,
+        routes,
+    })
+}
+
+/// Deletes usage records older than `before`; returns how many.
+pub(crate) async fn prune(db: &Db, before: OffsetDateTime) -> Result<u64, Error> {
+    let done = sqlx::query("DELETE FROM usage_records WHERE at_us < $1")
+        .bind(to_micros(before))
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected())
+}
