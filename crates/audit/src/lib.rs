@@ -54,7 +54,7 @@ pub use error::{DbError, Error};
 pub use event::{Action, Actor, Context, Event, NewEvent, Outcome};
 pub use usage::{
     Committed, IpUse, RouteUse, StoredUsage, UsageConfig, UsageOutcome, UsageRecord,
-    UsageRecordView, UsageSummary, UsageWriter,
+    UsageRecordView, UsageSlot, UsageSummary, UsageWriter,
 };
 
 use crate::db::{Arg, Db, Sql, to_micros};

@@ -212,6 +212,22 @@ impl std::fmt::Debug for UsageWriter {
     }
 }
 
+/// Room for one record in the writer's queue, reserved by [`UsageWriter::reserve`].
+pub struct UsageSlot(mpsc::OwnedPermit<Message>);
+
+impl UsageSlot {
+    /// Queues `record` in the reserved room; never fails.
+    pub fn record(self, record: UsageRecord) {
+        self.0.send(Message::Record(record, None));
+    }
+}
+
+impl std::fmt::Debug for UsageSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UsageSlot")
+    }
+}
+
 /// Resolves when a record has been committed.
 #[derive(Debug)]
 pub struct Committed(oneshot::Receiver<bool>);
@@ -254,6 +270,22 @@ impl UsageWriter {
         let (done, wait) = oneshot::channel();
         self.send(Message::Record(record, Some(done)))?;
         Ok(Committed(wait))
+    }
+
+    /// Reserves room for one record, to be filled in later (when the response status is known).
+    /// Dropping the slot unused gives the room back.
+    ///
+    /// # Errors
+    /// [`Error::Busy`] when the queue is full; [`Error::Closed`] when the writer has stopped.
+    pub fn reserve(&self) -> Result<UsageSlot, Error> {
+        self.tx
+            .clone()
+            .try_reserve_owned()
+            .map(UsageSlot)
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => Error::Busy,
+                mpsc::error::TrySendError::Closed(_) => Error::Closed,
+            })
     }
 
     /// Waits until everything queued before this call is committed (or given up on).

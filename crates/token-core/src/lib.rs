@@ -48,6 +48,8 @@ pub use error::{Error, Malformed};
 pub use grant::Grant;
 pub use hash::{HASH_LEN, HashParams, SALT_LEN, TokenHash};
 pub use scope::{Scope, Scopes};
+#[cfg(any(test, feature = "test-util"))]
+pub use token::checksummed;
 pub use token::{
     CHECKSUM_LEN, ID_LEN, PREFIX, SECRET_LEN, TOKEN_LEN, TOKEN_REGEX, Token, TokenId, random_id,
 };

@@ -14,13 +14,12 @@ fn setup(seed: u64) -> (ChaCha20Rng, Token, TokenHash) {
 /// `text` with the character at `position` replaced and the checksum recomputed, so that it
 /// parses: a different token that differs from the original in exactly one id/secret character.
 fn with_substitution(text: &str, position: usize) -> Token {
-    let mut bytes = text.as_bytes().to_vec();
-    bytes[position] = if bytes[position] == b'x' { b'y' } else { b'x' };
-    let start = PREFIX.len();
-    let end = TOKEN_LEN - CHECKSUM_LEN;
-    let sum = crate::base62::checksum(&bytes[start..end]);
-    bytes[end..].copy_from_slice(&sum);
-    String::from_utf8(bytes).unwrap().parse().unwrap()
+    let mut body = text.as_bytes()[PREFIX.len()..TOKEN_LEN - CHECKSUM_LEN].to_vec();
+    let i = position - PREFIX.len();
+    body[i] = if body[i] == b'x' { b'y' } else { b'x' };
+    crate::token::checksummed(std::str::from_utf8(&body).unwrap())
+        .parse()
+        .unwrap()
 }
 
 #[test]

@@ -1,0 +1,68 @@
+//! knowmind token storage and verification, for embedding in Rust services.
+//!
+//! A [`Store`] opens a database from a URL — a SQLite file by default, PostgreSQL (feature
+//! `postgres`) when several instances share the load — runs its migrations, and then:
+//!
+//! - manages workspaces, members and tokens: create (the plaintext is returned exactly once),
+//!   get, list with filters and cursor paging, update, revoke (idempotent), rotate (with an
+//!   optional grace period, in one transaction, keeping the old→new link);
+//! - records every change in the tamper-evident audit log **in the same transaction** (see the
+//!   `audit` crate): if the event cannot be written, the change does not happen;
+//! - verifies presented tokens ([`Store::verify`]): parse, cache, one indexed lookup, scrypt on a
+//!   bounded pool, expiry and scope — and writes a usage record for every verification of a known
+//!   token.
+//!
+//! Refusals are one error kind, [`Error::Unauthorized`], whatever the reason; the precise
+//! [`Refusal`] is for logs and usage records.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), token_store::Error> {
+//! use audit::Context;
+//! use token_core::{HashParams, Scope, Scopes};
+//! use token_store::{Call, NewMember, NewToken, Role, Store, StoreOptions};
+//!
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("knowmind.db");
+//! # let path = path.to_str().unwrap();
+//! let store = Store::open(path, StoreOptions::default()).await?;
+//! let owner = NewMember { name: "Ada".into(), email: "ada@example.org".into(), role: Role::Owner };
+//! let (workspace, ada) = store.create_workspace("acme", owner, &Context::system()).await?;
+//!
+//! let new = NewToken {
+//!     owner_id: ada.id.clone(),
+//!     name: "laptop".into(),
+//!     description: String::new(),
+//!     client: "ada's laptop".into(),
+//!     scopes: Scope::Read.into(),
+//!     expires_at: None,
+//! };
+//! let (record, token) = store.create_token(&workspace.id, new, &Context::system()).await?;
+//! // Show token.expose_secret() to Ada once. Later, a request presents it:
+//! let call = Call { method: "GET".into(), route: "/v1/notes".into(), ..Call::default() };
+//! let verified = store.verify(token.expose_secret(), Scope::Read.into(), &call).await?;
+//! assert_eq!(verified.principal().token_id, record.id);
+//! verified.finish(200);
+//!
+//! let refused = store.verify(token.expose_secret(), Scope::Write.into(), &call).await;
+//! assert!(matches!(refused, Err(token_store::Error::Forbidden { .. })));
+//! # store.close().await;
+//! # Ok(()) }
+//! ```
+
+mod cache;
+mod error;
+mod hash_pool;
+mod listener;
+mod model;
+mod store;
+mod validate;
+mod verify;
+
+pub use error::{Error, Refusal};
+pub use model::{
+    Call, Member, MemberUpdate, NewMember, NewToken, Page, Principal, Role, Rotation, TokenFilter,
+    TokenRecord, TokenState, TokenUpdate, Workspace,
+};
+pub use store::{Store, StoreOptions};
+pub use verify::Verified;

@@ -1,0 +1,277 @@
+//! What the store holds and what its operations take.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use time::{Duration, OffsetDateTime};
+use token_core::{Scopes, TokenId};
+
+use crate::error::Error;
+
+/// A tenant: members and tokens belong to exactly one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Workspace {
+    /// `ws_` and 16 base62 characters.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A member's role in a workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Created the workspace; can do everything.
+    Owner,
+    /// Manages tokens, members and the audit log.
+    Admin,
+    /// Uses the workspace.
+    Member,
+}
+
+impl Role {
+    /// `owner`, `admin` or `member`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "owner" => Ok(Role::Owner),
+            "admin" => Ok(Role::Admin),
+            "member" => Ok(Role::Member),
+            _ => Err(Error::invalid("role", "expected owner, admin or member")),
+        }
+    }
+}
+
+/// A person (or service account) in a workspace.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Member {
+    /// `mem_` and 16 base62 characters.
+    pub id: String,
+    /// The workspace.
+    pub workspace_id: String,
+    /// Display name.
+    pub name: String,
+    /// Email, lower-cased; unique within the workspace.
+    pub email: String,
+    /// Role.
+    pub role: Role,
+    /// When they joined.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A member to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMember {
+    /// Display name (1–100 characters).
+    pub name: String,
+    /// Email address.
+    pub email: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// Changes to a member; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberUpdate {
+    /// New display name.
+    pub name: Option<String>,
+    /// New email.
+    pub email: Option<String>,
+    /// New role.
+    pub role: Option<Role>,
+}
+
+/// Where a token stands at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenState {
+    /// Usable.
+    Active,
+    /// Past its expiry time.
+    Expired,
+    /// Revoked (including a rotated token whose grace period has ended).
+    Revoked,
+}
+
+impl TokenState {
+    /// `active`, `expired` or `revoked`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TokenState::Active => "active",
+            TokenState::Expired => "expired",
+            TokenState::Revoked => "revoked",
+        }
+    }
+
+    /// The state at `now` of a token with these revocation and expiry times. Revocation wins.
+    pub fn at(
+        now: OffsetDateTime,
+        revoked_at: Option<OffsetDateTime>,
+        expires_at: Option<OffsetDateTime>,
+    ) -> TokenState {
+        if revoked_at.is_some_and(|at| at <= now) {
+            TokenState::Revoked
+        } else if expires_at.is_some_and(|at| at <= now) {
+            TokenState::Expired
+        } else {
+            TokenState::Active
+        }
+    }
+}
+
+impl fmt::Display for TokenState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored token, without its hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenRecord {
+    /// The public id.
+    pub id: TokenId,
+    /// The workspace.
+    pub workspace_id: String,
+    /// The member it belongs to.
+    pub owner_id: String,
+    /// Name, e.g. `ci-deploy`.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// The device or application it is for (`laptop-ada`, `github-actions`).
+    pub client: String,
+    /// Scopes as issued.
+    pub scopes: Scopes,
+    /// When it was issued.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Who issued it (`member:…`, `token:…`, `system`).
+    pub created_by: String,
+    /// When it stops working; `None` = never.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// When it was (or, during a rotation grace period, will be) revoked.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Why.
+    pub revoked_reason: Option<String>,
+    /// By whom.
+    pub revoked_by: Option<String>,
+    /// The token this one replaced.
+    pub rotated_from: Option<TokenId>,
+    /// The token that replaced this one.
+    pub rotated_to: Option<TokenId>,
+    /// Last accepted use.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// From where.
+    pub last_used_ip: Option<String>,
+    /// State when this record was read.
+    pub state: TokenState,
+}
+
+/// A token to issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewToken {
+    /// The member it belongs to.
+    pub owner_id: String,
+    /// Name (1–100 characters).
+    pub name: String,
+    /// What it is for (up to 1,000 characters).
+    pub description: String,
+    /// The device or application it is for (up to 100 characters).
+    pub client: String,
+    /// At least one scope.
+    pub scopes: Scopes,
+    /// Expiry, in the future; `None` = never.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// Changes to a token's descriptive fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+}
+
+/// How to rotate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rotation {
+    /// Keep the old token working this long (at most 7 days); `None` revokes it at once.
+    pub grace: Option<Duration>,
+    /// Expiry of the new token. `None` keeps the old token's lifetime (same length, from now).
+    pub expires_at: Option<Option<OffsetDateTime>>,
+}
+
+/// Which tokens [`crate::Store::list_tokens`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenFilter {
+    /// State (default: all).
+    pub state: Option<TokenState>,
+    /// Name contains this (case-insensitive).
+    pub name: Option<String>,
+    /// Carries this scope (as issued).
+    pub scope: Option<token_core::Scope>,
+    /// Expires before this time.
+    pub expires_before: Option<OffsetDateTime>,
+    /// Not used since this time (never-used tokens included).
+    pub last_used_before: Option<OffsetDateTime>,
+}
+
+/// A page of results and the cursor for the next one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The call a token is presented for: recorded with the usage record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Call {
+    /// The client's address.
+    pub client_ip: Option<IpAddr>,
+    /// HTTP method (or another verb).
+    pub method: String,
+    /// Route template, e.g. `/v1/notes/{id}`.
+    pub route: String,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+    /// Request id.
+    pub request_id: Option<String>,
+}
+
+/// Who a verified token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Principal {
+    /// The token.
+    pub token_id: TokenId,
+    /// Its workspace.
+    pub workspace_id: String,
+    /// The member it belongs to.
+    pub owner_id: String,
+    /// Its scopes, as issued.
+    pub scopes: Scopes,
+    /// When it expires.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}

@@ -1,0 +1,959 @@
+//! The [`Store`]: opening the database and every state change, each with its audit event in the
+//! same transaction.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use audit::db::{Arg, Backend, Db, DbOptions, Sql, from_micros, to_micros};
+use audit::{Action, Audit, Context, NewEvent, Outcome, UsageConfig, UsageWriter};
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use time::{Duration, OffsetDateTime};
+use token_core::rand::TryRng;
+use token_core::rand::rngs::SysRng;
+use token_core::{Clock, HashParams, Scopes, SystemClock, Token, TokenHash, TokenId, random_id};
+
+use crate::cache::Cache;
+use crate::error::Error;
+use crate::hash_pool::HashPool;
+use crate::model::*;
+use crate::validate;
+
+/// How to open a [`Store`].
+#[derive(Clone)]
+pub struct StoreOptions {
+    /// Connection pool settings.
+    pub db: DbOptions,
+    /// scrypt parameters for new hashes (stored hashes with others are upgraded on use).
+    pub hash_params: HashParams,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Threads that run scrypt; at most this many hashes (16 MiB each) run at once.
+    pub hash_threads: usize,
+    /// Verifications that may wait for a scrypt thread; beyond that, [`Error::Busy`].
+    pub hash_queue: usize,
+    /// Most tokens remembered as verified.
+    pub cache_capacity: usize,
+    /// How long a remembered verification is trusted before the token's state is re-read from
+    /// the database (revocations on other instances are seen within this bound). Zero re-reads
+    /// on every request.
+    pub max_staleness: Duration,
+    /// The usage writer's queue, batch size and retention.
+    pub usage: UsageConfig,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        StoreOptions {
+            db: DbOptions::default(),
+            hash_params: HashParams::DEFAULT,
+            clock: Arc::new(SystemClock),
+            hash_threads: cpus,
+            hash_queue: 2 * cpus,
+            cache_capacity: 100_000,
+            max_staleness: Duration::SECOND,
+            usage: UsageConfig::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("db", &self.db)
+            .field("hash_params", &self.hash_params)
+            .field("hash_threads", &self.hash_threads)
+            .field("hash_queue", &self.hash_queue)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("max_staleness", &self.max_staleness)
+            .field("usage", &self.usage)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tokens, members and workspaces, with verification. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) db: Db,
+    pub(crate) audit: Audit,
+    pub(crate) params: HashParams,
+    pub(crate) clock: ClockHandle,
+    pub(crate) hasher: HashPool,
+    pub(crate) cache: Arc<Cache>,
+    pub(crate) usage: UsageWriter,
+    pub(crate) max_staleness: Duration,
+    pub(crate) notify_channel: String,
+    /// When each revoked token was last reported as reused, to report it once a minute at most.
+    pub(crate) reuse_reported: Mutex<HashMap<TokenId, OffsetDateTime>>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub(crate) struct ClockHandle(pub(crate) Arc<dyn Clock>);
+
+impl std::fmt::Debug for ClockHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
+    }
+}
+
+impl Store {
+    /// Opens (and migrates) the database at `url`: a SQLite file path or `sqlite:` URL, or a
+    /// `postgres://` URL. Starts the usage writer and, on PostgreSQL, the revocation listener, on
+    /// the current tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if the database cannot be opened or migrated;
+    /// [`Error::Invalid`] for unusable options.
+    pub async fn open(url: &str, options: StoreOptions) -> Result<Store, Error> {
+        let db = Db::connect(url, &options.db).await?;
+        Store::with_db(db, options).await
+    }
+
+    /// Like [`Store::open`], on a database that is already connected.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub async fn with_db(db: Db, options: StoreOptions) -> Result<Store, Error> {
+        audit::migrate(&db).await?;
+        db.migrate(
+            &sqlx::migrate!("migrations/sqlite"),
+            &sqlx::migrate!("migrations/postgres"),
+        )
+        .await?;
+        let mut key = [0u8; 32];
+        SysRng
+            .try_fill_bytes(&mut key)
+            .map_err(|_| Error::invalid("random", "the operating system's generator failed"))?;
+        let cache = Arc::new(Cache::new(options.cache_capacity, key));
+        let notify_channel = format!("knowmind_tokens_{}", db.schema().unwrap_or("public"));
+        let listener = match db.backend() {
+            Backend::Sqlite => None,
+            Backend::Postgres => crate::listener::spawn(&db, &notify_channel, cache.clone()),
+        };
+        Ok(Store {
+            inner: Arc::new(Inner {
+                audit: Audit::new(db.clone()),
+                usage: UsageWriter::spawn(db.clone(), &options.usage),
+                hasher: HashPool::new(options.hash_threads, options.hash_queue)?,
+                params: options.hash_params,
+                clock: ClockHandle(options.clock),
+                cache,
+                max_staleness: options.max_staleness,
+                notify_channel,
+                reuse_reported: Mutex::new(HashMap::new()),
+                listener,
+                db,
+            }),
+        })
+    }
+
+    /// The audit log (events, chain verification, usage queries).
+    pub fn audit(&self) -> &Audit {
+        &self.inner.audit
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// The usage writer, for callers that record usage of their own.
+    pub fn usage_writer(&self) -> &UsageWriter {
+        &self.inner.usage
+    }
+
+    /// Commits every queued usage record, then closes the database pool.
+    pub async fn close(&self) {
+        if let Err(e) = self.inner.usage.flush().await {
+            tracing::warn!(error = %e, "usage records not flushed on close");
+        }
+        self.inner.db.close().await;
+    }
+
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        self.inner.clock.0.now()
+    }
+
+    // ----- workspaces and members -----
+
+    /// Creates a workspace and its owner.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad name or owner; [`Error::Conflict`] if the name is taken.
+    pub async fn create_workspace(
+        &self,
+        name: &str,
+        owner: NewMember,
+        context: &Context,
+    ) -> Result<(Workspace, Member), Error> {
+        let name = validate::line("workspace name", name, 64)?;
+        let now = self.now();
+        let workspace = Workspace {
+            id: new_id("ws_")?,
+            name,
+            created_at: from_micros(to_micros(now))?,
+        };
+        let owner = NewMember {
+            role: Role::Owner,
+            ..owner
+        };
+        let mut tx = self.inner.db.begin_write().await?;
+        sqlx::query("INSERT INTO workspaces (id, name, created_at_us) VALUES ($1, $2, $3)")
+            .bind(workspace.id.as_str())
+            .bind(workspace.name.as_str())
+            .bind(to_micros(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict(e, "a workspace with this name exists"))?;
+        let event = NewEvent {
+            workspace_id: Some(workspace.id.clone()),
+            action: Action::WorkspaceCreated,
+            target_kind: Some("workspace"),
+            target_id: Some(workspace.id.clone()),
+            outcome: Outcome::Success,
+            details: json!({ "name": workspace.name }),
+        };
+        audit::append(&mut tx, context, &event, now).await?;
+        let member = insert_member(&mut tx, &workspace.id, owner, context, now).await?;
+        tx.commit().await?;
+        Ok((workspace, member))
+    }
+
+    /// A workspace by id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub async fn get_workspace(&self, id: &str) -> Result<Workspace, Error> {
+        let row = sqlx::query("SELECT id, name, created_at_us FROM workspaces WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.inner.db.pool())
+            .await?
+            .ok_or(Error::NotFound { what: "workspace" })?;
+        Ok(Workspace {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            created_at: from_micros(row.try_get("created_at_us")?)?,
+        })
+    }
+
+    /// Adds a member to a workspace.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown workspace; [`Error::Invalid`]; [`Error::Conflict`] if
+    /// the email is already a member.
+    pub async fn add_member(
+        &self,
+        workspace_id: &str,
+        member: NewMember,
+        context: &Context,
+    ) -> Result<Member, Error> {
+        let now = self.now();
+        let mut tx = self.inner.db.begin_write().await?;
+        ensure_workspace(&mut tx, workspace_id).await?;
+        let member = insert_member(&mut tx, workspace_id, member, context, now).await?;
+        tx.commit().await?;
+        Ok(member)
+    }
+
+    /// Changes a member's name, email or role.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Invalid`]; [`Error::Conflict`] for a taken email.
+    pub async fn update_member(
+        &self,
+        workspace_id: &str,
+        member_id: &str,
+        update: MemberUpdate,
+        context: &Context,
+    ) -> Result<Member, Error> {
+        let now = self.now();
+        let current = self.get_member(workspace_id, member_id).await?;
+        let name = update
+            .name
+            .as_deref()
+            .map(|n| validate::line("name", n, 100))
+            .transpose()?;
+        let email = update.email.as_deref().map(validate::email).transpose()?;
+        let updated = Member {
+            name: name.unwrap_or_else(|| current.name.clone()),
+            email: email.unwrap_or_else(|| current.email.clone()),
+            role: update.role.unwrap_or(current.role),
+            ..current.clone()
+        };
+        let mut tx = self.inner.db.begin_write().await?;
+        sqlx::query("UPDATE members SET name = $1, email = $2, role = $3 WHERE id = $4 AND workspace_id = $5")
+            .bind(updated.name.as_str())
+            .bind(updated.email.as_str())
+            .bind(updated.role.as_str())
+            .bind(member_id)
+            .bind(workspace_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict(e, "another member has this email"))?;
+        let event = NewEvent {
+            workspace_id: Some(workspace_id.to_owned()),
+            action: Action::MemberUpdated,
+            target_kind: Some("member"),
+            target_id: Some(member_id.to_owned()),
+            outcome: Outcome::Success,
+            details: json!({
+                "name": changed(&current.name, &updated.name),
+                "email": changed(&current.email, &updated.email),
+                "role": changed(&current.role.as_str(), &updated.role.as_str()),
+            }),
+        };
+        audit::append(&mut tx, context, &event, now).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// A member of a workspace.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub async fn get_member(&self, workspace_id: &str, member_id: &str) -> Result<Member, Error> {
+        let row = sqlx::query(&format!(
+            "{SELECT_MEMBER} WHERE id = $1 AND workspace_id = $2"
+        ))
+        .bind(member_id)
+        .bind(workspace_id)
+        .fetch_optional(self.inner.db.pool())
+        .await?
+        .ok_or(Error::NotFound { what: "member" })?;
+        member_from_row(&row)
+    }
+
+    /// All members of a workspace, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub async fn list_members(&self, workspace_id: &str) -> Result<Vec<Member>, Error> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_MEMBER} WHERE workspace_id = $1 ORDER BY created_at_us, id"
+        ))
+        .bind(workspace_id)
+        .fetch_all(self.inner.db.pool())
+        .await?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    // ----- tokens -----
+
+    /// Issues a token. The returned [`Token`] is the only copy of the secret: show it once.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] (empty or over-long name, control characters, no scopes, expiry not in
+    /// the future); [`Error::NotFound`] if the owner is not a member of the workspace;
+    /// [`Error::Busy`] if the scrypt pool is saturated. Nothing is written on error.
+    pub async fn create_token(
+        &self,
+        workspace_id: &str,
+        new: NewToken,
+        context: &Context,
+    ) -> Result<(TokenRecord, Token), Error> {
+        let now = self.now();
+        let name = validate::line("name", &new.name, 100)?;
+        let description = validate::text("description", &new.description, 1_000)?;
+        let client = validate::optional_line("client", &new.client, 100)?;
+        check_scopes(new.scopes)?;
+        check_expiry(new.expires_at, now)?;
+        let (token, hash) = self.generate().await?;
+        let record = TokenRecord {
+            id: token.id(),
+            workspace_id: workspace_id.to_owned(),
+            owner_id: new.owner_id,
+            name,
+            description,
+            client,
+            scopes: new.scopes,
+            created_at: from_micros(to_micros(now))?,
+            created_by: context.actor.to_string(),
+            expires_at: new
+                .expires_at
+                .map(|t| from_micros(to_micros(t)))
+                .transpose()?,
+            revoked_at: None,
+            revoked_reason: None,
+            revoked_by: None,
+            rotated_from: None,
+            rotated_to: None,
+            last_used_at: None,
+            last_used_ip: None,
+            state: TokenState::Active,
+        };
+        let mut tx = self.inner.db.begin_write().await?;
+        ensure_member(&mut tx, workspace_id, &record.owner_id).await?;
+        insert_token(&mut tx, &record, &hash).await?;
+        let event = NewEvent::on_token(workspace_id, Action::TokenCreated, record.id)
+            .with_details(token_details(&record));
+        audit::append(&mut tx, context, &event, now).await?;
+        tx.commit().await?;
+        self.remember(&token, &record, &hash, now);
+        Ok((record, token))
+    }
+
+    /// A token of a workspace.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] (also for a token of another workspace).
+    pub async fn get_token(&self, workspace_id: &str, id: TokenId) -> Result<TokenRecord, Error> {
+        let row = self.token_row(id).await?;
+        match row {
+            Some(row) if row.record.workspace_id == workspace_id => Ok(row.record),
+            _ => Err(Error::NotFound { what: "token" }),
+        }
+    }
+
+    /// Tokens of a workspace matching `filter`, newest first. Pass the previous page's
+    /// `next_cursor` to continue.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed cursor.
+    pub async fn list_tokens(
+        &self,
+        workspace_id: &str,
+        filter: &TokenFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<TokenRecord>, Error> {
+        let now = to_micros(self.now());
+        let limit = i64::from(limit.clamp(1, 500));
+        let mut sql = Sql::new(SELECT_TOKEN);
+        sql.push(" WHERE t.workspace_id = ")
+            .bind(Arg::Text(workspace_id.to_owned()));
+        let unrevoked = |sql: &mut Sql| {
+            sql.push(" AND (t.revoked_at_us IS NULL OR t.revoked_at_us > ")
+                .bind(Arg::Int(now))
+                .push(")");
+        };
+        match filter.state {
+            None => {}
+            Some(TokenState::Active) => {
+                unrevoked(&mut sql);
+                sql.push(" AND (t.expires_at_us IS NULL OR t.expires_at_us > ")
+                    .bind(Arg::Int(now))
+                    .push(")");
+            }
+            Some(TokenState::Expired) => {
+                unrevoked(&mut sql);
+                sql.push(" AND t.expires_at_us <= ").bind(Arg::Int(now));
+            }
+            Some(TokenState::Revoked) => {
+                sql.push(" AND t.revoked_at_us <= ").bind(Arg::Int(now));
+            }
+        }
+        if let Some(name) = &filter.name {
+            sql.push(" AND LOWER(t.name) LIKE ")
+                .bind(Arg::Text(format!(
+                    "%{}%",
+                    escape_like(&name.to_lowercase())
+                )))
+                .push(" ESCAPE '\\'");
+        }
+        if let Some(scope) = filter.scope {
+            sql.push(" AND (',' || t.scopes || ',') LIKE ")
+                .bind(Arg::Text(format!("%,{},%", scope.as_str())));
+        }
+        if let Some(before) = filter.expires_before {
+            sql.push(" AND t.expires_at_us < ")
+                .bind(Arg::Int(to_micros(before)));
+        }
+        if let Some(before) = filter.last_used_before {
+            sql.push(" AND (l.at_us IS NULL OR l.at_us < ")
+                .bind(Arg::Int(to_micros(before)))
+                .push(")");
+        }
+        if let Some(cursor) = cursor {
+            let (created, id) = parse_cursor(cursor)?;
+            sql.push(" AND (t.created_at_us < ")
+                .bind(Arg::Int(created))
+                .push(" OR (t.created_at_us = ")
+                .bind(Arg::Int(created))
+                .push(" AND t.id < ")
+                .bind(Arg::Text(id))
+                .push("))");
+        }
+        sql.push(" ORDER BY t.created_at_us DESC, t.id DESC LIMIT ")
+            .bind(Arg::Int(limit));
+        let rows = sql.query().fetch_all(self.inner.db.pool()).await?;
+        let now = self.now();
+        let items = rows
+            .iter()
+            .map(|row| token_from_row(row, now).map(|r| r.record))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = match items.last() {
+            Some(last) if items.len() as i64 == limit => {
+                Some(format!("{}.{}", to_micros(last.created_at), last.id))
+            }
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Changes a token's name or description.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Invalid`].
+    pub async fn update_token(
+        &self,
+        workspace_id: &str,
+        id: TokenId,
+        update: TokenUpdate,
+        context: &Context,
+    ) -> Result<TokenRecord, Error> {
+        let now = self.now();
+        let current = self.get_token(workspace_id, id).await?;
+        let name = update
+            .name
+            .as_deref()
+            .map(|n| validate::line("name", n, 100))
+            .transpose()?;
+        let description = update
+            .description
+            .as_deref()
+            .map(|d| validate::text("description", d, 1_000))
+            .transpose()?;
+        let updated = TokenRecord {
+            name: name.unwrap_or_else(|| current.name.clone()),
+            description: description.unwrap_or_else(|| current.description.clone()),
+            ..current.clone()
+        };
+        let mut tx = self.inner.db.begin_write().await?;
+        sqlx::query(
+            "UPDATE tokens SET name = $1, description = $2 WHERE id = $3 AND workspace_id = $4",
+        )
+        .bind(updated.name.as_str())
+        .bind(updated.description.as_str())
+        .bind(id.as_str())
+        .bind(workspace_id)
+        .execute(&mut *tx)
+        .await?;
+        let event =
+            NewEvent::on_token(workspace_id, Action::TokenUpdated, id).with_details(json!({
+                "name": changed(&current.name, &updated.name),
+                "description_changed": current.description != updated.description,
+            }));
+        audit::append(&mut tx, context, &event, now).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Revokes a token now. Idempotent: revoking a revoked token changes nothing and records
+    /// nothing. A token in a rotation grace period is revoked at once.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Invalid`] for a bad reason text.
+    pub async fn revoke_token(
+        &self,
+        workspace_id: &str,
+        id: TokenId,
+        reason: &str,
+        context: &Context,
+    ) -> Result<TokenRecord, Error> {
+        let now = self.now();
+        let reason = validate::optional_line("reason", reason, 200)?;
+        let reason = if reason.is_empty() {
+            "revoked".to_owned()
+        } else {
+            reason
+        };
+        let mut tx = self.inner.db.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked_at_us = $1, revoked_reason = $2, revoked_by = $3 \
+             WHERE id = $4 AND workspace_id = $5 AND (revoked_at_us IS NULL OR revoked_at_us > $1)",
+        )
+        .bind(to_micros(now))
+        .bind(reason.as_str())
+        .bind(context.actor.to_string())
+        .bind(id.as_str())
+        .bind(workspace_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            let event = NewEvent::on_token(workspace_id, Action::TokenRevoked, id)
+                .with_details(json!({ "reason": reason }));
+            audit::append(&mut tx, context, &event, now).await?;
+            self.notify(&mut tx, id).await?;
+            tx.commit().await?;
+            self.inner.cache.evict(id);
+        } else {
+            drop(tx);
+        }
+        self.get_token(workspace_id, id).await
+    }
+
+    /// Replaces a token with a new one: same name, description, scopes, owner and client. The
+    /// old token is revoked at once, or when `rotation.grace` ends; both tokens remember the
+    /// link. One transaction.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::NotActive`] for a revoked or expired token;
+    /// [`Error::Conflict`] if it was rotated concurrently; [`Error::Invalid`] for a grace period
+    /// over 7 days or an expiry in the past; [`Error::Busy`].
+    pub async fn rotate_token(
+        &self,
+        workspace_id: &str,
+        id: TokenId,
+        rotation: Rotation,
+        context: &Context,
+    ) -> Result<(TokenRecord, Token), Error> {
+        let now = self.now();
+        let old = self.get_token(workspace_id, id).await?;
+        if old.state != TokenState::Active || old.rotated_to.is_some() {
+            let state = if old.state == TokenState::Active {
+                TokenState::Revoked
+            } else {
+                old.state
+            };
+            return Err(Error::NotActive { state });
+        }
+        let grace = rotation.grace.unwrap_or(Duration::ZERO);
+        if grace.is_negative() || grace > Duration::days(7) {
+            return Err(Error::invalid(
+                "grace_period",
+                "must be between 0 and 7 days",
+            ));
+        }
+        let expires_at = match rotation.expires_at {
+            Some(explicit) => explicit,
+            None => old.expires_at.map(|e| now + (e - old.created_at)),
+        };
+        check_expiry(expires_at, now)?;
+        let (token, hash) = self.generate().await?;
+        let new = TokenRecord {
+            id: token.id(),
+            created_at: from_micros(to_micros(now))?,
+            created_by: context.actor.to_string(),
+            expires_at: expires_at.map(|t| from_micros(to_micros(t))).transpose()?,
+            rotated_from: Some(old.id),
+            last_used_at: None,
+            last_used_ip: None,
+            ..old.clone()
+        };
+        let revoke_at = now + grace;
+        let mut tx = self.inner.db.begin_write().await?;
+        insert_token(&mut tx, &new, &hash).await?;
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked_at_us = $1, revoked_reason = 'rotated', revoked_by = $2, \
+             rotated_to = $3 WHERE id = $4 AND rotated_to IS NULL \
+             AND (revoked_at_us IS NULL OR revoked_at_us > $5)",
+        )
+        .bind(to_micros(revoke_at))
+        .bind(context.actor.to_string())
+        .bind(new.id.as_str())
+        .bind(old.id.as_str())
+        .bind(to_micros(now))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(Error::Conflict(
+                "the token was rotated or revoked concurrently".into(),
+            ));
+        }
+        let event =
+            NewEvent::on_token(workspace_id, Action::TokenRotated, old.id).with_details(json!({
+                "new_token_id": new.id,
+                "grace_seconds": grace.whole_seconds(),
+                "old_revoked_at": revoke_at.unix_timestamp(),
+            }));
+        audit::append(&mut tx, context, &event, now).await?;
+        self.notify(&mut tx, old.id).await?;
+        tx.commit().await?;
+        self.inner.cache.evict(old.id);
+        self.remember(&token, &new, &hash, now);
+        Ok((new, token))
+    }
+
+    // ----- helpers -----
+
+    /// A new token and its hash, computed on the scrypt pool.
+    async fn generate(&self) -> Result<(Token, TokenHash), Error> {
+        let params = self.inner.params;
+        self.inner
+            .hasher
+            .run(move || {
+                let token = Token::generate(&mut SysRng)?;
+                let hash = TokenHash::new(&token, &params, &mut SysRng)?;
+                Ok::<_, token_core::Error>((token, hash))
+            })
+            .await?
+            .map_err(|e| Error::invalid("token", e.to_string()))
+    }
+
+    /// Caches a token issued on this process, so its first use needs no scrypt.
+    fn remember(&self, token: &Token, record: &TokenRecord, hash: &TokenHash, now: OffsetDateTime) {
+        self.inner.cache.insert(
+            token,
+            principal_of(record),
+            record.revoked_at,
+            hash.as_phc().to_owned(),
+            now,
+        );
+    }
+
+    /// Tells other instances (PostgreSQL) that a token changed; delivered on commit.
+    async fn notify(&self, conn: &mut AnyConnection, id: TokenId) -> Result<(), Error> {
+        if self.inner.db.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(self.inner.notify_channel.as_str())
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A token and its stored hash, by id, in any workspace.
+    pub(crate) async fn token_row(&self, id: TokenId) -> Result<Option<TokenRow>, Error> {
+        let row = sqlx::query(&format!("{SELECT_TOKEN} WHERE t.id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(self.inner.db.pool())
+            .await?;
+        let now = self.now();
+        row.map(|row| token_from_row(&row, now)).transpose()
+    }
+}
+
+/// A token row with its hash; the hash never leaves the crate.
+pub(crate) struct TokenRow {
+    pub(crate) record: TokenRecord,
+    pub(crate) phc: String,
+}
+
+pub(crate) fn principal_of(record: &TokenRecord) -> Principal {
+    Principal {
+        token_id: record.id,
+        workspace_id: record.workspace_id.clone(),
+        owner_id: record.owner_id.clone(),
+        scopes: record.scopes,
+        expires_at: record.expires_at,
+    }
+}
+
+const SELECT_MEMBER: &str =
+    "SELECT id, workspace_id, name, email, role, created_at_us FROM members";
+
+const SELECT_TOKEN: &str = "SELECT t.id, t.workspace_id, t.owner_id, t.name, t.description, \
+    t.client, t.scopes, t.created_at_us, t.created_by, t.expires_at_us, t.revoked_at_us, \
+    t.revoked_reason, t.revoked_by, t.rotated_from, t.rotated_to, t.hash, \
+    l.at_us AS last_used_us, l.client_ip AS last_used_ip \
+    FROM tokens t LEFT JOIN token_last_use l ON l.token_id = t.id";
+
+fn member_from_row(row: &AnyRow) -> Result<Member, Error> {
+    let role: String = row.try_get("role")?;
+    Ok(Member {
+        id: row.try_get("id")?,
+        workspace_id: row.try_get("workspace_id")?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        role: role.parse()?,
+        created_at: from_micros(row.try_get("created_at_us")?)?,
+    })
+}
+
+fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenRow, Error> {
+    let corrupt = |what: &'static str| Error::Storage(audit::Error::Corrupt(what));
+    let opt_time = |column: &str| -> Result<Option<OffsetDateTime>, Error> {
+        let us: Option<i64> = row.try_get(column)?;
+        Ok(us.map(from_micros).transpose()?)
+    };
+    let opt_id = |column: &str| -> Result<Option<TokenId>, Error> {
+        let id: Option<String> = row.try_get(column)?;
+        id.map(|s| s.parse().map_err(|_| corrupt("token id")))
+            .transpose()
+    };
+    let id: String = row.try_get("id")?;
+    let scopes: String = row.try_get("scopes")?;
+    let expires_at = opt_time("expires_at_us")?;
+    let revoked_at = opt_time("revoked_at_us")?;
+    Ok(TokenRow {
+        record: TokenRecord {
+            id: id.parse().map_err(|_| corrupt("token id"))?,
+            workspace_id: row.try_get("workspace_id")?,
+            owner_id: row.try_get("owner_id")?,
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            client: row.try_get("client")?,
+            scopes: scopes.parse::<Scopes>().map_err(|_| corrupt("scopes"))?,
+            created_at: from_micros(row.try_get("created_at_us")?)?,
+            created_by: row.try_get("created_by")?,
+            expires_at,
+            revoked_at,
+            revoked_reason: row.try_get("revoked_reason")?,
+            revoked_by: row.try_get("revoked_by")?,
+            rotated_from: opt_id("rotated_from")?,
+            rotated_to: opt_id("rotated_to")?,
+            last_used_at: opt_time("last_used_us")?,
+            last_used_ip: row.try_get("last_used_ip")?,
+            state: TokenState::at(now, revoked_at, expires_at),
+        },
+        phc: row.try_get("hash")?,
+    })
+}
+
+async fn insert_member(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    new: NewMember,
+    context: &Context,
+    now: OffsetDateTime,
+) -> Result<Member, Error> {
+    let member = Member {
+        id: new_id("mem_")?,
+        workspace_id: workspace_id.to_owned(),
+        name: validate::line("name", &new.name, 100)?,
+        email: validate::email(&new.email)?,
+        role: new.role,
+        created_at: from_micros(to_micros(now))?,
+    };
+    sqlx::query(
+        "INSERT INTO members (id, workspace_id, name, email, role, created_at_us) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(member.id.as_str())
+    .bind(workspace_id)
+    .bind(member.name.as_str())
+    .bind(member.email.as_str())
+    .bind(member.role.as_str())
+    .bind(to_micros(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| conflict(e, "this email is already a member"))?;
+    let event = NewEvent {
+        workspace_id: Some(workspace_id.to_owned()),
+        action: Action::MemberAdded,
+        target_kind: Some("member"),
+        target_id: Some(member.id.clone()),
+        outcome: Outcome::Success,
+        details: json!({ "name": member.name, "email": member.email, "role": member.role }),
+    };
+    audit::append(conn, context, &event, now).await?;
+    Ok(member)
+}
+
+async fn insert_token(
+    conn: &mut AnyConnection,
+    r: &TokenRecord,
+    hash: &TokenHash,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO tokens (id, workspace_id, owner_id, name, description, client, scopes, \
+         created_at_us, created_by, expires_at_us, rotated_from, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(r.id.as_str())
+    .bind(r.workspace_id.as_str())
+    .bind(r.owner_id.as_str())
+    .bind(r.name.as_str())
+    .bind(r.description.as_str())
+    .bind(r.client.as_str())
+    .bind(r.scopes.to_string())
+    .bind(to_micros(r.created_at))
+    .bind(r.created_by.as_str())
+    .bind(r.expires_at.map(to_micros))
+    .bind(r.rotated_from.map(|id| id.to_string()))
+    .bind(hash.as_phc())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn ensure_workspace(conn: &mut AnyConnection, workspace_id: &str) -> Result<(), Error> {
+    sqlx::query("SELECT id FROM workspaces WHERE id = $1")
+        .bind(workspace_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|_| ())
+        .ok_or(Error::NotFound { what: "workspace" })
+}
+
+async fn ensure_member(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    member_id: &str,
+) -> Result<(), Error> {
+    sqlx::query("SELECT id FROM members WHERE id = $1 AND workspace_id = $2")
+        .bind(member_id)
+        .bind(workspace_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|_| ())
+        .ok_or(Error::NotFound { what: "member" })
+}
+
+fn token_details(r: &TokenRecord) -> serde_json::Value {
+    json!({
+        "name": r.name,
+        "owner_id": r.owner_id,
+        "client": r.client,
+        "scopes": r.scopes,
+        "expires_at": r.expires_at.map(|t| t.unix_timestamp()),
+        "rotated_from": r.rotated_from,
+    })
+}
+
+fn changed<T: serde::Serialize + PartialEq + ?Sized>(old: &T, new: &T) -> serde_json::Value {
+    if old == new {
+        serde_json::Value::Null
+    } else {
+        json!({ "from": old, "to": new })
+    }
+}
+
+fn check_scopes(scopes: Scopes) -> Result<(), Error> {
+    if scopes.is_empty() {
+        return Err(Error::invalid("scopes", "at least one scope is required"));
+    }
+    Ok(())
+}
+
+fn check_expiry(expires_at: Option<OffsetDateTime>, now: OffsetDateTime) -> Result<(), Error> {
+    match expires_at {
+        Some(at) if at <= now => Err(Error::invalid("expires_at", "must be in the future")),
+        _ => Ok(()),
+    }
+}
+
+fn new_id(prefix: &str) -> Result<String, Error> {
+    random_id(&mut SysRng, prefix)
+        .map_err(|_| Error::invalid("random", "the operating system's generator failed"))
+}
+
+/// Maps a uniqueness violation to [`Error::Conflict`]; anything else stays a storage error.
+fn conflict(e: sqlx::Error, message: &str) -> Error {
+    match audit::Error::from(e) {
+        audit::Error::Database(db) if db.is_unique_violation() => {
+            Error::Conflict(message.to_owned())
+        }
+        other => Error::Storage(other),
+    }
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+fn parse_cursor(cursor: &str) -> Result<(i64, String), Error> {
+    let bad = || Error::invalid("cursor", "not a cursor returned by this API");
+    let (created, id) = cursor.split_once('.').ok_or_else(bad)?;
+    let created = created.parse().map_err(|_| bad())?;
+    let id: TokenId = id.parse().map_err(|_| bad())?;
+    Ok((created, id.to_string()))
+}

@@ -1,0 +1,137 @@
+//! token-store's conformance story, run against SQLite always and PostgreSQL when
+//! `KNOWMIND_TEST_DATABASE_URL` is set.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod atomicity;
+mod leaks;
+mod lifecycle;
+mod rotation;
+mod validation;
+mod verification;
+
+use std::sync::Arc;
+
+use audit::Context;
+use audit::db::{Backend, Db};
+use audit::testing::TestDb;
+use time::OffsetDateTime;
+use time::macros::datetime;
+use token_core::{HashParams, ManualClock, Scope, Scopes, Token};
+use token_store::{Call, NewMember, NewToken, Role, Store, StoreOptions, TokenRecord};
+
+pub const T0: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
+
+/// A fresh store on one backend, with a workspace "acme" owned by Ada.
+pub struct Env {
+    pub name: &'static str,
+    pub store: Store,
+    pub clock: Arc<ManualClock>,
+    pub ws: String,
+    pub ada: String,
+    pub test_db: TestDb,
+}
+
+pub fn options(clock: &Arc<ManualClock>) -> StoreOptions {
+    StoreOptions {
+        hash_params: HashParams::insecure_for_tests(),
+        clock: clock.clone(),
+        ..StoreOptions::default()
+    }
+}
+
+pub async fn envs() -> Vec<Env> {
+    let mut all = Vec::new();
+    for test_db in audit::testing::databases().await.unwrap() {
+        let clock = Arc::new(ManualClock::new(T0));
+        let store = Store::with_db(test_db.db.clone(), options(&clock))
+            .await
+            .unwrap();
+        let ada = NewMember {
+            name: "Ada".into(),
+            email: "ada@example.org".into(),
+            role: Role::Owner,
+        };
+        let (ws, ada) = store
+            .create_workspace("acme", ada, &Context::system())
+            .await
+            .unwrap();
+        all.push(Env {
+            name: test_db.name,
+            store,
+            clock,
+            ws: ws.id,
+            ada: ada.id,
+            test_db,
+        });
+    }
+    all
+}
+
+impl Env {
+    pub fn ctx(&self) -> Context {
+        Context::of(audit::Actor::Member(self.ada.clone()))
+    }
+
+    pub fn new_token(&self, name: &str, scopes: &[Scope]) -> NewToken {
+        NewToken {
+            owner_id: self.ada.clone(),
+            name: name.into(),
+            description: format!("{name} token"),
+            client: "laptop".into(),
+            scopes: Scopes::of(scopes),
+            expires_at: None,
+        }
+    }
+
+    pub async fn create(&self, name: &str, scopes: &[Scope]) -> (TokenRecord, Token) {
+        self.store
+            .create_token(&self.ws, self.new_token(name, scopes), &self.ctx())
+            .await
+            .unwrap()
+    }
+
+    /// Another store instance on the same database: a second server.
+    pub async fn second_instance(&self, options: StoreOptions) -> Store {
+        let db = match self.test_db.db.backend() {
+            Backend::Sqlite => {
+                let path = self
+                    .test_db
+                    .dir
+                    .as_ref()
+                    .unwrap()
+                    .path()
+                    .join("knowmind.db");
+                Db::connect(&path.to_string_lossy(), &Default::default())
+                    .await
+                    .unwrap()
+            }
+            Backend::Postgres => {
+                let url = std::env::var(audit::testing::POSTGRES_URL_VAR).unwrap();
+                audit::testing::postgres_schema(&url, self.test_db.db.schema().unwrap())
+                    .await
+                    .unwrap()
+            }
+        };
+        Store::with_db(db, options).await.unwrap()
+    }
+
+    /// How many audit events there are.
+    pub async fn events(&self) -> i64 {
+        self.store.audit().checkpoint().await.unwrap().seq
+    }
+}
+
+pub fn call(route: &str) -> Call {
+    Call {
+        client_ip: Some("203.0.113.9".parse().unwrap()),
+        method: "GET".into(),
+        route: route.into(),
+        user_agent: Some("it/1".into()),
+        request_id: None,
+    }
+}

@@ -1,0 +1,417 @@
+use std::time::Instant;
+
+use audit::{Action, EventFilter, UsageOutcome};
+use time::Duration;
+use token_core::{HashParams, Scope, Token};
+use token_store::{Error, Refusal, StoreOptions};
+
+use crate::*;
+
+async fn refusal(env: &Env, presented: &str) -> Refusal {
+    match env
+        .store
+        .verify(presented, Scope::Read.into(), &call("/v1/notes"))
+        .await
+    {
+        Err(Error::Unauthorized(r)) => r,
+        other => panic!("{}: expected a refusal, got {other:?}", env.name),
+    }
+}
+
+#[tokio::test]
+async fn each_refusal_has_its_reason_inside_and_one_face_outside() {
+    for env in envs().await {
+        let (record, token) = env.create("r", &[Scope::Read]).await;
+        let wrong_secret = token_core::checksummed(&format!("{}{}", record.id, "A".repeat(32)));
+        let unknown = Token::generate(&mut token_core::rand::rngs::SysRng).unwrap();
+
+        assert_eq!(refusal(&env, "kmt_garbage").await, Refusal::Malformed);
+        assert_eq!(refusal(&env, "").await, Refusal::Malformed);
+        assert_eq!(
+            refusal(&env, unknown.expose_secret()).await,
+            Refusal::NotFound,
+            "{}",
+            env.name
+        );
+        assert_eq!(
+            refusal(&env, &wrong_secret).await,
+            Refusal::WrongSecret,
+            "{}",
+            env.name
+        );
+
+        let mut expiring = env.new_token("short", &[Scope::Read]);
+        expiring.expires_at = Some(T0 + Duration::minutes(5));
+        let (_, short) = env
+            .store
+            .create_token(&env.ws, expiring, &env.ctx())
+            .await
+            .unwrap();
+        env.clock.advance(Duration::minutes(5));
+        assert_eq!(
+            refusal(&env, short.expose_secret()).await,
+            Refusal::Expired,
+            "{}",
+            env.name
+        );
+
+        env.store
+            .revoke_token(&env.ws, record.id, "", &env.ctx())
+            .await
+            .unwrap();
+        assert_eq!(
+            refusal(&env, token.expose_secret()).await,
+            Refusal::Revoked,
+            "{}",
+            env.name
+        );
+
+        let faces: std::collections::HashSet<String> = [
+            Refusal::Malformed,
+            Refusal::NotFound,
+            Refusal::WrongSecret,
+            Refusal::Expired,
+            Refusal::Revoked,
+        ]
+        .into_iter()
+        .map(|r| Error::Unauthorized(r).to_string())
+        .collect();
+        assert_eq!(faces.len(), 1, "every refusal reads the same: {faces:?}");
+
+        // Known ids leave usage records with the precise outcome; unknown ids leave none.
+        env.store.usage_writer().flush().await.unwrap();
+        let outcomes: Vec<_> = env
+            .store
+            .audit()
+            .usage(record.id, None, 10)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|u| u.record.outcome)
+            .collect();
+        assert_eq!(
+            outcomes,
+            [UsageOutcome::Revoked, UsageOutcome::WrongSecret],
+            "{}",
+            env.name
+        );
+        assert!(
+            env.store
+                .audit()
+                .usage(unknown.id(), None, 10)
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
+async fn scopes_are_enforced_with_the_missing_one_named() {
+    for env in envs().await {
+        let (record, token) = env.create("reader", &[Scope::Read]).await;
+        let err = env
+            .store
+            .verify(
+                token.expose_secret(),
+                Scope::Write.into(),
+                &call("/v1/notes"),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Forbidden { missing } if missing == Scope::Write.into()),
+            "{}",
+            env.name
+        );
+        let (_, writer) = env.create("writer", &[Scope::Write]).await;
+        assert!(
+            env.store
+                .verify(
+                    writer.expose_secret(),
+                    Scope::Read.into(),
+                    &call("/v1/notes")
+                )
+                .await
+                .is_ok(),
+            "write implies read"
+        );
+        let (_, admin) = env.create("admin", &[Scope::Admin]).await;
+        assert!(
+            env.store
+                .verify(
+                    admin.expose_secret(),
+                    Scope::Read.into(),
+                    &call("/v1/notes")
+                )
+                .await
+                .is_err(),
+            "admin implies nothing"
+        );
+        env.store.usage_writer().flush().await.unwrap();
+        let usage = env.store.audit().usage(record.id, None, 10).await.unwrap();
+        assert_eq!(
+            usage.items[0].record.outcome,
+            UsageOutcome::InsufficientScope
+        );
+        assert_eq!(usage.items[0].record.status, Some(403));
+    }
+}
+
+#[tokio::test]
+async fn accepted_calls_are_recorded_with_status_ip_and_route() {
+    for env in envs().await {
+        let (record, token) = env.create("app", &[Scope::Read]).await;
+        let verified = env
+            .store
+            .verify(
+                token.expose_secret(),
+                Scope::Read.into(),
+                &call("/v1/notes"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(verified.principal().workspace_id, env.ws);
+        assert_eq!(verified.principal().owner_id, env.ada);
+        verified.finish(200);
+        env.clock.advance(Duration::seconds(5));
+        let mut other = call("/v1/notes/{id}");
+        other.client_ip = Some("2001:db8::1".parse().unwrap());
+        drop(
+            env.store
+                .verify(token.expose_secret(), Scope::Read.into(), &other)
+                .await
+                .unwrap(),
+        );
+        env.store.usage_writer().flush().await.unwrap();
+
+        let usage = env.store.audit().usage(record.id, None, 10).await.unwrap();
+        let rows: Vec<_> = usage
+            .items
+            .iter()
+            .map(|u| {
+                (
+                    u.record.route.as_str(),
+                    u.record.status,
+                    u.record.client_ip.clone().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("/v1/notes/{id}", None, "2001:db8::1".to_owned()),
+                ("/v1/notes", Some(200), "203.0.113.9".to_owned())
+            ],
+            "{}",
+            env.name
+        );
+        let summary = env.store.audit().usage_summary(record.id).await.unwrap();
+        assert_eq!(
+            (summary.total, summary.ips.len(), summary.routes.len()),
+            (2, 2, 2)
+        );
+        let stored = env.store.get_token(&env.ws, record.id).await.unwrap();
+        assert_eq!(
+            stored.last_used_at,
+            Some(T0 + Duration::seconds(5)),
+            "{}",
+            env.name
+        );
+        assert_eq!(stored.last_used_ip.as_deref(), Some("2001:db8::1"));
+    }
+}
+
+#[tokio::test]
+async fn revocation_on_this_process_takes_effect_immediately() {
+    for env in envs().await {
+        let (record, token) = env.create("cached", &[Scope::Read]).await;
+        for _ in 0..3 {
+            env.store
+                .verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+                .await
+                .unwrap();
+        }
+        env.store
+            .revoke_token(&env.ws, record.id, "", &env.ctx())
+            .await
+            .unwrap();
+        assert_eq!(
+            refusal(&env, token.expose_secret()).await,
+            Refusal::Revoked,
+            "{}",
+            env.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_instance_sees_a_revocation_within_the_staleness_bound() {
+    for env in envs().await {
+        let (record, token) = env.create("shared", &[Scope::Read]).await;
+        // Instance B: same database, same clock, one-second staleness bound, and no
+        // notifications reach it in time to matter (the clock, not the listener, is tested here).
+        let b = env.second_instance(options(&env.clock)).await;
+        b.verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+            .await
+            .unwrap();
+        env.store
+            .revoke_token(&env.ws, record.id, "", &env.ctx())
+            .await
+            .unwrap();
+        env.clock.advance(Duration::SECOND);
+        let refused = b
+            .verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+            .await;
+        assert!(
+            matches!(refused, Err(Error::Unauthorized(Refusal::Revoked))),
+            "{}: {refused:?}",
+            env.name
+        );
+
+        // With a zero bound, every request re-reads the token's state.
+        let (record, token) = env.create("strict", &[Scope::Read]).await;
+        let strict = env
+            .second_instance(StoreOptions {
+                max_staleness: Duration::ZERO,
+                ..options(&env.clock)
+            })
+            .await;
+        strict
+            .verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+            .await
+            .unwrap();
+        env.store
+            .revoke_token(&env.ws, record.id, "", &env.ctx())
+            .await
+            .unwrap();
+        let refused = strict
+            .verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+            .await;
+        assert!(
+            matches!(refused, Err(Error::Unauthorized(Refusal::Revoked))),
+            "{}",
+            env.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notifies_other_instances_of_revocations() {
+    for env in envs()
+        .await
+        .into_iter()
+        .filter(|e| e.test_db.db.backend() == Backend::Postgres)
+    {
+        let (record, token) = env.create("notified", &[Scope::Read]).await;
+        // B trusts its cache for an hour: only the notification can make it refuse.
+        let b = env
+            .second_instance(StoreOptions {
+                max_staleness: Duration::HOUR,
+                ..options(&env.clock)
+            })
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await; // B's listener connects
+        b.verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+            .await
+            .unwrap();
+        env.store
+            .revoke_token(&env.ws, record.id, "", &env.ctx())
+            .await
+            .unwrap();
+        let revoked_at = Instant::now();
+        let mut refused = false;
+        while revoked_at.elapsed() < std::time::Duration::from_secs(5) {
+            if b.verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+                .await
+                .is_err()
+            {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        assert!(refused, "instance B never saw the revocation");
+        println!(
+            "revocation reached instance B after {:?}",
+            revoked_at.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn outdated_hashes_are_upgraded_on_use() {
+    for env in envs().await {
+        let (record, token) = env.create("legacy", &[Scope::Read]).await;
+        let modern = env
+            .second_instance(StoreOptions {
+                hash_params: HashParams::DEFAULT,
+                ..options(&env.clock)
+            })
+            .await;
+        modern
+            .verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+            .await
+            .unwrap();
+        let filter = EventFilter {
+            action: Some(Action::TokenRehashed),
+            ..Default::default()
+        };
+        let mut events = Vec::new();
+        for _ in 0..100 {
+            events = env
+                .store
+                .audit()
+                .events(&filter, None, 5)
+                .await
+                .unwrap()
+                .items;
+            if !events.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(events.len(), 1, "{}", env.name);
+        assert_eq!(events[0].target_id.as_deref(), Some(record.id.as_str()));
+        assert_eq!(events[0].details["params"], "ln=14,r=8,p=1");
+        // The old instance (test parameters) still verifies against the upgraded hash.
+        let fresh = env.second_instance(options(&env.clock)).await;
+        fresh
+            .verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn reuse_of_a_revoked_token_is_reported_once_a_minute() {
+    for env in envs().await {
+        let (record, token) = env.create("leaked", &[Scope::Read]).await;
+        env.store
+            .revoke_token(&env.ws, record.id, "leaked", &env.ctx())
+            .await
+            .unwrap();
+        for _ in 0..5 {
+            assert_eq!(refusal(&env, token.expose_secret()).await, Refusal::Revoked);
+        }
+        env.clock.advance(Duration::MINUTE);
+        refusal(&env, token.expose_secret()).await;
+        let filter = EventFilter {
+            action: Some(Action::TokenReuse),
+            ..Default::default()
+        };
+        let events = env
+            .store
+            .audit()
+            .events(&filter, None, 10)
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(events.len(), 2, "{}", env.name);
+        assert_eq!(events[0].client_ip.as_deref(), Some("203.0.113.9"));
+        assert_eq!(events[0].outcome, "denied");
+        assert_eq!(events[0].details["route"], "/v1/notes");
+    }
+}
