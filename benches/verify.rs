@@ -1,0 +1,109 @@
+//! token-store verification paths on SQLite, in process: cached valid token, malformed token,
+//! unknown id (one indexed lookup, no scrypt).
+//!
+//! `cargo bench -p knowmind-benches --bench verify`; figures in `docs/BENCHMARKS.md`.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use audit::Context;
+use criterion::{Criterion, criterion_group, criterion_main};
+use token_core::{Scope, Token};
+use token_store::{Call, NewMember, NewToken, Role, Store, StoreOptions};
+
+fn setup(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (Store, Token) {
+    rt.block_on(async {
+        let store = Store::open(
+            dir.join("bench.db").to_str().unwrap(),
+            StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        let owner = NewMember {
+            name: "Ada".into(),
+            email: "ada@example.org".into(),
+            role: Role::Owner,
+        };
+        let (ws, ada) = store
+            .create_workspace("bench", owner, &Context::system())
+            .await
+            .unwrap();
+        let new = NewToken {
+            owner_id: ada.id,
+            name: "bench".into(),
+            description: String::new(),
+            client: String::new(),
+            scopes: Scope::Read.into(),
+            expires_at: None,
+        };
+        let (_, token) = store
+            .create_token(&ws.id, new, &Context::system())
+            .await
+            .unwrap();
+        (store, token)
+    })
+}
+
+fn verify(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, token) = setup(&rt, dir.path());
+    let call = Call {
+        method: "GET".into(),
+        route: "/v1/notes".into(),
+        client_ip: Some("127.0.0.1".parse().unwrap()),
+        ..Call::default()
+    };
+    let presented = token.expose_secret().to_owned();
+    let unknown = Token::generate(&mut token_core::rand::rngs::SysRng)
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    let mut group = c.benchmark_group("verify_sqlite");
+
+    // Every accepted verification queues a usage record. The writer's throughput is measured on
+    // its own (usage_writer bench); here the queue is drained outside the timed region, every
+    // 50,000 calls, so the figure is the cost a request pays: parse, cache lookup, scope check,
+    // and enqueuing its record.
+    group.bench_function("cached_valid", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let chunk = left.min(50_000);
+                let start = Instant::now();
+                for _ in 0..chunk {
+                    let v = rt
+                        .block_on(store.verify(&presented, Scope::Read.into(), &call))
+                        .unwrap();
+                    v.finish(200);
+                }
+                timed += start.elapsed();
+                rt.block_on(store.usage_writer().flush()).unwrap();
+                left -= chunk;
+            }
+            timed
+        })
+    });
+    group.bench_function("malformed", |b| {
+        b.iter(|| {
+            rt.block_on(store.verify("kmt_not-a-token", Scope::Read.into(), &call))
+                .unwrap_err()
+        })
+    });
+    group.bench_function("unknown_id", |b| {
+        b.iter(|| {
+            rt.block_on(store.verify(&unknown, Scope::Read.into(), &call))
+                .unwrap_err()
+        })
+    });
+    group.finish();
+    rt.block_on(store.close());
+}
+
+criterion_group!(benches, verify);
+criterion_main!(benches);
