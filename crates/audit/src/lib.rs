@@ -57,7 +57,7 @@ pub use usage::{
     UsageRecordView, UsageSlot, UsageSummary, UsageWriter,
 };
 
-use crate::db::{Arg, Db, Sql, to_micros};
+use crate::db::{Arg, Backend, Db, Sql, to_micros};
 
 /// Creates or upgrades the audit tables.
 ///
@@ -137,7 +137,7 @@ impl Audit {
         limit: u32,
     ) -> Result<Page<Event>, Error> {
         let limit = i64::from(limit.clamp(1, 1_000));
-        let mut sql = filtered(filter);
+        let mut sql = filtered(self.db.backend(), filter);
         if let Some(before) = before {
             sql.push(" AND seq < ").bind(Arg::Int(before));
         }
@@ -166,7 +166,7 @@ impl Audit {
         let mut after = 0;
         let mut written = 0;
         loop {
-            let mut sql = filtered(filter);
+            let mut sql = filtered(self.db.backend(), filter);
             sql.push(" AND seq > ")
                 .bind(Arg::Int(after))
                 .push(" ORDER BY seq LIMIT 1000");
@@ -246,8 +246,8 @@ impl Audit {
     }
 }
 
-fn filtered(filter: &EventFilter) -> Sql {
-    let mut sql = Sql::new(chain::SELECT_EVENT);
+fn filtered(backend: Backend, filter: &EventFilter) -> Sql {
+    let mut sql = Sql::new(backend, chain::SELECT_EVENT);
     sql.push(" WHERE 1 = 1");
     if let Some(ws) = &filter.workspace_id {
         sql.push(" AND workspace_id = ").bind(Arg::Text(ws.clone()));

@@ -184,7 +184,7 @@ impl Default for UsageConfig {
     fn default() -> Self {
         UsageConfig {
             queue: 65_536,
-            batch: 2_000,
+            batch: 8_192,
             retention: time::Duration::days(90),
         }
     }
@@ -356,13 +356,14 @@ async fn write_with_retry(db: &Db, records: &[UsageRecord]) -> bool {
     false
 }
 
-/// Rows per INSERT: 10 values each keeps a statement under SQLite's 32,766 parameters.
+/// Rows per INSERT: 9 values each keeps a statement well under SQLite's 32,766 parameters.
 const ROWS_PER_STATEMENT: usize = 500;
 
 async fn write_batch(db: &Db, records: &[UsageRecord]) -> Result<(), Error> {
     let mut tx = db.begin_write().await?;
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(
+            db.backend(),
             "INSERT INTO usage_records (at_us, token_id, workspace_id, client_ip, method, route, \
              status, user_agent, outcome) VALUES ",
         );
@@ -403,7 +404,10 @@ async fn write_batch(db: &Db, records: &[UsageRecord]) -> Result<(), Error> {
     }
     let latest: Vec<_> = latest.into_values().collect();
     for chunk in latest.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = Sql::new("INSERT INTO token_last_use (token_id, at_us, client_ip) VALUES ");
+        let mut sql = Sql::new(
+            db.backend(),
+            "INSERT INTO token_last_use (token_id, at_us, client_ip) VALUES ",
+        );
         for (i, r) in chunk.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" });
             sql.bind(Arg::Text(r.token_id.to_string()))
@@ -431,6 +435,7 @@ pub(crate) async fn records(
     limit: i64,
 ) -> Result<Vec<StoredUsage>, Error> {
     let mut sql = Sql::new(
+        db.backend(),
         "SELECT id, at_us, token_id, client_ip, method, route, status, user_agent, outcome \
          FROM usage_records WHERE token_id = ",
     );

@@ -433,7 +433,7 @@ impl Store {
     ) -> Result<Page<TokenRecord>, Error> {
         let now = to_micros(self.now());
         let limit = i64::from(limit.clamp(1, 500));
-        let mut sql = Sql::new(SELECT_TOKEN);
+        let mut sql = Sql::new(self.inner.db.backend(), SELECT_TOKEN);
         sql.push(" WHERE t.workspace_id = ")
             .bind(Arg::Text(workspace_id.to_owned()));
         let unrevoked = |sql: &mut Sql| {
