@@ -5,8 +5,11 @@
 //! in one transaction (group commit). Callers enqueue without waiting, or wait for the commit of
 //! their record; a full queue is refused at once ([`Error::Busy`]) instead of growing.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::Row;
@@ -83,9 +86,9 @@ pub struct UsageRecord {
     /// The client's address.
     pub client_ip: Option<IpAddr>,
     /// HTTP method (or another verb for non-HTTP callers).
-    pub method: String,
+    pub method: Cow<'static, str>,
     /// The route template (`/v1/notes/{id}`), not the raw path, so records group by endpoint.
-    pub route: String,
+    pub route: Cow<'static, str>,
     /// The response status, when known.
     pub status: Option<u16>,
     /// The client's `User-Agent`.
@@ -202,6 +205,7 @@ enum Message {
 #[derive(Clone)]
 pub struct UsageWriter {
     tx: mpsc::Sender<Message>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for UsageWriter {
@@ -219,6 +223,14 @@ impl UsageSlot {
     /// Queues `record` in the reserved room; never fails.
     pub fn record(self, record: UsageRecord) {
         self.0.send(Message::Record(record, None));
+    }
+
+    /// Queues `record` in the reserved room and returns a handle that resolves once it is
+    /// committed.
+    pub fn record_committed(self, record: UsageRecord) -> Committed {
+        let (done, wait) = oneshot::channel();
+        self.0.send(Message::Record(record, Some(done)));
+        Committed(wait)
     }
 }
 
@@ -251,7 +263,10 @@ impl UsageWriter {
     pub fn spawn(db: Db, config: &UsageConfig) -> UsageWriter {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         tokio::spawn(run(db, rx, config.batch.max(1)));
-        UsageWriter { tx }
+        UsageWriter {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// Queues `record` without waiting.
@@ -260,6 +275,25 @@ impl UsageWriter {
     /// [`Error::Busy`] when the queue is full; [`Error::Closed`] when the writer has stopped.
     pub fn record(&self, record: UsageRecord) -> Result<(), Error> {
         self.send(Message::Record(record, None))
+    }
+
+    /// Queues `record` only while the queue is less than half full, keeping the other half for
+    /// records that must not be lost (accepted calls, see [`UsageWriter::reserve`]). For records
+    /// an attacker can cause at will — refusals of a known token id — so that a flood of them
+    /// cannot push legitimate calls into "busy". Returns whether it was queued; drops are counted
+    /// ([`UsageWriter::dropped`]).
+    pub fn record_if_room(&self, record: UsageRecord) -> bool {
+        let queued = self.tx.capacity() * 2 > self.tx.max_capacity()
+            && self.send(Message::Record(record, None)).is_ok();
+        if !queued {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        queued
+    }
+
+    /// How many records [`UsageWriter::record_if_room`] has dropped since the writer started.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Queues `record` and returns a handle that resolves once it is committed.

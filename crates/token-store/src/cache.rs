@@ -8,7 +8,7 @@
 //! indexed lookup, no scrypt). The map is bounded: when full, an arbitrary entry makes room.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -18,18 +18,24 @@ use zeroize::Zeroizing;
 
 use crate::model::Principal;
 
-/// What the cache remembers about a verified token.
-#[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    digest: [u8; 32],
+/// What a decision about a proven token needs, shared (not copied) between the cache and the
+/// requests that hit it.
+#[derive(Debug)]
+pub(crate) struct Cached {
     /// Who the token speaks for.
     pub(crate) principal: Principal,
     /// When it is (or will be) revoked.
     pub(crate) revoked_at: Option<OffsetDateTime>,
     /// The stored hash the secret was proven against; a different one means re-verify.
     pub(crate) phc: String,
+}
+
+#[derive(Debug)]
+struct Entry {
+    digest: [u8; 32],
+    cached: Arc<Cached>,
     /// When the database last confirmed this entry.
-    pub(crate) checked_at: OffsetDateTime,
+    checked_at: OffsetDateTime,
 }
 
 pub(crate) struct Cache {
@@ -49,9 +55,9 @@ impl std::fmt::Debug for Cache {
 /// The result of a lookup.
 pub(crate) enum Lookup {
     /// The token is cached and the entry is fresh enough to decide on.
-    Fresh(Entry),
+    Fresh(Arc<Cached>),
     /// The token is cached (secret proven) but the database must confirm its state.
-    Stale(Entry),
+    Stale(Arc<Cached>),
     /// Not cached (or cached under another secret).
     Miss,
 }
@@ -87,32 +93,23 @@ impl Cache {
         match map.get(&token.id()) {
             Some(entry) if bool::from(entry.digest.ct_eq(&digest)) => {
                 if now - entry.checked_at < max_staleness {
-                    Lookup::Fresh(entry.clone())
+                    Lookup::Fresh(entry.cached.clone())
                 } else {
-                    Lookup::Stale(entry.clone())
+                    Lookup::Stale(entry.cached.clone())
                 }
             }
             _ => Lookup::Miss,
         }
     }
 
-    /// Remembers `token` as verified.
-    pub(crate) fn insert(
-        &self,
-        token: &Token,
-        principal: Principal,
-        revoked_at: Option<OffsetDateTime>,
-        phc: String,
-        checked_at: OffsetDateTime,
-    ) {
+    /// Remembers `token` as verified, as of `checked_at`.
+    pub(crate) fn insert(&self, token: &Token, cached: Arc<Cached>, checked_at: OffsetDateTime) {
         if self.capacity == 0 {
             return;
         }
         let entry = Entry {
             digest: self.digest(token),
-            principal,
-            revoked_at,
-            phc,
+            cached,
             checked_at,
         };
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
@@ -156,6 +153,14 @@ mod tests {
 
     const NOW: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
 
+    fn cached(token: &Token) -> Arc<Cached> {
+        Arc::new(Cached {
+            principal: principal(token),
+            revoked_at: None,
+            phc: String::new(),
+        })
+    }
+
     fn principal(token: &Token) -> Principal {
         Principal {
             token_id: token.id(),
@@ -175,7 +180,7 @@ mod tests {
     fn hits_only_with_the_whole_token_and_goes_stale() {
         let cache = Cache::new(10, [7; 32]);
         let [a, b] = <[Token; 2]>::try_from(tokens(2)).ok().unwrap();
-        cache.insert(&a, principal(&a), None, "phc".into(), NOW);
+        cache.insert(&a, cached(&a), NOW);
         assert!(matches!(
             cache.get(&a, NOW, Duration::SECOND),
             Lookup::Fresh(_)
@@ -205,7 +210,7 @@ mod tests {
     fn stays_within_capacity() {
         let cache = Cache::new(100, [1; 32]);
         for t in tokens(1_000) {
-            cache.insert(&t, principal(&t), None, String::new(), NOW);
+            cache.insert(&t, cached(&t), NOW);
         }
         assert_eq!(cache.len(), 100);
         cache.clear();
@@ -216,7 +221,7 @@ mod tests {
     fn zero_staleness_makes_every_hit_stale() {
         let cache = Cache::new(10, [1; 32]);
         let t = tokens(1).pop().unwrap();
-        cache.insert(&t, principal(&t), None, String::new(), NOW);
+        cache.insert(&t, cached(&t), NOW);
         assert!(matches!(
             cache.get(&t, NOW, Duration::ZERO),
             Lookup::Stale(_)

@@ -1,5 +1,6 @@
 //! What the store holds and what its operations take.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -251,9 +252,9 @@ pub struct Call {
     /// The client's address.
     pub client_ip: Option<IpAddr>,
     /// HTTP method (or another verb).
-    pub method: String,
-    /// Route template, e.g. `/v1/notes/{id}`.
-    pub route: String,
+    pub method: Cow<'static, str>,
+    /// Route template, e.g. `/v1/notes/{id}`: usually a `&'static str`, so copying it is free.
+    pub route: Cow<'static, str>,
     /// `User-Agent`.
     pub user_agent: Option<String>,
     /// Request id.

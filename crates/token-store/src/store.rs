@@ -89,6 +89,7 @@ pub(crate) struct Inner {
     pub(crate) cache: Arc<Cache>,
     pub(crate) usage: UsageWriter,
     pub(crate) max_staleness: Duration,
+    pub(crate) usage_retention: Duration,
     pub(crate) notify_channel: String,
     /// When each revoked token was last reported as reused, to report it once a minute at most.
     pub(crate) reuse_reported: Mutex<HashMap<TokenId, OffsetDateTime>>,
@@ -154,6 +155,7 @@ impl Store {
                 clock: ClockHandle(options.clock),
                 cache,
                 max_staleness: options.max_staleness,
+                usage_retention: options.usage.retention,
                 notify_channel,
                 reuse_reported: Mutex::new(HashMap::new()),
                 listener,
@@ -175,6 +177,19 @@ impl Store {
     /// The usage writer, for callers that record usage of their own.
     pub fn usage_writer(&self) -> &UsageWriter {
         &self.inner.usage
+    }
+
+    /// Deletes usage records older than the configured retention (`UsageConfig::retention`,
+    /// 90 days by default); returns how many. Run it periodically (the server does, hourly).
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub async fn prune_usage(&self) -> Result<u64, Error> {
+        Ok(self
+            .inner
+            .audit
+            .prune_usage(self.now(), self.inner.usage_retention)
+            .await?)
     }
 
     /// Commits every queued usage record, then closes the database pool.
@@ -697,13 +712,12 @@ impl Store {
 
     /// Caches a token issued on this process, so its first use needs no scrypt.
     fn remember(&self, token: &Token, record: &TokenRecord, hash: &TokenHash, now: OffsetDateTime) {
-        self.inner.cache.insert(
-            token,
-            principal_of(record),
-            record.revoked_at,
-            hash.as_phc().to_owned(),
-            now,
-        );
+        let cached = crate::cache::Cached {
+            principal: principal_of(record),
+            revoked_at: record.revoked_at,
+            phc: hash.as_phc().to_owned(),
+        };
+        self.inner.cache.insert(token, Arc::new(cached), now);
     }
 
     /// Tells other instances (PostgreSQL) that a token changed; delivered on commit.

@@ -8,16 +8,20 @@
 //!    the cache, and a hash with outdated parameters is upgraded;
 //! 5. expiry and scope against the required scopes, with `now` from the store's clock.
 //!
-//! Every verification of a known token id becomes a usage record. Refusals are recorded here;
-//! an accepted call's record is written when the caller reports the response status
-//! ([`Verified::finish`]) or, failing that, when the [`Verified`] is dropped.
+//! Every verification of a known token id becomes a usage record. An accepted call's record has
+//! reserved room in the writer's queue (or the call is refused as busy) and is written when the
+//! caller reports the response status ([`Verified::finish`]) or, failing that, when the
+//! [`Verified`] is dropped. Refusals are recorded while the queue is less than half full: an
+//! attacker can cause refusals of a known id at will, and must not crowd out accepted calls.
 
 use audit::{Action, Context, NewEvent, Outcome, UsageOutcome, UsageRecord, UsageSlot};
 use serde_json::json;
 use time::OffsetDateTime;
 use token_core::{Grant, Scopes, Token, TokenHash, TokenId};
 
-use crate::cache::{Entry, Lookup};
+use std::sync::Arc;
+
+use crate::cache::{Cached, Lookup};
 use crate::error::{Error, Refusal};
 use crate::model::{Call, Principal};
 use crate::store::{Store, TokenRow, principal_of};
@@ -26,23 +30,31 @@ use crate::store::{Store, TokenRow, principal_of};
 /// record carries it; dropping it records the call without a status.
 #[derive(Debug)]
 pub struct Verified {
-    principal: Principal,
+    token: Arc<Cached>,
     pending: Option<(UsageSlot, UsageRecord)>,
 }
 
 impl Verified {
     /// Who the token speaks for.
     pub fn principal(&self) -> &Principal {
-        &self.principal
+        &self.token.principal
     }
 
     /// Records the call with its response `status`.
-    pub fn finish(mut self, status: u16) -> Principal {
+    pub fn finish(mut self, status: u16) {
         if let Some((slot, mut record)) = self.pending.take() {
             record.status = Some(status);
             slot.record(record);
         }
-        self.principal.clone()
+    }
+
+    /// Records the call with its response `status`; the returned handle resolves once the
+    /// record is committed.
+    pub fn finish_committed(mut self, status: u16) -> Option<audit::Committed> {
+        self.pending.take().map(|(slot, mut record)| {
+            record.status = Some(status);
+            slot.record_committed(record)
+        })
     }
 }
 
@@ -52,12 +64,6 @@ impl Drop for Verified {
             slot.record(record);
         }
     }
-}
-
-/// What the database (or the cache) says about a token whose secret has been proven.
-struct Known {
-    principal: Principal,
-    revoked_at: Option<OffsetDateTime>,
 }
 
 /// Why authentication failed, before it is turned into a usage record and an [`Error`].
@@ -91,9 +97,8 @@ impl Store {
         let Ok(token) = presented.parse::<Token>() else {
             return Err(Error::Unauthorized(Refusal::Malformed));
         };
-        // Room for the usage record first: if the writer cannot keep up, say so before any work.
-        let slot = self.inner.usage.reserve().map_err(|_| Error::Busy)?;
         let now = self.now();
+        let usage_writer = &self.inner.usage;
         let known = match self.authenticate(&token, now).await {
             Ok(known) => known,
             Err(Failure::Refused(refusal, workspace)) => {
@@ -104,7 +109,14 @@ impl Store {
                         Refusal::Expired => UsageOutcome::Expired,
                         _ => UsageOutcome::WrongSecret,
                     };
-                    slot.record(usage(&token, workspace.clone(), call, now, outcome, 401));
+                    usage_writer.record_if_room(usage(
+                        &token,
+                        workspace.clone(),
+                        call,
+                        now,
+                        outcome,
+                        401,
+                    ));
                     if refusal == Refusal::Revoked {
                         self.report_reuse(token.id(), &workspace, call, now).await;
                     }
@@ -112,18 +124,26 @@ impl Store {
                 return Err(Error::Unauthorized(refusal));
             }
             Err(Failure::Busy(workspace)) => {
-                slot.record(usage(&token, workspace, call, now, UsageOutcome::Busy, 503));
+                usage_writer.record_if_room(usage(
+                    &token,
+                    workspace,
+                    call,
+                    now,
+                    UsageOutcome::Busy,
+                    503,
+                ));
                 return Err(Error::Busy);
             }
             Err(Failure::Storage(e)) => return Err(e),
         };
+        let principal = &known.principal;
         let grant = Grant {
-            scopes: known.principal.scopes,
-            expires_at: known.principal.expires_at,
+            scopes: principal.scopes,
+            expires_at: principal.expires_at,
         };
         if let Err(token_core::Error::MissingScopes { missing }) = grant.check(required, now) {
-            let workspace = known.principal.workspace_id.clone();
-            slot.record(usage(
+            let workspace = principal.workspace_id.clone();
+            usage_writer.record_if_room(usage(
                 &token,
                 workspace,
                 call,
@@ -133,16 +153,19 @@ impl Store {
             ));
             return Err(Error::Forbidden { missing });
         }
+        // An accepted call is served only if its record has room: if the writer cannot keep up,
+        // say so rather than serve the call unrecorded.
+        let slot = usage_writer.reserve().map_err(|_| Error::Busy)?;
         let record = usage(
             &token,
-            known.principal.workspace_id.clone(),
+            principal.workspace_id.clone(),
             call,
             now,
             UsageOutcome::Accepted,
             0,
         );
         Ok(Verified {
-            principal: known.principal,
+            token: known,
             pending: Some((
                 slot,
                 UsageRecord {
@@ -154,16 +177,21 @@ impl Store {
     }
 
     /// Steps 2 to 4: is this the token it claims to be, and is it usable now?
-    async fn authenticate(&self, token: &Token, now: OffsetDateTime) -> Result<Known, Failure> {
+    async fn authenticate(
+        &self,
+        token: &Token,
+        now: OffsetDateTime,
+    ) -> Result<Arc<Cached>, Failure> {
         let row = match self.inner.cache.get(token, now, self.inner.max_staleness) {
-            Lookup::Fresh(entry) => return usable(known_from_entry(entry), now),
-            Lookup::Stale(entry) => {
+            Lookup::Fresh(cached) => return usable(cached, now),
+            Lookup::Stale(cached) => {
                 let row = self.lookup(token.id()).await?;
-                if row.phc == entry.phc {
+                if row.phc == cached.phc {
                     // Same stored hash the secret was proven against: only the state may have
                     // changed, and the row says what it is now.
-                    self.cache_row(token, &row, now);
-                    return usable(known_from_row(&row), now);
+                    let fresh = cached_from_row(&row);
+                    self.inner.cache.insert(token, fresh.clone(), now);
+                    return usable(fresh, now);
                 }
                 self.inner.cache.evict(token.id());
                 row
@@ -171,7 +199,7 @@ impl Store {
             Lookup::Miss => self.lookup(token.id()).await?,
         };
         // Refuse revoked and expired tokens before spending scrypt on them.
-        let known = usable(known_from_row(&row), now)?;
+        let known = usable(cached_from_row(&row), now)?;
         let stored: TokenHash = row
             .phc
             .parse()
@@ -197,7 +225,7 @@ impl Store {
             .await;
         match outcome {
             Ok(Ok(upgraded)) => {
-                let phc = match upgraded {
+                let known = match upgraded {
                     Some(new) => {
                         self.spawn_rehash(
                             token.id(),
@@ -205,13 +233,15 @@ impl Store {
                             row.phc.clone(),
                             &new,
                         );
-                        new.as_phc().to_owned()
+                        Arc::new(Cached {
+                            principal: known.principal.clone(),
+                            revoked_at: known.revoked_at,
+                            phc: new.as_phc().to_owned(),
+                        })
                     }
-                    None => row.phc.clone(),
+                    None => known,
                 };
-                self.inner
-                    .cache
-                    .insert(token, known.principal.clone(), known.revoked_at, phc, now);
+                self.inner.cache.insert(token, known.clone(), now);
                 Ok(known)
             }
             Ok(Err(_)) => Err(Failure::Refused(
@@ -226,16 +256,6 @@ impl Store {
         self.token_row(id)
             .await?
             .ok_or(Failure::Refused(Refusal::NotFound, None))
-    }
-
-    fn cache_row(&self, token: &Token, row: &TokenRow, now: OffsetDateTime) {
-        self.inner.cache.insert(
-            token,
-            principal_of(&row.record),
-            row.record.revoked_at,
-            row.phc.clone(),
-            now,
-        );
     }
 
     /// Stores an upgraded hash (if the row still holds the old one) and records it.
@@ -306,22 +326,16 @@ impl Store {
     }
 }
 
-fn known_from_entry(entry: Entry) -> Known {
-    Known {
-        principal: entry.principal,
-        revoked_at: entry.revoked_at,
-    }
-}
-
-fn known_from_row(row: &TokenRow) -> Known {
-    Known {
+fn cached_from_row(row: &TokenRow) -> Arc<Cached> {
+    Arc::new(Cached {
         principal: principal_of(&row.record),
         revoked_at: row.record.revoked_at,
-    }
+        phc: row.phc.clone(),
+    })
 }
 
 /// Refuses a revoked or expired token (revocation first).
-fn usable(known: Known, now: OffsetDateTime) -> Result<Known, Failure> {
+fn usable(known: Arc<Cached>, now: OffsetDateTime) -> Result<Arc<Cached>, Failure> {
     let workspace = || Some(known.principal.workspace_id.clone());
     if known.revoked_at.is_some_and(|at| at <= now) {
         return Err(Failure::Refused(Refusal::Revoked, workspace()));

@@ -10,7 +10,7 @@ fn record(
     token: TokenId,
     minutes: i64,
     ip: &str,
-    route: &str,
+    route: &'static str,
     outcome: UsageOutcome,
 ) -> UsageRecord {
     UsageRecord {
@@ -213,4 +213,49 @@ async fn pruning_keeps_the_retention_window() {
         assert_eq!(pruned, 2, "{}", t.name);
         assert_eq!(audit.usage_summary(tok).await.unwrap().total, 3);
     }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn best_effort_records_leave_half_the_queue_to_reserved_ones() {
+    let t = audit::testing::sqlite().await.unwrap();
+    audit::migrate(&t.db).await.unwrap();
+    let writer = UsageWriter::spawn(
+        t.db.clone(),
+        &UsageConfig {
+            queue: 8,
+            ..UsageConfig::default()
+        },
+    );
+    let refused = |i| {
+        record(
+            token_id(6),
+            i,
+            "198.51.100.1",
+            "/",
+            UsageOutcome::WrongSecret,
+        )
+    };
+    // The writer cannot run until we yield, so the queue only fills.
+    let queued = (0..8)
+        .filter(|&i| writer.record_if_room(refused(i)))
+        .count();
+    assert_eq!(queued, 4, "refusals stop at half the queue");
+    assert_eq!(writer.dropped(), 4);
+    let slots: Vec<_> = (0..4).map(|_| writer.reserve().unwrap()).collect();
+    assert!(matches!(writer.reserve(), Err(audit::Error::Busy)));
+    for (i, slot) in slots.into_iter().enumerate() {
+        slot.record(record(
+            token_id(6),
+            100 + i as i64,
+            "192.0.2.1",
+            "/",
+            UsageOutcome::Accepted,
+        ));
+    }
+    writer.flush().await.unwrap();
+    let summary = Audit::new(t.db.clone())
+        .usage_summary(token_id(6))
+        .await
+        .unwrap();
+    assert_eq!(summary.total, 8);
 }

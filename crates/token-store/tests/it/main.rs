@@ -126,7 +126,7 @@ impl Env {
     }
 }
 
-pub fn call(route: &str) -> Call {
+pub fn call(route: &'static str) -> Call {
     Call {
         client_ip: Some("203.0.113.9".parse().unwrap()),
         method: "GET".into(),

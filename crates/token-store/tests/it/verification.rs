@@ -415,3 +415,107 @@ async fn reuse_of_a_revoked_token_is_reported_once_a_minute() {
         assert_eq!(events[0].details["route"], "/v1/notes");
     }
 }
+
+#[tokio::test]
+async fn a_committed_usage_record_can_be_awaited_and_old_ones_are_pruned() {
+    for env in envs().await {
+        let (record, token) = env.create("awaited", &[Scope::Read]).await;
+        let verified = env
+            .store
+            .verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+            .await
+            .unwrap();
+        verified
+            .finish_committed(204)
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        let usage = env.store.audit().usage(record.id, None, 10).await.unwrap();
+        assert_eq!(usage.items[0].record.status, Some(204), "{}", env.name);
+
+        env.clock.advance(Duration::days(91));
+        assert_eq!(
+            env.store.prune_usage().await.unwrap(),
+            1,
+            "{}: 90-day retention",
+            env.name
+        );
+        assert!(
+            env.store
+                .audit()
+                .usage(record.id, None, 10)
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        let kept = env.store.get_token(&env.ws, record.id).await.unwrap();
+        assert_eq!(
+            kept.last_used_at,
+            Some(T0),
+            "{}: pruning keeps the last use",
+            env.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_listener_flushes_the_cache() {
+    use sqlx::Executor;
+    for env in envs()
+        .await
+        .into_iter()
+        .filter(|e| e.test_db.db.backend() == Backend::Postgres)
+    {
+        let (record, token) = env.create("flushed", &[Scope::Read]).await;
+        let b = env
+            .second_instance(StoreOptions {
+                max_staleness: Duration::HOUR,
+                ..options(&env.clock)
+            })
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        b.verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+            .await
+            .unwrap();
+        // Revoke behind everyone's back: no notification is sent.
+        let sql = format!(
+            "UPDATE tokens SET revoked_at_us = 0 WHERE id = '{}'",
+            record.id
+        );
+        env.store.db().pool().execute(sql.as_str()).await.unwrap();
+        assert!(
+            b.verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+                .await
+                .is_ok(),
+            "B still trusts its cache"
+        );
+        // Cut B's listener connection: when it reconnects it must assume it missed something.
+        let channel = format!("knowmind_tokens_{}", env.test_db.db.schema().unwrap());
+        let kill = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%{channel}%'"
+        );
+        env.store.db().pool().execute(kill.as_str()).await.unwrap();
+        let start = Instant::now();
+        let mut refused = false;
+        while start.elapsed() < std::time::Duration::from_secs(10) {
+            if b.verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+                .await
+                .is_err()
+            {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(
+            refused,
+            "the cache was not flushed after the listener reconnected"
+        );
+        println!(
+            "listener reconnected and flushed after {:?}",
+            start.elapsed()
+        );
+    }
+}
