@@ -46,6 +46,9 @@ pub enum Error {
         /// The required scopes the token does not grant.
         missing: Scopes,
     },
+    /// A duration is not a number followed by `s`, `m`, `h`, `d` or `w` (e.g. `90d`).
+    #[error("invalid duration {0:?}: expected a whole number and a unit, like 30m, 12h, 90d or 2w")]
+    InvalidDuration(String),
     /// The operating system's random number generator failed.
     #[error("the random number generator failed")]
     Rng,

@@ -38,6 +38,34 @@ impl Grant {
     }
 }
 
+/// Parses a duration written like `45s`, `30m`, `12h`, `90d` or `2w`: how token lifetimes and
+/// grace periods are written in the API and the CLI. At most 100 years.
+///
+/// # Errors
+/// [`Error::InvalidDuration`], quoting (a shortened copy of) the input.
+pub fn parse_duration(text: &str) -> Result<time::Duration, Error> {
+    let invalid = || Error::InvalidDuration(text.chars().take(24).collect());
+    let unit = text.chars().last().ok_or_else(invalid)?;
+    let number = &text[..text.len() - unit.len_utf8()];
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let n: i64 = number.parse().map_err(|_| invalid())?;
+    let seconds_per_unit = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        'w' => 604_800,
+        _ => return Err(invalid()),
+    };
+    let seconds = n.checked_mul(seconds_per_unit).ok_or_else(invalid)?;
+    if seconds > 100 * 366 * 86_400 {
+        return Err(invalid());
+    }
+    Ok(time::Duration::seconds(seconds))
+}
+
 #[cfg(test)]
 mod tests {
     use time::Duration;
@@ -109,6 +137,32 @@ mod tests {
             grant.check(Scope::Admin.into(), NOW),
             Err(Error::Expired { .. })
         ));
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90d").unwrap(), Duration::days(90));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::hours(1));
+        assert_eq!(parse_duration("30m").unwrap(), Duration::minutes(30));
+        assert_eq!(parse_duration("2w").unwrap(), Duration::weeks(2));
+        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+        for bad in [
+            "",
+            "d",
+            "90",
+            "-1d",
+            "1.5h",
+            "90 d",
+            "1y",
+            "99999999999999999999d",
+            "40000d",
+            "٣d",
+        ] {
+            assert!(
+                matches!(parse_duration(bad), Err(Error::InvalidDuration(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ mod token;
 pub use clock::ManualClock;
 pub use clock::{Clock, SystemClock};
 pub use error::{Error, Malformed};
-pub use grant::Grant;
+pub use grant::{Grant, parse_duration};
 pub use hash::{HASH_LEN, HashParams, SALT_LEN, TokenHash};
 pub use scope::{Scope, Scopes};
 #[cfg(any(test, feature = "test-util"))]

@@ -200,7 +200,8 @@ impl Store {
         self.inner.db.close().await;
     }
 
-    pub(crate) fn now(&self) -> OffsetDateTime {
+    /// The current time by the store's clock: the one clock every decision uses.
+    pub fn now(&self) -> OffsetDateTime {
         self.inner.clock.0.now()
     }
 
@@ -264,6 +265,27 @@ impl Store {
             name: row.try_get("name")?,
             created_at: from_micros(row.try_get("created_at_us")?)?,
         })
+    }
+
+    /// All workspaces, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub async fn list_workspaces(&self) -> Result<Vec<Workspace>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, name, created_at_us FROM workspaces ORDER BY created_at_us, id",
+        )
+        .fetch_all(self.inner.db.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Workspace {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    created_at: from_micros(row.try_get("created_at_us")?)?,
+                })
+            })
+            .collect()
     }
 
     /// Adds a member to a workspace.

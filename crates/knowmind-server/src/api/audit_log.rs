@@ -1,0 +1,104 @@
+//! `/v1/audit`: the workspace's audit events, their export, and chain verification.
+
+use audit::{Action, EventFilter};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use token_core::TokenId;
+use tokio_util::io::ReaderStream;
+
+use super::{AppState, parse_time};
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventQuery {
+    actor: Option<String>,
+    token: Option<String>,
+    action: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    cursor: Option<i64>,
+    limit: Option<u32>,
+}
+
+impl EventQuery {
+    /// The filter, always confined to the caller's workspace.
+    fn filter(&self, workspace: &str) -> Result<EventFilter, ApiError> {
+        Ok(EventFilter {
+            workspace_id: Some(workspace.to_owned()),
+            actor_id: self.actor.clone(),
+            token: self
+                .token
+                .as_deref()
+                .map(|t| {
+                    t.parse::<TokenId>()
+                        .map_err(|_| ApiError::bad_request("token must be a token id"))
+                })
+                .transpose()?,
+            action: self
+                .action
+                .as_deref()
+                .map(|a| {
+                    a.parse::<Action>()
+                        .map_err(|e| ApiError::bad_request(e.to_string()))
+                })
+                .transpose()?,
+            since: self
+                .since
+                .as_deref()
+                .map(|t| parse_time("since", t))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|t| parse_time("until", t))
+                .transpose()?,
+        })
+    }
+}
+
+pub(super) async fn events(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    ApiQuery(query): ApiQuery<EventQuery>,
+) -> Result<axum::Json<audit::Page<audit::Event>>, ApiError> {
+    let filter = query.filter(&who.workspace_id)?;
+    let page = app
+        .store()
+        .audit()
+        .events(&filter, query.cursor, query.limit.unwrap_or(100))
+        .await?;
+    Ok(axum::Json(page))
+}
+
+pub(super) async fn export(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    ApiQuery(query): ApiQuery<EventQuery>,
+) -> Result<Response, ApiError> {
+    let filter = query.filter(&who.workspace_id)?;
+    let audit = app.store().audit().clone();
+    let (mut writer, reader) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        if let Err(e) = audit.export_jsonl(&filter, &mut writer).await {
+            tracing::warn!(error = %e, "audit export ended early");
+        }
+    });
+    let mut response = Body::from_stream(ReaderStream::new(reader)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jsonl"),
+    );
+    Ok(response)
+}
+
+pub(super) async fn verify(
+    State(app): State<AppState>,
+) -> Result<axum::Json<audit::ChainReport>, ApiError> {
+    Ok(axum::Json(app.store().audit().verify(None).await?))
+}

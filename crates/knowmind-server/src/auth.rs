@@ -1,0 +1,376 @@
+//! Token authentication for axum routes: the [`RequireScope`] layer and the [`Authenticated`]
+//! extractor. The knowmind server protects its own routes with them; another axum service can
+//! protect its routes the same way with a [`Guard`] over its own [`token_store::Store`].
+//!
+//! ```no_run
+//! # async fn example(store: token_store::Store) {
+//! use axum::{Router, routing::get};
+//! use knowmind_server::auth::{Authenticated, Guard, RequireScope};
+//! use token_core::Scope;
+//!
+//! async fn list_things(Authenticated(who): Authenticated) -> String {
+//!     format!("hello, token {}", who.token_id)
+//! }
+//!
+//! let guard = Guard::new(store);
+//! let app: Router = Router::new()
+//!     .route("/things", get(list_things))
+//!     .route_layer(RequireScope::new(guard, Scope::Read));
+//! # }
+//! ```
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use time::format_description::well_known::Rfc3339;
+use token_core::{Scope, Scopes};
+use token_store::{Call, Principal, Store};
+use tower::{Layer, Service};
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::rate_limit::FailureLimiter;
+
+/// Response header carrying the token's expiry (RFC 3339), on every authenticated response of a
+/// token that expires.
+pub const TOKEN_EXPIRATION_HEADER: &str = "knowmind-token-expiration";
+
+/// What a route asks of the presented token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token (health checks, metrics, the OpenAPI document).
+    Public,
+    /// Any valid token (routes acting on the token itself).
+    AnyToken,
+    /// A valid token with this scope.
+    Scope(Scope),
+}
+
+impl Access {
+    fn required(self) -> Scopes {
+        match self {
+            Access::Scope(scope) => scope.into(),
+            Access::Public | Access::AnyToken => Scopes::EMPTY,
+        }
+    }
+}
+
+/// Everything authentication needs, shared by every protected route. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    inner: Arc<GuardInner>,
+}
+
+#[derive(Debug)]
+struct GuardInner {
+    store: Store,
+    limiter: FailureLimiter,
+    trusted_proxy_header: Option<HeaderName>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Guard {
+    /// A guard over `store`: the client address is the peer address, and 20 failed
+    /// authentications per minute per address are allowed.
+    pub fn new(store: Store) -> Self {
+        Guard::with_options(store, 20, None, None)
+    }
+
+    /// A guard with a failure limit per address per minute (0 disables it), the header a trusted
+    /// reverse proxy puts the client address in (its rightmost entry is used), and metrics.
+    pub fn with_options(
+        store: Store,
+        failures_per_minute: u32,
+        trusted_proxy_header: Option<HeaderName>,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
+        Guard {
+            inner: Arc::new(GuardInner {
+                store,
+                limiter: FailureLimiter::new(failures_per_minute, Duration::from_secs(60)),
+                trusted_proxy_header,
+                metrics,
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The per-address failure limiter.
+    pub fn limiter(&self) -> &FailureLimiter {
+        &self.inner.limiter
+    }
+
+    /// The client address of a request: the peer, or the rightmost address in the trusted proxy
+    /// header when one is configured and present.
+    pub fn client_ip(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+        if let Some(name) = &self.inner.trusted_proxy_header
+            && let Some(ip) = headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|part| part.trim().parse::<IpAddr>().ok())
+                .next_back()
+        {
+            return Some(ip);
+        }
+        peer
+    }
+
+    /// Authenticates `req` for `access`, runs `inner` with [`Authenticated`] in the request's
+    /// extensions, and records the call with the response status.
+    async fn authenticate<S>(self, access: Access, mut req: Request, mut inner: S) -> Response
+    where
+        S: Service<Request, Response = Response, Error = Infallible>,
+    {
+        if access == Access::Public {
+            return match inner.call(req).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+        }
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let client_ip = self.client_ip(req.headers(), peer);
+        if let Some(ip) = client_ip
+            && let Err(wait) = self.inner.limiter.check(ip)
+        {
+            self.count("rate_limited");
+            return ApiError::rate_limited(wait).into_response();
+        }
+        let Some(presented) = bearer(req.headers()) else {
+            self.fail(client_ip, "missing_or_malformed_header");
+            return ApiError::unauthorized().into_response();
+        };
+        let call = Call {
+            client_ip,
+            method: method_name(req.method()),
+            route: req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or(Cow::Borrowed("?"), |p| Cow::Owned(p.as_str().to_owned())),
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            request_id: req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        };
+        let verified = match self
+            .inner
+            .store
+            .verify(presented, access.required(), &call)
+            .await
+        {
+            Ok(verified) => verified,
+            Err(token_store::Error::Unauthorized(refusal)) => {
+                self.fail(client_ip, refusal.code());
+                return ApiError::unauthorized().into_response();
+            }
+            Err(e) => {
+                self.count(match &e {
+                    token_store::Error::Forbidden { .. } => "insufficient_scope",
+                    token_store::Error::Busy => "busy",
+                    _ => "error",
+                });
+                return ApiError::from(e).into_response();
+            }
+        };
+        let principal = verified.principal().clone();
+        let expires_at = principal.expires_at;
+        req.extensions_mut().insert(Authenticated(principal));
+        let mut response = match inner.call(req).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        if let Some(value) = expires_at
+            .and_then(|at| at.format(&Rfc3339).ok())
+            .and_then(|text| HeaderValue::from_str(&text).ok())
+        {
+            response
+                .headers_mut()
+                .insert(TOKEN_EXPIRATION_HEADER, value);
+        }
+        verified.finish(response.status().as_u16());
+        response
+    }
+
+    fn fail(&self, client_ip: Option<IpAddr>, reason: &str) {
+        tracing::info!(reason, client_ip = ?client_ip, "authentication failed");
+        self.count("unauthorized");
+        if let Some(ip) = client_ip {
+            self.inner.limiter.failure(ip);
+        }
+    }
+
+    fn count(&self, outcome: &'static str) {
+        if let Some(metrics) = &self.inner.metrics {
+            metrics.auth_refused(outcome);
+        }
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`: exactly one header, the `Bearer` scheme (any
+/// case), printable ASCII. `None` for anything else.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None; // two Authorization headers: ambiguous, refuse
+    }
+    let text = value.to_str().ok()?;
+    let (scheme, token) = text.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then_some(token)
+}
+
+fn method_name(method: &Method) -> Cow<'static, str> {
+    match *method {
+        Method::GET => Cow::Borrowed("GET"),
+        Method::POST => Cow::Borrowed("POST"),
+        Method::PUT => Cow::Borrowed("PUT"),
+        Method::PATCH => Cow::Borrowed("PATCH"),
+        Method::DELETE => Cow::Borrowed("DELETE"),
+        ref other => Cow::Owned(other.as_str().to_owned()),
+    }
+}
+
+/// The principal of the token that authenticated this request. Available in handlers behind
+/// [`RequireScope`]; elsewhere it rejects with 401.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Authenticated>()
+            .cloned()
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// A layer that lets a request through only with a valid token granting a scope.
+#[derive(Clone, Debug)]
+pub struct RequireScope {
+    guard: Guard,
+    access: Access,
+}
+
+impl RequireScope {
+    /// Requires a valid token with `scope`.
+    pub fn new(guard: Guard, scope: Scope) -> Self {
+        RequireScope {
+            guard,
+            access: Access::Scope(scope),
+        }
+    }
+
+    /// Requires what `access` says.
+    pub fn access(guard: Guard, access: Access) -> Self {
+        RequireScope { guard, access }
+    }
+}
+
+impl<S> Layer<S> for RequireScope {
+    type Service = RequireScopeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireScopeService {
+            guard: self.guard.clone(),
+            access: self.access,
+            inner,
+        }
+    }
+}
+
+/// The service [`RequireScope`] wraps routes in.
+#[derive(Clone, Debug)]
+pub struct RequireScopeService<S> {
+    guard: Guard,
+    access: Access,
+    inner: S,
+}
+
+impl<S> Service<Request> for RequireScopeService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The clone is fresh and may not be ready; the ready one goes into the future.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let (guard, access) = (self.guard.clone(), self.access);
+        Box::pin(async move { Ok(guard.authenticate(access, req, inner).await) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn bearer_tokens_are_parsed_strictly() {
+        assert_eq!(bearer(&headers(&["Bearer kmt_x"])), Some("kmt_x"));
+        assert_eq!(bearer(&headers(&["bearer   kmt_x "])), Some("kmt_x"));
+        assert_eq!(bearer(&headers(&["BEARER kmt_x"])), Some("kmt_x"));
+        for bad in [
+            &[][..],
+            &["Basic a2s6"],
+            &["Bearer"],
+            &["Bearer "],
+            &["kmt_x"],
+            &["Bearer a", "Bearer b"],
+        ] {
+            assert_eq!(bearer(&headers(bad)), None, "{bad:?}");
+        }
+        let mut binary = HeaderMap::new();
+        binary.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap(),
+        );
+        assert_eq!(bearer(&binary), None);
+    }
+}

@@ -1,0 +1,198 @@
+//! The `knowmind-server` command line. Every flag has a `KNOWMIND_*` variable; the database URL
+//! (which may hold a password) can also come from a file (`KNOWMIND_DATABASE_URL_FILE`), and its
+//! value is never shown in `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use axum::http::HeaderName;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// knowmind's API server.
+#[derive(Debug, Parser)]
+#[command(name = "knowmind-server", version, about)]
+pub struct Cli {
+    /// Settings every command shares.
+    #[command(flatten)]
+    pub common: Common,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings every command shares.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Directory for the SQLite database and the bootstrap token (created 0700 if missing).
+    #[arg(
+        long,
+        env = "KNOWMIND_DATA_DIR",
+        default_value = "./knowmind-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// `postgres://…` to share one PostgreSQL among several instances; default: SQLite in the
+    /// data directory. Also `KNOWMIND_DATABASE_URL_FILE`.
+    #[arg(
+        long,
+        env = "KNOWMIND_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: Option<String>,
+    /// Log format.
+    #[arg(long, env = "KNOWMIND_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `knowmind_server=debug,info`.
+    #[arg(long, env = "KNOWMIND_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Readable text.
+    Text,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (creates the first workspace on an empty database).
+    Serve(ServeArgs),
+    /// Create a workspace and print its admin token, once, on stdout.
+    Init(InitArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `serve` settings.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KNOWMIND_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Header in which a trusted reverse proxy puts the client address (e.g. X-Forwarded-For;
+    /// its rightmost address is used). Without it, the client address is the peer address.
+    #[arg(long, env = "KNOWMIND_TRUSTED_PROXY_HEADER", value_parser = header_name)]
+    pub trusted_proxy_header: Option<HeaderName>,
+    /// How long a verified token is trusted before its state is re-read (`0s` = every request).
+    #[arg(long, env = "KNOWMIND_MAX_STALENESS", default_value = "1s", value_parser = duration)]
+    pub max_staleness: time::Duration,
+    /// Requests taking longer are answered 408.
+    #[arg(long, env = "KNOWMIND_REQUEST_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub request_timeout: time::Duration,
+    /// Failed authentications allowed per client address per minute (0 = no limit).
+    #[arg(long, env = "KNOWMIND_AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
+    pub auth_failures_per_minute: u32,
+    /// Threads for scrypt (default: the number of CPUs).
+    #[arg(long, env = "KNOWMIND_HASH_THREADS")]
+    pub hash_threads: Option<usize>,
+    /// Name of the workspace created on first start.
+    #[arg(long, env = "KNOWMIND_BOOTSTRAP_WORKSPACE", default_value = "default")]
+    pub bootstrap_workspace: String,
+    /// Email of that workspace's owner.
+    #[arg(
+        long,
+        env = "KNOWMIND_BOOTSTRAP_OWNER_EMAIL",
+        default_value = "owner@localhost"
+    )]
+    pub bootstrap_owner_email: String,
+}
+
+/// `init` settings.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The workspace's name.
+    #[arg(long)]
+    pub workspace: String,
+    /// Its owner's email.
+    #[arg(long, default_value = "owner@localhost")]
+    pub owner_email: String,
+}
+
+/// `audit` commands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain; exit 1 if it is broken.
+    Verify(VerifyArgs),
+}
+
+/// `audit verify` settings.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A checkpoint kept outside the database: its sequence number…
+    #[arg(long, requires = "checkpoint_hash")]
+    pub checkpoint_seq: Option<i64>,
+    /// …and its hash.
+    #[arg(long, requires = "checkpoint_seq")]
+    pub checkpoint_hash: Option<String>,
+}
+
+fn duration(text: &str) -> Result<time::Duration, String> {
+    token_core::parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn header_name(text: &str) -> Result<HeaderName, String> {
+    HeaderName::try_from(text).map_err(|_| format!("{text:?} is not a valid header name"))
+}
+
+impl Common {
+    /// The database URL: `--database-url`/`KNOWMIND_DATABASE_URL`, or the content of the file
+    /// named by `KNOWMIND_DATABASE_URL_FILE` (one trailing newline stripped), or SQLite in the
+    /// data directory.
+    ///
+    /// # Errors
+    /// Both the URL and the file given; an unreadable file.
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        let file = std::env::var_os("KNOWMIND_DATABASE_URL_FILE");
+        match (&self.database_url, file) {
+            (Some(_), Some(_)) => bail!(
+                "set KNOWMIND_DATABASE_URL (--database-url) or KNOWMIND_DATABASE_URL_FILE, not both"
+            ),
+            (Some(url), None) => Ok(url.clone()),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(&path).with_context(|| {
+                    format!(
+                        "cannot read KNOWMIND_DATABASE_URL_FILE ({})",
+                        PathBuf::from(&path).display()
+                    )
+                })?;
+                let url = text.strip_suffix('\n').unwrap_or(&text);
+                let url = url.strip_suffix('\r').unwrap_or(url);
+                if url.is_empty() {
+                    bail!("KNOWMIND_DATABASE_URL_FILE is empty");
+                }
+                Ok(url.to_owned())
+            }
+            (None, None) => Ok(self
+                .data_dir
+                .join("knowmind.db")
+                .to_string_lossy()
+                .into_owned()),
+        }
+    }
+
+    /// Creates the data directory (0700) if it is missing.
+    ///
+    /// # Errors
+    /// If it cannot be created.
+    pub fn ensure_data_dir(&self) -> anyhow::Result<()> {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&self.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {} (--data-dir / KNOWMIND_DATA_DIR)",
+                self.data_dir.display()
+            )
+        })
+    }
+}

@@ -1,0 +1,161 @@
+//! API errors as RFC 9457 problem documents (`application/problem+json`) with a stable `code`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use token_core::Scopes;
+
+/// An error response. Every 4xx names what the client got wrong; a 5xx never carries internals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code, e.g. `INSUFFICIENT_SCOPE`.
+    pub code: &'static str,
+    /// Human-readable explanation of this occurrence.
+    pub detail: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with `status`, `code` and `detail`.
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 401, the same whatever the reason (unknown, wrong, revoked, expired or malformed token).
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "a valid token is required: send `Authorization: Bearer kmt_…`",
+        )
+    }
+
+    /// 403 naming the missing scopes.
+    pub fn forbidden(missing: Scopes) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "INSUFFICIENT_SCOPE",
+            format!("this token lacks the required scope: {missing}"),
+        )
+    }
+
+    /// 404.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("{what} not found"),
+        )
+    }
+
+    /// 422 for a well-formed request with an unacceptable value.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_INPUT", detail)
+    }
+
+    /// 400 for a request that cannot be understood.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", detail)
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after_secs.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                "too many failed authentications from this address; try again later",
+            )
+        }
+    }
+
+    /// 503 with `Retry-After`: verification capacity is exhausted for the moment.
+    pub fn busy() -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "BUSY",
+                "the server is busy; try again shortly",
+            )
+        }
+    }
+
+    /// 500 without details (they go to the log).
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "internal error; it has been logged",
+        )
+    }
+
+    fn title(&self) -> &'static str {
+        self.status.canonical_reason().unwrap_or("Error")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "type": format!("urn:knowmind:problem:{}", self.code.to_lowercase()),
+            "title": self.title(),
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+            "code": self.code,
+        });
+        let mut response = (self.status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"knowmind\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<token_store::Error> for ApiError {
+    fn from(e: token_store::Error) -> Self {
+        use token_store::Error as E;
+        match e {
+            E::NotFound { what } => ApiError::not_found(what),
+            E::Invalid { .. } => ApiError::invalid(e.to_string()),
+            E::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "CONFLICT", detail),
+            E::NotActive { state } => ApiError::new(
+                StatusCode::CONFLICT,
+                "TOKEN_NOT_ACTIVE",
+                format!("the token is {state}"),
+            ),
+            E::Unauthorized(_) => ApiError::unauthorized(),
+            E::Forbidden { missing } => ApiError::forbidden(missing),
+            E::Busy => ApiError::busy(),
+            E::Storage(audit::Error::Database(db)) if db.is_pool_timeout() => ApiError::busy(),
+            other => {
+                tracing::error!(error = %other, "storage failure");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<audit::Error> for ApiError {
+    fn from(e: audit::Error) -> Self {
+        ApiError::from(token_store::Error::Storage(e))
+    }
+}
