@@ -133,7 +133,7 @@ impl Guard {
 
     /// Authenticates `req` for `access`, runs `inner` with [`Authenticated`] in the request's
     /// extensions, and records the call with the response status.
-    async fn authenticate<S>(self, access: Access, mut req: Request, mut inner: S) -> Response
+    async fn authenticate<S>(self, access: Access, req: Request, mut inner: S) -> Response
     where
         S: Service<Request, Response = Response, Error = Infallible>,
     {
@@ -143,10 +143,9 @@ impl Guard {
                 Err(never) => match never {},
             };
         }
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+        let (mut parts, body) = req.into_parts();
+        let peer = peer_ip(&mut parts).await;
+        let mut req = Request::from_parts(parts, body);
         let client_ip = self.client_ip(req.headers(), peer);
         if let Some(ip) = client_ip
             && let Err(wait) = self.inner.limiter.check(ip)
@@ -228,6 +227,14 @@ impl Guard {
             metrics.auth_refused(outcome);
         }
     }
+}
+
+/// The peer's address, when the server was started with connection info (or a test mocks it).
+pub(crate) async fn peer_ip(parts: &mut Parts) -> Option<IpAddr> {
+    ConnectInfo::<SocketAddr>::from_request_parts(parts, &())
+        .await
+        .ok()
+        .map(|c| c.0.ip())
 }
 
 /// The token of `Authorization: Bearer <token>`: exactly one header, the `Bearer` scheme (any

@@ -6,13 +6,12 @@ mod notes;
 mod ops;
 mod tokens;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use audit::{Actor, Context};
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -282,10 +281,7 @@ impl FromRequestParts<AppState> for Origin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+        let peer = crate::auth::peer_ip(parts).await;
         let text = |name: header::HeaderName| {
             parts
                 .headers

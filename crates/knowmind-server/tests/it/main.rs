@@ -1,0 +1,236 @@
+//! knowmind-server: router tests without sockets, hostile input, end to end over a real socket
+//! with the real binary, and two instances on one PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub,
+    clippy::print_stdout
+)]
+
+mod e2e;
+mod hostile;
+mod instances;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use audit::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use knowmind_server::api::{AppState, router};
+use knowmind_server::auth::Guard;
+use knowmind_server::metrics::Metrics;
+use knowmind_server::notes::Notes;
+use serde_json::Value;
+use time::macros::datetime;
+use token_core::{HashParams, ManualClock, Scope, Scopes};
+use token_store::{NewMember, NewToken, Role, Store, StoreOptions};
+use tower::ServiceExt;
+
+pub const PEER: ([u8; 4], u16) = ([203, 0, 113, 5], 40_000);
+
+pub struct Server {
+    pub app: Router,
+    pub store: Store,
+    pub clock: Arc<ManualClock>,
+    pub ws: String,
+    pub owner: String,
+    pub admin: String,
+    pub _db: audit::testing::TestDb,
+}
+
+pub async fn app_for(store: Store, failures_per_minute: u32) -> Router {
+    let metrics = Arc::new(Metrics::default());
+    let notes = Notes::open(store.db().clone()).await.unwrap();
+    let guard = Guard::with_options(store, failures_per_minute, None, Some(metrics.clone()));
+    router(
+        AppState {
+            guard,
+            notes,
+            metrics,
+        },
+        std::time::Duration::from_secs(30),
+    )
+    .layer(MockConnectInfo(SocketAddr::from(PEER)))
+}
+
+pub fn store_options(clock: &Arc<ManualClock>) -> StoreOptions {
+    StoreOptions {
+        hash_params: HashParams::insecure_for_tests(),
+        clock: clock.clone(),
+        ..StoreOptions::default()
+    }
+}
+
+pub async fn server_on(test_db: audit::testing::TestDb) -> Server {
+    let clock = Arc::new(ManualClock::new(datetime!(2026-11-27 12:00 UTC)));
+    let store = Store::with_db(test_db.db.clone(), store_options(&clock))
+        .await
+        .unwrap();
+    let owner = NewMember {
+        name: "Ada".into(),
+        email: "ada@example.org".into(),
+        role: Role::Owner,
+    };
+    let (ws, owner) = store
+        .create_workspace("acme", owner, &Context::system())
+        .await
+        .unwrap();
+    let mut server = Server {
+        app: app_for(store.clone(), 20).await,
+        store,
+        clock,
+        ws: ws.id,
+        owner: owner.id,
+        admin: String::new(),
+        _db: test_db,
+    };
+    server.admin = server.issue(&[Scope::Admin]).await;
+    server
+}
+
+pub async fn server() -> Server {
+    server_on(audit::testing::sqlite().await.unwrap()).await
+}
+
+impl Server {
+    /// A token with `scopes`, issued directly through the store.
+    pub async fn issue(&self, scopes: &[Scope]) -> String {
+        self.issue_with(scopes, None).await
+    }
+
+    pub async fn issue_with(
+        &self,
+        scopes: &[Scope],
+        expires_at: Option<time::OffsetDateTime>,
+    ) -> String {
+        let new = NewToken {
+            owner_id: self.owner.clone(),
+            name: format!("fixture-{}", Scopes::of(scopes)),
+            description: String::new(),
+            client: String::new(),
+            scopes: Scopes::of(scopes),
+            expires_at,
+        };
+        let (_, token) = self
+            .store
+            .create_token(&self.ws, new, &Context::system())
+            .await
+            .unwrap();
+        token.expose_secret().to_owned()
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        };
+        self.send(request.unwrap()).await
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+/// Serves `app` on a real socket on 127.0.0.1.
+pub async fn spawn(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
+}
+
+/// A minimal HTTP/1.1 client over a real socket: sends `raw` as is and reads the reply to EOF.
+pub async fn raw_http(addr: SocketAddr, raw: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(raw).await.unwrap();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut reply),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// A well-formed request over a real socket.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value, String) {
+    let mut raw = format!(
+        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\nuser-agent: e2e/1.0\r\n"
+    );
+    if let Some(token) = token {
+        raw.push_str(&format!("authorization: Bearer {token}\r\n"));
+    }
+    let body = body.map(Value::to_string).unwrap_or_default();
+    if !body.is_empty() {
+        raw.push_str("content-type: application/json\r\n");
+    }
+    raw.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    let (status, text) = raw_http(addr, raw.as_bytes()).await;
+    let body_text = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&body_text).unwrap_or(Value::Null),
+        text,
+    )
+}
