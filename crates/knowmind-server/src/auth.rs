@@ -40,6 +40,7 @@ use tower::{Layer, Service};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::rate_limit::FailureLimiter;
+use crate::remote::RemoteVerifier;
 
 /// Response header carrying the token's expiry (RFC 3339), on every authenticated response of a
 /// token that expires.
@@ -73,40 +74,63 @@ pub struct Guard {
 
 #[derive(Debug)]
 struct GuardInner {
-    store: Store,
+    verifier: Verifier,
     limiter: FailureLimiter,
     trusted_proxy_header: Option<HeaderName>,
     metrics: Option<Arc<Metrics>>,
 }
 
+/// Where tokens are verified.
+#[derive(Debug)]
+enum Verifier {
+    /// In process, on the knowmind database (usage is recorded with the response status).
+    Local(Store),
+    /// Through a knowmind server's `/v1/tokens/verify` (usage is recorded there).
+    Remote(RemoteVerifier),
+}
+
 impl Guard {
-    /// A guard over `store`: the client address is the peer address, and 20 failed
-    /// authentications per minute per address are allowed.
+    /// A guard verifying in process against `store`: the client address is the peer address, and
+    /// 20 failed authentications per minute per address are allowed.
     pub fn new(store: Store) -> Self {
         Guard::with_options(store, 20, None, None)
     }
 
-    /// A guard with a failure limit per address per minute (0 disables it), the header a trusted
-    /// reverse proxy puts the client address in (its rightmost entry is used), and metrics.
+    /// A guard verifying through a knowmind server, for services without access to its database.
+    pub fn remote(verifier: RemoteVerifier) -> Self {
+        Guard::build(Verifier::Remote(verifier), 20, None, None)
+    }
+
+    /// A local guard with a failure limit per address per minute (0 disables it), the header a
+    /// trusted reverse proxy puts the client address in (its rightmost entry is used), and metrics.
     pub fn with_options(
         store: Store,
         failures_per_minute: u32,
         trusted_proxy_header: Option<HeaderName>,
         metrics: Option<Arc<Metrics>>,
     ) -> Self {
+        Guard::build(
+            Verifier::Local(store),
+            failures_per_minute,
+            trusted_proxy_header,
+            metrics,
+        )
+    }
+
+    fn build(
+        verifier: Verifier,
+        failures_per_minute: u32,
+        trusted_proxy_header: Option<HeaderName>,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
         Guard {
             inner: Arc::new(GuardInner {
-                store,
+                verifier,
                 limiter: FailureLimiter::new(failures_per_minute, Duration::from_secs(60)),
                 trusted_proxy_header,
                 metrics,
             }),
         }
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.inner.store
     }
 
     /// The per-address failure limiter.
@@ -145,7 +169,7 @@ impl Guard {
         }
         let (mut parts, body) = req.into_parts();
         let peer = peer_ip(&mut parts).await;
-        let mut req = Request::from_parts(parts, body);
+        let req = Request::from_parts(parts, body);
         let client_ip = self.client_ip(req.headers(), peer);
         if let Some(ip) = client_ip
             && let Err(wait) = self.inner.limiter.check(ip)
@@ -175,12 +199,21 @@ impl Guard {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
         };
-        let verified = match self
-            .inner
-            .store
-            .verify(presented, access.required(), &call)
-            .await
-        {
+        let store = match &self.inner.verifier {
+            Verifier::Local(store) => store,
+            Verifier::Remote(remote) => {
+                return match remote.verify(presented, access.required(), &call).await {
+                    Ok(principal) => serve(principal, req, inner).await,
+                    Err(e) => {
+                        if e.status == axum::http::StatusCode::UNAUTHORIZED {
+                            self.fail(client_ip, "remote_refusal");
+                        }
+                        e.into_response()
+                    }
+                };
+            }
+        };
+        let verified = match store.verify(presented, access.required(), &call).await {
             Ok(verified) => verified,
             Err(token_store::Error::Unauthorized(refusal)) => {
                 self.fail(client_ip, refusal.code());
@@ -195,21 +228,7 @@ impl Guard {
                 return ApiError::from(e).into_response();
             }
         };
-        let principal = verified.principal().clone();
-        let expires_at = principal.expires_at;
-        req.extensions_mut().insert(Authenticated(principal));
-        let mut response = match inner.call(req).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        };
-        if let Some(value) = expires_at
-            .and_then(|at| at.format(&Rfc3339).ok())
-            .and_then(|text| HeaderValue::from_str(&text).ok())
-        {
-            response
-                .headers_mut()
-                .insert(TOKEN_EXPIRATION_HEADER, value);
-        }
+        let response = serve(verified.principal().clone(), req, inner).await;
         verified.finish(response.status().as_u16());
         response
     }
@@ -227,6 +246,29 @@ impl Guard {
             metrics.auth_refused(outcome);
         }
     }
+}
+
+/// Runs `inner` with the principal in the request's extensions, and adds the token's expiry to
+/// the response.
+async fn serve<S>(principal: Principal, mut req: Request, mut inner: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let expires_at = principal.expires_at;
+    req.extensions_mut().insert(Authenticated(principal));
+    let mut response = match inner.call(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    if let Some(value) = expires_at
+        .and_then(|at| at.format(&Rfc3339).ok())
+        .and_then(|text| HeaderValue::from_str(&text).ok())
+    {
+        response
+            .headers_mut()
+            .insert(TOKEN_EXPIRATION_HEADER, value);
+    }
+    response
 }
 
 /// The peer's address, when the server was started with connection info (or a test mocks it).

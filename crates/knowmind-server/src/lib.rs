@@ -15,4 +15,5 @@ pub mod metrics;
 pub mod notes;
 pub mod observe;
 pub mod rate_limit;
+pub mod remote;
 pub mod serve;

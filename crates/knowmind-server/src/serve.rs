@@ -116,6 +116,7 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         .context("--request-timeout must be positive")?;
     let app = router(
         AppState {
+            store: store.clone(),
             guard,
             notes,
             metrics,

@@ -34,7 +34,9 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    /// Authentication (and through it, the store).
+    /// The token store.
+    pub store: token_store::Store,
+    /// Authentication.
     pub guard: Guard,
     /// Notes storage.
     pub notes: Notes,
@@ -44,7 +46,7 @@ pub struct AppState {
 
 impl AppState {
     fn store(&self) -> &token_store::Store {
-        self.guard.store()
+        &self.store
     }
 }
 

@@ -370,6 +370,8 @@ struct Introspection {
     #[serde(skip_serializing_if = "Option::is_none")]
     workspace: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    owner_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     scopes: Option<Scopes>,
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -405,7 +407,7 @@ pub(super) async fn introspect(
         user_agent: short(body.user_agent, 256),
         request_id: None,
     };
-    let store = guard.store();
+    let store = app.store();
     // A token of another workspace is, to this caller, a token that does not exist.
     let workspace = who.workspace_id.as_str();
     let in_workspace = |id: Option<TokenId>| async move {
@@ -423,6 +425,7 @@ pub(super) async fn introspect(
                 code: "VALID",
                 token_id: Some(p.token_id),
                 workspace: Some(p.workspace_id.clone()),
+                owner_id: Some(p.owner_id.clone()),
                 scopes: Some(p.scopes),
                 expires_at: p.expires_at,
             };

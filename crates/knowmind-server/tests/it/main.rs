@@ -9,6 +9,7 @@
 )]
 
 mod e2e;
+mod embedding;
 mod hostile;
 mod instances;
 mod routes;
@@ -47,9 +48,15 @@ pub struct Server {
 pub async fn app_for(store: Store, failures_per_minute: u32) -> Router {
     let metrics = Arc::new(Metrics::default());
     let notes = Notes::open(store.db().clone()).await.unwrap();
-    let guard = Guard::with_options(store, failures_per_minute, None, Some(metrics.clone()));
+    let guard = Guard::with_options(
+        store.clone(),
+        failures_per_minute,
+        None,
+        Some(metrics.clone()),
+    );
     router(
         AppState {
+            store,
             guard,
             notes,
             metrics,

@@ -1,0 +1,192 @@
+//! Verifying tokens through a knowmind server (`POST /v1/tokens/verify`), for services that do not
+//! share its database. Valid answers are cached for a short time (5 s by default), keyed by a
+//! keyed hash of the whole token and the required scopes; refusals are never cached, so a
+//! token that becomes valid (or a fixed scope) is seen at once, and a revoked one within the TTL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use token_core::rand::TryRng;
+use token_core::{Scopes, TokenId};
+use token_store::{Call, Principal};
+use zeroize::Zeroizing;
+
+use crate::error::ApiError;
+
+/// A client of a knowmind server's verification endpoint, holding an `introspect` token.
+#[derive(Clone)]
+pub struct RemoteVerifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: reqwest::Client,
+    verify_url: String,
+    credential: SecretString,
+    ttl: Duration,
+    key: Zeroizing<[u8; 32]>,
+    cache: Mutex<HashMap<[u8; 32], (Instant, Principal)>>,
+}
+
+impl std::fmt::Debug for RemoteVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteVerifier")
+            .field("verify_url", &self.inner.verify_url)
+            .field("credential", &"[REDACTED]")
+            .field("ttl", &self.inner.ttl)
+            .finish()
+    }
+}
+
+/// Most answers kept; beyond that the cache starts over.
+const CACHE_CAPACITY: usize = 10_000;
+
+#[derive(serde::Serialize)]
+struct Question<'a> {
+    token: &'a str,
+    scopes: Scopes,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_ip: Option<std::net::IpAddr>,
+    method: &'a str,
+    route: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<&'a str>,
+}
+
+#[derive(serde::Deserialize)]
+struct Answer {
+    code: String,
+    token_id: Option<TokenId>,
+    workspace: Option<String>,
+    owner_id: Option<String>,
+    scopes: Option<Scopes>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+}
+
+impl RemoteVerifier {
+    /// A verifier asking the knowmind server at `base_url` (e.g. `https://knowmind.internal`),
+    /// authenticating with an `introspect` token, caching valid answers for `ttl`.
+    ///
+    /// # Errors
+    /// An unusable URL or TLS setup.
+    pub fn new(
+        base_url: &str,
+        introspect_token: SecretString,
+        ttl: Duration,
+    ) -> anyhow::Result<Self> {
+        let base = base_url.trim_end_matches('/');
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            anyhow::bail!("the knowmind server URL must start with http:// or https://");
+        }
+        let mut key = Zeroizing::new([0u8; 32]);
+        token_core::rand::rngs::SysRng
+            .try_fill_bytes(key.as_mut())
+            .map_err(|_| anyhow::anyhow!("the operating system's random generator failed"))?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .user_agent(concat!(
+                "knowmind-remote-verifier/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()?;
+        Ok(RemoteVerifier {
+            inner: Arc::new(Inner {
+                client,
+                verify_url: format!("{base}/v1/tokens/verify"),
+                credential: introspect_token,
+                ttl,
+                key,
+                cache: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    fn cache_key(&self, presented: &str, required: Scopes) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.inner.key.as_ref());
+        h.update(presented.as_bytes());
+        h.update(required.to_string().as_bytes());
+        h.finalize().into()
+    }
+
+    /// Asks whether `presented` grants `required` for `call`.
+    ///
+    /// # Errors
+    /// 401 for an unusable token (whatever the reason), 403 naming the missing scope, 429 when
+    /// the server rate-limits the caller's address, 503 when the server cannot be reached or is
+    /// busy.
+    pub async fn verify(
+        &self,
+        presented: &str,
+        required: Scopes,
+        call: &Call,
+    ) -> Result<Principal, ApiError> {
+        if presented.parse::<token_core::Token>().is_err() {
+            return Err(ApiError::unauthorized()); // malformed: no need to ask
+        }
+        let key = self.cache_key(presented, required);
+        let now = Instant::now();
+        {
+            let cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((until, principal)) = cache.get(&key).filter(|(until, _)| *until > now) {
+                let _ = until;
+                return Ok(principal.clone());
+            }
+        }
+        let question = Question {
+            token: presented,
+            scopes: required,
+            client_ip: call.client_ip,
+            method: &call.method,
+            route: &call.route,
+            user_agent: call.user_agent.as_deref(),
+        };
+        let response = self
+            .inner
+            .client
+            .post(&self.inner.verify_url)
+            .bearer_auth(self.inner.credential.expose_secret())
+            .json(&question)
+            .send()
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e.without_url(), "knowmind server unreachable");
+                ApiError::busy()
+            })?;
+        if !response.status().is_success() {
+            tracing::warn!(status = %response.status(), "knowmind server refused the verification request");
+            return Err(ApiError::busy());
+        }
+        let answer: Answer = response.json().await.map_err(|_| ApiError::busy())?;
+        match answer.code.as_str() {
+            "VALID" => {
+                let (Some(token_id), Some(workspace_id), Some(scopes)) =
+                    (answer.token_id, answer.workspace, answer.scopes)
+                else {
+                    return Err(ApiError::busy());
+                };
+                let principal = Principal {
+                    token_id,
+                    workspace_id,
+                    owner_id: answer.owner_id.unwrap_or_default(),
+                    scopes,
+                    expires_at: answer.expires_at,
+                };
+                let mut cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+                if cache.len() >= CACHE_CAPACITY {
+                    cache.clear();
+                }
+                cache.insert(key, (now + self.inner.ttl, principal.clone()));
+                Ok(principal)
+            }
+            "INSUFFICIENT_SCOPE" => Err(ApiError::forbidden(required)),
+            "RATE_LIMITED" => Err(ApiError::rate_limited(60)),
+            _ => Err(ApiError::unauthorized()),
+        }
+    }
+}
