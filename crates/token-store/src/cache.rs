@@ -5,9 +5,12 @@
 //! key is random per process), compared in constant time: knowing an id, or an id and a wrong
 //! secret, never hits. An entry carries what a decision needs (scopes, expiry, revocation time) and
 //! when the database last confirmed it; an entry older than the staleness bound is re-read (one
-//! indexed lookup, no scrypt). The map is bounded: when full, an arbitrary entry makes room.
+//! indexed lookup, no scrypt) — unless a revocation sync (see `sync.rs`) that started after the
+//! entry was cached is itself younger than the bound. The map is bounded: when full, an arbitrary
+//! entry makes room.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
@@ -36,12 +39,23 @@ struct Entry {
     cached: Arc<Cached>,
     /// When the database last confirmed this entry.
     checked_at: OffsetDateTime,
+    /// The generation of the first revocation sync that started after this entry was in the map;
+    /// syncs from that one on would have evicted it.
+    inserted_gen: u64,
+}
+
+struct Entries {
+    map: HashMap<TokenId, Entry>,
+    /// The last completed revocation sync: its generation and when it started. Every revocation
+    /// committed before that start has been evicted from entries that were in the map then.
+    synced: Option<(u64, OffsetDateTime)>,
 }
 
 pub(crate) struct Cache {
     key: Zeroizing<[u8; 32]>,
     capacity: usize,
-    map: RwLock<HashMap<TokenId, Entry>>,
+    next_gen: AtomicU64,
+    entries: RwLock<Entries>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -67,7 +81,11 @@ impl Cache {
         Cache {
             key: Zeroizing::new(key),
             capacity,
-            map: RwLock::new(HashMap::with_capacity(capacity.min(1 << 16))),
+            next_gen: AtomicU64::new(0),
+            entries: RwLock::new(Entries {
+                map: HashMap::with_capacity(capacity.min(1 << 16)),
+                synced: None,
+            }),
         }
     }
 
@@ -78,7 +96,8 @@ impl Cache {
         h.finalize().into()
     }
 
-    /// Looks `token` up; an entry confirmed more than `max_staleness` before `now` is stale.
+    /// Looks `token` up. An entry is fresh while its own database check, or a revocation sync that
+    /// covers it, is less than `max_staleness` old; otherwise it is stale.
     pub(crate) fn get(
         &self,
         token: &Token,
@@ -89,10 +108,13 @@ impl Cache {
             return Lookup::Miss;
         }
         let digest = self.digest(token);
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        match map.get(&token.id()) {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        match entries.map.get(&token.id()) {
             Some(entry) if bool::from(entry.digest.ct_eq(&digest)) => {
-                if now - entry.checked_at < max_staleness {
+                let synced = entries.synced.is_some_and(|(generation, started)| {
+                    generation >= entry.inserted_gen && now - started < max_staleness
+                });
+                if synced || now - entry.checked_at < max_staleness {
                     Lookup::Fresh(entry.cached.clone())
                 } else {
                     Lookup::Stale(entry.cached.clone())
@@ -107,38 +129,70 @@ impl Cache {
         if self.capacity == 0 {
             return;
         }
-        let entry = Entry {
-            digest: self.digest(token),
-            cached,
-            checked_at,
-        };
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        let digest = self.digest(token);
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let map = &mut entries.map;
         if map.len() >= self.capacity
             && !map.contains_key(&token.id())
             && let Some(victim) = map.keys().next().copied()
         {
             map.remove(&victim);
         }
-        map.insert(token.id(), entry);
+        // Read under the write lock: a sync that takes a later generation evicts after this.
+        let inserted_gen = self.next_gen.load(Ordering::SeqCst);
+        map.insert(
+            token.id(),
+            Entry {
+                digest,
+                cached,
+                checked_at,
+                inserted_gen,
+            },
+        );
+    }
+
+    /// Starts a revocation sync: returns its generation. Call before reading the changes.
+    pub(crate) fn begin_sync(&self) -> u64 {
+        self.next_gen.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Evicts `ids` and records the sync `generation`, started at `started`, as complete.
+    pub(crate) fn finish_sync(&self, generation: u64, started: OffsetDateTime, ids: &[TokenId]) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        for id in ids {
+            entries.map.remove(id);
+        }
+        if entries.synced.is_none_or(|(done, _)| done < generation) {
+            entries.synced = Some((generation, started));
+        }
     }
 
     /// Forgets a token (revoked or rotated).
     pub(crate) fn evict(&self, id: TokenId) {
-        self.map
+        self.entries
             .write()
             .unwrap_or_else(|e| e.into_inner())
+            .map
             .remove(&id);
     }
 
     /// Forgets everything (the revocation listener lost its connection and may have missed some).
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn clear(&self) {
-        self.map.write().unwrap_or_else(|e| e.into_inner()).clear();
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .clear();
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.map.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len()
     }
 }
 
@@ -215,6 +269,41 @@ mod tests {
         assert_eq!(cache.len(), 100);
         cache.clear();
         assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn a_recent_sync_keeps_old_entries_fresh_but_not_ones_cached_during_it() {
+        let cache = Cache::new(10, [2; 32]);
+        let ts = tokens(3);
+        cache.insert(&ts[0], cached(&ts[0]), NOW);
+        let generation = cache.begin_sync();
+        cache.insert(&ts[1], cached(&ts[1]), NOW); // cached while the sync was reading
+        cache.finish_sync(generation, NOW + Duration::seconds(5), &[ts[2].id()]);
+        let later = NOW + Duration::seconds(5) + Duration::milliseconds(500);
+        assert!(
+            matches!(cache.get(&ts[0], later, Duration::SECOND), Lookup::Fresh(_)),
+            "covered by the sync"
+        );
+        assert!(
+            matches!(cache.get(&ts[1], later, Duration::SECOND), Lookup::Stale(_)),
+            "not covered"
+        );
+        let much_later = NOW + Duration::seconds(7);
+        assert!(
+            matches!(
+                cache.get(&ts[0], much_later, Duration::SECOND),
+                Lookup::Stale(_)
+            ),
+            "the sync is old"
+        );
+        // A sync evicts what it names.
+        cache.insert(&ts[2], cached(&ts[2]), NOW);
+        let generation = cache.begin_sync();
+        cache.finish_sync(generation, NOW, &[ts[2].id()]);
+        assert!(matches!(
+            cache.get(&ts[2], NOW, Duration::SECOND),
+            Lookup::Miss
+        ));
     }
 
     #[test]

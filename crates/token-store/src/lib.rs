@@ -56,6 +56,7 @@ mod hash_pool;
 mod listener;
 mod model;
 mod store;
+mod sync;
 mod validate;
 mod verify;
 

@@ -93,7 +93,8 @@ pub(crate) struct Inner {
     pub(crate) notify_channel: String,
     /// When each revoked token was last reported as reused, to report it once a minute at most.
     pub(crate) reuse_reported: Mutex<HashMap<TokenId, OffsetDateTime>>,
-    listener: Option<tokio::task::JoinHandle<()>>,
+    /// Background tasks (revocation listener and sync), stopped with the store.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 pub(crate) struct ClockHandle(pub(crate) Arc<dyn Clock>);
@@ -106,8 +107,8 @@ impl std::fmt::Debug for ClockHandle {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(listener) = &self.listener {
-            listener.abort();
+        for task in &self.tasks {
+            task.abort();
         }
     }
 }
@@ -142,10 +143,23 @@ impl Store {
             .map_err(|_| Error::invalid("random", "the operating system's generator failed"))?;
         let cache = Arc::new(Cache::new(options.cache_capacity, key));
         let notify_channel = format!("knowmind_tokens_{}", db.schema().unwrap_or("public"));
-        let listener = match db.backend() {
-            Backend::Sqlite => None,
-            Backend::Postgres => crate::listener::spawn(&db, &notify_channel, cache.clone()),
-        };
+        let head = audit::Audit::new(db.clone()).checkpoint().await?.seq;
+        let tasks: Vec<_> = [
+            match db.backend() {
+                Backend::Sqlite => None,
+                Backend::Postgres => crate::listener::spawn(&db, &notify_channel, cache.clone()),
+            },
+            crate::sync::spawn(
+                db.clone(),
+                cache.clone(),
+                options.clock.clone(),
+                options.max_staleness,
+                head,
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         Ok(Store {
             inner: Arc::new(Inner {
                 audit: Audit::new(db.clone()),
@@ -158,7 +172,7 @@ impl Store {
                 usage_retention: options.usage.retention,
                 notify_channel,
                 reuse_reported: Mutex::new(HashMap::new()),
-                listener,
+                tasks,
                 db,
             }),
         })

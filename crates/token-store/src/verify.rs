@@ -176,6 +176,36 @@ impl Store {
         })
     }
 
+    /// The pipeline without usage recording: only for the load harness, to measure what
+    /// recording costs. Never use it to serve requests — every call must be recorded.
+    ///
+    /// # Errors
+    /// As [`Store::verify`].
+    #[cfg(feature = "bench-internals")]
+    #[doc(hidden)]
+    pub async fn verify_unrecorded(
+        &self,
+        presented: &str,
+        required: Scopes,
+    ) -> Result<Principal, Error> {
+        let token: Token = presented
+            .parse()
+            .map_err(|_| Error::Unauthorized(Refusal::Malformed))?;
+        let now = self.now();
+        let known = match self.authenticate(&token, now).await {
+            Ok(known) => known,
+            Err(Failure::Refused(refusal, _)) => return Err(Error::Unauthorized(refusal)),
+            Err(Failure::Busy(_)) => return Err(Error::Busy),
+            Err(Failure::Storage(e)) => return Err(e),
+        };
+        let grant = Grant {
+            scopes: known.principal.scopes,
+            expires_at: known.principal.expires_at,
+        };
+        grant.check(required, now)?;
+        Ok(known.principal.clone())
+    }
+
     /// Steps 2 to 4: is this the token it claims to be, and is it usable now?
     async fn authenticate(
         &self,

@@ -519,3 +519,47 @@ async fn a_reconnecting_listener_flushes_the_cache() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_revocation_sync_evicts_tokens_revoked_elsewhere() {
+    for env in envs().await {
+        let (record, token) = env.create("synced", &[Scope::Read]).await;
+        // B's clock never moves, so its own entries never look stale: only the sync, which runs
+        // every 50 ms of real time, can evict the token. (No NOTIFY on SQLite.)
+        let b = env
+            .second_instance(StoreOptions {
+                max_staleness: Duration::milliseconds(100),
+                ..options(&env.clock)
+            })
+            .await;
+        b.verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+            .await
+            .unwrap();
+        env.store
+            .revoke_token(&env.ws, record.id, "", &env.ctx())
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let mut refused = false;
+        while start.elapsed() < std::time::Duration::from_secs(5) {
+            if b.verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+                .await
+                .is_err()
+            {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(
+            refused,
+            "{}: the sync never evicted the revoked token",
+            env.name
+        );
+        println!(
+            "{}: revocation synced after {:?}",
+            env.name,
+            start.elapsed()
+        );
+    }
+}

@@ -1,0 +1,431 @@
+//! Load test over loopback: the same notes read route served three ways — without the auth layer,
+//! with authentication only, with authentication and usage recording (the shipped
+//! `RequireScope`) — in interleaved rounds, by `wrk` in another process presenting 10,000
+//! distinct hot tokens in turn. Reports requests/s, p50/p99, server CPU per request and the
+//! median ratios; then throughput on PostgreSQL and cold verification latency.
+//!
+//! `cargo bench -p knowmind-benches --bench load` (needs `wrk`; PostgreSQL figures when
+//! `KNOWMIND_TEST_DATABASE_URL` is set); figures in `docs/BENCHMARKS.md`.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout
+)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use audit::Context;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use knowmind_server::auth::{Authenticated, Guard, RequireScope};
+use knowmind_server::error::ApiError;
+use knowmind_server::notes::{NoteInput, Notes};
+use token_core::{HashParams, Scope};
+use token_store::{NewMember, NewToken, Role, Store, StoreOptions};
+
+const TOKENS: usize = 10_000;
+const ROUNDS: usize = 9;
+const SECONDS_PER_RUN: u32 = 4;
+
+#[derive(Clone)]
+struct App {
+    notes: Notes,
+    workspace: String,
+}
+
+async fn list_for(app: &App, workspace: &str) -> Response {
+    match app.notes.list(workspace, None, 10).await {
+        Ok((notes, _)) => axum::Json(notes).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn list_open(State(app): State<App>) -> Response {
+    let workspace = app.workspace.clone();
+    list_for(&app, &workspace).await
+}
+
+async fn list_authenticated(State(app): State<App>, Authenticated(who): Authenticated) -> Response {
+    list_for(&app, &who.workspace_id).await
+}
+
+/// Authentication only: the pipeline without the usage record (harness only).
+async fn auth_only(State(store): State<Store>, mut req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_owned();
+    match store.verify_unrecorded(&token, Scope::Read.into()).await {
+        Ok(principal) => {
+            req.extensions_mut().insert(Authenticated(principal));
+            next.run(req).await
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+    addr
+}
+
+/// A store with a workspace, 20 notes and `n` read tokens (returned as text, in a file for wrk).
+async fn populate(store: &Store, n: usize, token_file: &Path) -> (Notes, String) {
+    let owner = NewMember {
+        name: "Ada".into(),
+        email: "ada@example.org".into(),
+        role: Role::Owner,
+    };
+    let (ws, ada) = store
+        .create_workspace("load", owner, &Context::system())
+        .await
+        .unwrap();
+    let notes = Notes::open(store.db().clone()).await.unwrap();
+    for i in 0..20 {
+        let input: NoteInput = serde_json::from_value(
+            serde_json::json!({"title": format!("note {i}"), "body": "x".repeat(200)}),
+        )
+        .unwrap();
+        notes
+            .create(&ws.id, &input, "load", store.now())
+            .await
+            .unwrap();
+    }
+    let mut lines = String::new();
+    for i in 0..n {
+        let new = NewToken {
+            owner_id: ada.id.clone(),
+            name: format!("load-{i}"),
+            description: String::new(),
+            client: String::new(),
+            scopes: Scope::Read.into(),
+            expires_at: None,
+        };
+        let (_, token) = store
+            .create_token(&ws.id, new, &Context::system())
+            .await
+            .unwrap();
+        lines.push_str(token.expose_secret());
+        lines.push('\n');
+    }
+    std::fs::write(token_file, lines).unwrap();
+    (notes, ws.id)
+}
+
+fn options() -> StoreOptions {
+    // Tokens are issued with cheap parameters only to create 10,000 of them quickly: a hot token is
+    // cached when issued and never hashed again on this path. Cold verification is measured below
+    // with the production parameters.
+    StoreOptions {
+        hash_params: HashParams::insecure_for_tests(),
+        ..StoreOptions::default()
+    }
+}
+
+struct Run {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    cpu_us_per_request: f64,
+}
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0 // USER_HZ
+}
+
+fn micros(text: &str) -> f64 {
+    let (number, unit) = text.trim().split_at(
+        text.trim()
+            .find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(text.len()),
+    );
+    let n: f64 = number.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n,
+        "ms" => n * 1_000.0,
+        "s" => n * 1_000_000.0,
+        _ => f64::NAN,
+    }
+}
+
+async fn wrk(
+    addr: SocketAddr,
+    token_file: &Path,
+    seconds: u32,
+    settle: impl std::future::Future<Output = ()>,
+) -> Run {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tokens.lua");
+    let cpu_before = cpu_seconds();
+    let output = tokio::task::spawn_blocking({
+        let token_file = token_file.to_owned();
+        move || {
+            Command::new("wrk")
+                .args([
+                    "-t1",
+                    "-c16",
+                    &format!("-d{seconds}s"),
+                    "--latency",
+                    "-s",
+                    script,
+                    &format!("http://{addr}/v1/notes"),
+                ])
+                .env("KNOWMIND_TOKENS", token_file)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    settle.await; // e.g. the usage writer committing what this run queued
+    let cpu = cpu_seconds() - cpu_before;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let field = |prefix: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .map(|l| l.trim_start()[prefix.len()..].trim().to_owned())
+    };
+    let requests: f64 = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(f64::NAN);
+    let non2xx = field("Non-2xx or 3xx responses:").unwrap_or_default();
+    assert!(non2xx.is_empty(), "non-2xx responses: {non2xx}\n{text}");
+    Run {
+        rps: field("Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN),
+        p50_us: field("50%").map_or(f64::NAN, |v| micros(&v)),
+        p99_us: field("99%").map_or(f64::NAN, |v| micros(&v)),
+        cpu_us_per_request: cpu * 1_000_000.0 / requests,
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if Command::new("wrk").arg("--version").output().is_err() {
+        println!("load: skipped (wrk is not installed: apt-get install wrk)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("tokens.txt");
+    let store = Store::open(&dir.path().join("load.db").to_string_lossy(), options())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (notes, workspace) = populate(&store, TOKENS, &token_file).await;
+    println!(
+        "load: {TOKENS} tokens issued in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let app = App { notes, workspace };
+
+    let open = serve(
+        Router::new()
+            .route("/v1/notes", get(list_open))
+            .with_state(app.clone()),
+    )
+    .await;
+    let auth = serve(
+        Router::new()
+            .route("/v1/notes", get(list_authenticated))
+            .route_layer(axum::middleware::from_fn_with_state(
+                store.clone(),
+                auth_only,
+            ))
+            .with_state(app.clone()),
+    )
+    .await;
+    let guard = Guard::with_options(store.clone(), 0, None, None);
+    let recorded = serve(
+        Router::new()
+            .route("/v1/notes", get(list_authenticated))
+            .route_layer(RequireScope::new(guard, Scope::Read))
+            .with_state(app.clone()),
+    )
+    .await;
+    let variants = [
+        ("no auth", open),
+        ("auth only", auth),
+        ("auth + usage", recorded),
+    ];
+    let flush = || async { store.usage_writer().flush().await.unwrap() };
+    for (_, addr) in variants {
+        wrk(addr, &token_file, 2, flush()).await; // warm-up
+    }
+    let mut results: Vec<Vec<Run>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    println!("round | variant       | req/s    | p50 µs | p99 µs | server CPU µs/req");
+    for round in 0..ROUNDS {
+        for k in 0..3 {
+            let v = (round + k) % 3; // rotate the order every round
+            let (name, addr) = variants[v];
+            let run = wrk(addr, &token_file, SECONDS_PER_RUN, flush()).await;
+            println!(
+                "{:>5} | {:<13} | {:>8.0} | {:>6.0} | {:>6.0} | {:>6.1}",
+                round + 1,
+                name,
+                run.rps,
+                run.p50_us,
+                run.p99_us,
+                run.cpu_us_per_request
+            );
+            results[v].push(run);
+        }
+    }
+    println!("\nmedians over {ROUNDS} rounds:");
+    let med: Vec<(f64, f64, f64, f64)> = results
+        .iter()
+        .map(|runs| {
+            (
+                median(runs.iter().map(|r| r.rps).collect()),
+                median(runs.iter().map(|r| r.p50_us).collect()),
+                median(runs.iter().map(|r| r.p99_us).collect()),
+                median(runs.iter().map(|r| r.cpu_us_per_request).collect()),
+            )
+        })
+        .collect();
+    for (v, (name, _)) in variants.iter().enumerate() {
+        let (rps, p50, p99, cpu) = med[v];
+        println!(
+            "  {name:<13} {rps:>8.0} req/s  p50 {p50:>5.0} µs  p99 {p99:>6.0} µs  CPU {cpu:>5.1} µs/req  ratio to no auth {:.3}",
+            rps / med[0].0
+        );
+    }
+    let ratio_of_medians = |v: usize| {
+        median(
+            (0..ROUNDS)
+                .map(|r| results[v][r].rps / results[0][r].rps)
+                .collect(),
+        )
+    };
+    println!(
+        "  median per-round ratio: auth only {:.3}, auth + usage {:.3}",
+        ratio_of_medians(1),
+        ratio_of_medians(2)
+    );
+    store.close().await;
+
+    // PostgreSQL: the shipped layer, same route.
+    if let Some(pg) = audit::testing::postgres().await.unwrap() {
+        let pg_store = Store::with_db(pg.db.clone(), options()).await.unwrap();
+        let pg_tokens = dir.path().join("pg-tokens.txt");
+        let (notes, workspace) = populate(&pg_store, TOKENS, &pg_tokens).await;
+        let app = App { notes, workspace };
+        let guard = Guard::with_options(pg_store.clone(), 0, None, None);
+        let addr = serve(
+            Router::new()
+                .route("/v1/notes", get(list_authenticated))
+                .route_layer(RequireScope::new(guard, Scope::Read))
+                .with_state(app),
+        )
+        .await;
+        let flush = || async { pg_store.usage_writer().flush().await.unwrap() };
+        wrk(addr, &pg_tokens, 2, flush()).await;
+        let runs: Vec<Run> = {
+            let mut runs = Vec::new();
+            for _ in 0..3 {
+                runs.push(wrk(addr, &pg_tokens, SECONDS_PER_RUN, flush()).await);
+            }
+            runs
+        };
+        println!(
+            "\npostgres, auth + usage: median {:.0} req/s, p50 {:.0} µs, p99 {:.0} µs, CPU {:.1} µs/req (3 runs)",
+            median(runs.iter().map(|r| r.rps).collect()),
+            median(runs.iter().map(|r| r.p50_us).collect()),
+            median(runs.iter().map(|r| r.p99_us).collect()),
+            median(runs.iter().map(|r| r.cpu_us_per_request).collect())
+        );
+        pg_store.close().await;
+    }
+
+    // Cold verification with the production parameters: a fresh instance, empty cache.
+    let cold_dir = tempfile::tempdir().unwrap();
+    let url = cold_dir
+        .path()
+        .join("cold.db")
+        .to_string_lossy()
+        .into_owned();
+    let issuer = Store::open(&url, StoreOptions::default()).await.unwrap();
+    let owner = NewMember {
+        name: "Ada".into(),
+        email: "ada@example.org".into(),
+        role: Role::Owner,
+    };
+    let (ws, ada) = issuer
+        .create_workspace("cold", owner, &Context::system())
+        .await
+        .unwrap();
+    let mut tokens = Vec::new();
+    for i in 0..30 {
+        let new = NewToken {
+            owner_id: ada.id.clone(),
+            name: format!("cold-{i}"),
+            description: String::new(),
+            client: String::new(),
+            scopes: Scope::Read.into(),
+            expires_at: None,
+        };
+        tokens.push(
+            issuer
+                .create_token(&ws.id, new, &Context::system())
+                .await
+                .unwrap()
+                .1,
+        );
+    }
+    issuer.close().await;
+    let fresh = Store::open(&url, StoreOptions::default()).await.unwrap();
+    let call = token_store::Call {
+        method: "GET".into(),
+        route: "/v1/notes".into(),
+        ..Default::default()
+    };
+    let mut cold = Vec::new();
+    for token in &tokens {
+        let t = Instant::now();
+        fresh
+            .verify(token.expose_secret(), Scope::Read.into(), &call)
+            .await
+            .unwrap()
+            .finish(200);
+        cold.push(t.elapsed().as_secs_f64() * 1_000.0);
+    }
+    cold.sort_by(f64::total_cmp);
+    println!(
+        "\ncold verification (lookup + scrypt ln=14,r=8,p=1), 30 tokens: p50 {:.1} ms, max {:.1} ms",
+        cold[15], cold[29]
+    );
+    fresh.close().await;
+}
