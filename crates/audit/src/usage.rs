@@ -181,6 +181,8 @@ pub struct UsageConfig {
     pub batch: usize,
     /// How long records are kept by [`crate::Audit::prune_usage`]'s default (90 days).
     pub retention: time::Duration,
+    /// How long the writer waits for more records before committing a partial batch (10 ms).
+    pub linger: Duration,
 }
 
 impl Default for UsageConfig {
@@ -189,6 +191,7 @@ impl Default for UsageConfig {
             queue: 65_536,
             batch: 8_192,
             retention: time::Duration::days(90),
+            linger: Duration::from_millis(10),
         }
     }
 }
@@ -262,7 +265,7 @@ impl UsageWriter {
     /// Starts the background task on the current tokio runtime.
     pub fn spawn(db: Db, config: &UsageConfig) -> UsageWriter {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
-        tokio::spawn(run(db, rx, config.batch.max(1)));
+        tokio::spawn(run(db, rx, config.batch.max(1), config.linger));
         UsageWriter {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
@@ -343,9 +346,20 @@ impl UsageWriter {
     }
 }
 
-async fn run(db: Db, mut rx: mpsc::Receiver<Message>, batch_max: usize) {
+async fn run(db: Db, mut rx: mpsc::Receiver<Message>, batch_max: usize, linger: Duration) {
     let mut messages = Vec::with_capacity(batch_max);
     while rx.recv_many(&mut messages, batch_max).await > 0 {
+        // Give a trickle of records a moment to become a batch: each commit costs an fsync and
+        // rewrites every page it touches, so fewer, larger commits cost less per record.
+        if messages.len() < batch_max && !linger.is_zero() {
+            tokio::time::sleep(linger).await;
+            while messages.len() < batch_max {
+                match rx.try_recv() {
+                    Ok(message) => messages.push(message),
+                    Err(_) => break,
+                }
+            }
+        }
         let mut records = Vec::with_capacity(messages.len());
         let mut waiters = Vec::new();
         let mut flushes = Vec::new();
