@@ -1,0 +1,182 @@
+//! The command line.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// knowmind: manage API tokens and read the security log from the terminal or CI.
+#[derive(Debug, Parser)]
+#[command(name = "knowmind", version, about, after_help = TOKEN_SOURCES)]
+pub struct Cli {
+    /// The knowmind server (default: the one saved by `auth login`).
+    #[arg(long, env = "KNOWMIND_SERVER", global = true, hide_env_values = true)]
+    pub server: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No warnings, only results and errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// No colours (also NO_COLOR).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const TOKEN_SOURCES: &str = "The token is taken, in this order, from KNOWMIND_TOKEN, the file named by \
+KNOWMIND_TOKEN_FILE, token_command in ~/.knowmind/config.json, or the token saved there by \
+`knowmind auth login`. It is never accepted as an argument.";
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Log in, check and manage the credential on this machine.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Issue, list, inspect, rotate and revoke tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Read, export and verify the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Check this machine's knowmind setup and say how to fix what is wrong.
+    Doctor {
+        /// Fix what can be fixed safely (file permissions).
+        #[arg(long)]
+        fix: bool,
+    },
+    /// Print a shell completion script.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `auth` commands.
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Save a token for this machine, after checking it with the server. The token is read from
+    /// standard input when it is not a terminal, otherwise prompted for without echo.
+    Login {
+        /// Read the token from standard input even on a terminal.
+        #[arg(long)]
+        with_token: bool,
+    },
+    /// Show the server, where the token comes from, and what the token is allowed (exit 4 if the
+    /// server refuses it).
+    Status,
+    /// Print the token in use, and nothing else (for scripts).
+    Token,
+    /// Forget the saved token.
+    Logout {
+        /// Revoke it on the server first.
+        #[arg(long)]
+        revoke: bool,
+    },
+}
+
+/// `token` commands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token; the token goes to standard output once, everything else to standard error.
+    Create(CreateArgs),
+    /// List the workspace's tokens.
+    List {
+        /// Which tokens.
+        #[arg(long, value_enum, default_value_t = StateArg::Active)]
+        state: StateArg,
+    },
+    /// Show one token (an id, or `self`).
+    View {
+        /// Token id or `self`.
+        id: String,
+    },
+    /// Where and how a token was used (an id, or `self`).
+    Usage {
+        /// Token id or `self`.
+        id: String,
+    },
+    /// Replace a token by a new one (an id, or `self`: the saved credential is updated).
+    Rotate {
+        /// Token id or `self`.
+        id: String,
+        /// Keep the old token working this long, e.g. `1h`.
+        #[arg(long)]
+        grace: Option<String>,
+        /// Lifetime of the new token, e.g. `90d` (default: as long as the old one's).
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// Revoke tokens (ids, or `self`).
+    Revoke {
+        /// Token ids or `self`.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Do not ask for confirmation (required when not on a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// Why (kept in the token's record and the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// `token create` arguments.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name, e.g. `ci-deploy`.
+    pub name: String,
+    /// A scope: read, write, admin, introspect (repeat for several).
+    #[arg(long = "scope", required = true)]
+    pub scopes: Vec<String>,
+    /// Lifetime, e.g. `90d`.
+    #[arg(long, conflicts_with = "expires_at")]
+    pub expires_in: Option<String>,
+    /// Expiry as an RFC 3339 time, e.g. `2027-01-01T00:00:00Z`.
+    #[arg(long)]
+    pub expires_at: Option<String>,
+    /// What it is for.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// The device or application it is for.
+    #[arg(long = "for")]
+    pub client: Option<String>,
+}
+
+/// Token states for `token list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateArg {
+    /// Usable tokens.
+    Active,
+    /// Past their expiry.
+    Expired,
+    /// Revoked.
+    Revoked,
+    /// All of them.
+    All,
+}
+
+/// `audit` commands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit events, newest first.
+    List {
+        /// Events by or about this token id.
+        #[arg(long)]
+        token: Option<String>,
+        /// Events of this kind, e.g. `token.revoked`.
+        #[arg(long)]
+        action: Option<String>,
+        /// Events of the last period, e.g. `7d`.
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Export all events as JSON Lines.
+    Export {
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Verify the audit log's hash chain (exit 1 if broken).
+    Verify,
+}

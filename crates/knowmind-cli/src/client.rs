@@ -1,0 +1,126 @@
+//! The HTTP client: the token goes in `Authorization: Bearer`, problem documents become one-line
+//! errors with the right exit code, and `Knowmind-Token-Expiration` feeds the expiry warning.
+
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::error::CliError;
+
+/// A client of one knowmind server with one token.
+pub struct Client {
+    http: reqwest::Client,
+    server: String,
+    token: SecretString,
+    /// The presented token's expiry, from the last response that carried it.
+    pub token_expires_at: std::cell::Cell<Option<OffsetDateTime>>,
+}
+
+impl Client {
+    /// A client of `server` presenting `token`.
+    ///
+    /// # Errors
+    /// A server URL that is not http(s).
+    pub fn new(server: &str, token: SecretString) -> Result<Self, CliError> {
+        let server = server.trim_end_matches('/').to_owned();
+        if !(server.starts_with("http://") || server.starts_with("https://")) {
+            return Err(CliError::usage(format!(
+                "the server URL must start with https:// (or http://), got {server:?}"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("knowmind-cli/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| CliError::new(format!("cannot set up HTTPS: {e}")))?;
+        Ok(Client {
+            http,
+            server,
+            token,
+            token_expires_at: std::cell::Cell::new(None),
+        })
+    }
+
+    /// The server URL.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Sends a request and decodes the JSON answer.
+    ///
+    /// # Errors
+    /// Unreachable server (1), refused token (4), any other problem document (1, its detail).
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, CliError> {
+        let response = self.send(method, path, body).await?;
+        response
+            .json()
+            .await
+            .map_err(|e| CliError::new(format!("unexpected answer from the server: {e}")))
+    }
+
+    /// Sends a request and returns the successful response.
+    ///
+    /// # Errors
+    /// As [`Client::json`].
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<reqwest::Response, CliError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.server))
+            .bearer_auth(self.token.expose_secret());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| {
+            CliError::new(format!(
+                "cannot reach the knowmind server at {}: {}",
+                self.server,
+                e.without_url()
+            ))
+            .hint("check --server / KNOWMIND_SERVER and your network")
+        })?;
+        if let Some(at) = response
+            .headers()
+            .get("knowmind-token-expiration")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).ok()
+            })
+        {
+            self.token_expires_at.set(Some(at));
+        }
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let problem: Value = response.json().await.unwrap_or(Value::Null);
+        let detail = problem["detail"].as_str().unwrap_or("").to_owned();
+        Err(match status {
+            StatusCode::UNAUTHORIZED => {
+                CliError::auth_refused("the server refused the token (unknown, revoked or expired)")
+                    .hint("run `knowmind auth login` with a valid token")
+            }
+            StatusCode::FORBIDDEN => CliError::new(format!("not allowed: {detail}")),
+            StatusCode::TOO_MANY_REQUESTS => {
+                CliError::new("too many failed attempts from this address; wait a minute")
+            }
+            _ => CliError::new(if detail.is_empty() {
+                format!("the server answered {status}")
+            } else {
+                detail
+            }),
+        })
+    }
+}

@@ -1,0 +1,249 @@
+//! `~/.knowmind/config.json`: where the CLI keeps its server and credential.
+//!
+//! Written atomically (a 0600 temporary file in the same directory, written, synced, renamed over
+//! the old one, then the directory synced), so a crash leaves the old file or the new one, and at
+//! no moment is the file readable by others, whatever the umask. Read like OpenSSH and `.pgpass`
+//! read theirs: a file readable or writable by group or others, owned by someone else, or a
+//! symlink is refused — before anything is sent anywhere. `knowmind doctor --fix` tightens it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CliError;
+
+/// The file's content. Unknown fields are refused, so a typo is an error, not a silent default.
+#[derive(Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The knowmind server, e.g. `https://knowmind.example.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The token itself (set by `auth login`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// A command whose standard output is the token (a secret manager), instead of `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_command: Option<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("server", &self.server)
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("token_command", &self.token_command)
+            .finish()
+    }
+}
+
+/// The configuration directory: `KNOWMIND_CONFIG_DIR`, else `~/.knowmind`.
+///
+/// # Errors
+/// No home directory.
+pub fn dir() -> Result<PathBuf, CliError> {
+    if let Some(dir) = std::env::var_os("KNOWMIND_CONFIG_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let home = std::env::var_os("HOME")
+        .ok_or_else(|| CliError::usage("HOME is not set; set KNOWMIND_CONFIG_DIR"))?;
+    Ok(PathBuf::from(home).join(".knowmind"))
+}
+
+/// `config.json` in [`dir`].
+///
+/// # Errors
+/// As [`dir`].
+pub fn path() -> Result<PathBuf, CliError> {
+    Ok(dir()?.join("config.json"))
+}
+
+/// What is wrong with the file's permissions, if anything.
+pub fn insecurity(path: &Path) -> Result<Option<String>, CliError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(CliError::new(format!(
+                "cannot inspect {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    if meta.file_type().is_symlink() {
+        return Ok(Some(format!("{} is a symbolic link", path.display())));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let uid = current_uid();
+        if meta.uid() != uid {
+            return Ok(Some(format!(
+                "{} is owned by uid {}, not by you (uid {uid})",
+                path.display(),
+                meta.uid()
+            )));
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Ok(Some(format!(
+                "{} has mode {:o}: group or others can access it",
+                path.display(),
+                meta.mode() & 0o777
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// The current user's id: the owner of this process's `/proc/self` (no `unsafe` needed).
+#[cfg(unix)]
+fn current_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+}
+
+/// Reads the configuration, refusing an unsafe file. A missing file is an empty configuration.
+///
+/// # Errors
+/// An unsafe or malformed file, with the fix.
+pub fn load() -> Result<Config, CliError> {
+    let path = path()?;
+    if let Some(problem) = insecurity(&path)? {
+        return Err(
+            CliError::new(format!("refusing to use the config file: {problem}"))
+                .hint("run `knowmind doctor --fix`, or `chmod 600` it yourself"),
+        );
+    }
+    match fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            CliError::new(format!(
+                "{} is not a valid knowmind config: {}",
+                path.display(),
+                e
+            ))
+            .hint("fix the file or remove it and run `knowmind auth login` again")
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+        Err(e) => Err(CliError::new(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Writes the configuration atomically with mode 0600, in a 0700 directory.
+///
+/// # Errors
+/// If the directory or file cannot be written.
+pub fn save(config: &Config) -> Result<(), CliError> {
+    let dir = dir()?;
+    create_private_dir(&dir)?;
+    let path = dir.join("config.json");
+    let text = serde_json::to_string_pretty(config).map_err(|e| CliError::new(e.to_string()))?;
+    let tmp = dir.join(format!(".config.json.{}.tmp", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut file = private_file(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        fs::rename(&tmp, &path)?;
+        File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Removes the configuration file.
+///
+/// # Errors
+/// If it exists and cannot be removed.
+pub fn remove() -> Result<(), CliError> {
+    let path = path()?;
+    match fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CliError::new(format!(
+            "cannot remove {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Creates `dir` with mode 0700 (and tightens an existing one).
+fn create_private_dir(dir: &Path) -> Result<(), CliError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| CliError::new(format!("cannot restrict {}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// A new file created with mode 0600 from the start (the umask can only remove bits).
+fn private_file(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// Tightens the directory to 0700 and the file to 0600; replaces a symlink by a copy of what it
+/// pointed to. Returns what was changed.
+///
+/// # Errors
+/// If a change fails, or the file belongs to someone else (only its owner or root can fix that).
+pub fn fix() -> Result<Vec<String>, CliError> {
+    let dir = dir()?;
+    let path = dir.join("config.json");
+    let mut done = Vec::new();
+    if dir.exists() {
+        create_private_dir(&dir)?;
+        done.push(format!("{} is 0700", dir.display()));
+    }
+    let Ok(meta) = fs::symlink_metadata(&path) else {
+        return Ok(done);
+    };
+    if meta.file_type().is_symlink() {
+        let text = fs::read_to_string(&path)
+            .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
+        let config: Config = serde_json::from_str(&text)
+            .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+        fs::remove_file(&path).map_err(|e| CliError::new(e.to_string()))?;
+        save(&config)?;
+        done.push(format!(
+            "replaced the symbolic link {} by a private copy",
+            path.display()
+        ));
+        return Ok(done);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if meta.uid() != current_uid() {
+            return Err(CliError::new(format!(
+                "{} is owned by uid {}; only its owner can fix it",
+                path.display(),
+                meta.uid()
+            )));
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+            .map_err(|e| CliError::new(e.to_string()))?;
+        done.push(format!("{} is 0600", path.display()));
+    }
+    Ok(done)
+}

@@ -1,0 +1,206 @@
+//! `knowmind doctor`: checks this machine's setup, each finding with its fix.
+
+use std::path::Path;
+use std::process::Command as Process;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::cli::Cli;
+use crate::error::CliError;
+use crate::output::Style;
+use crate::{EXPIRY_WARNING_DAYS, ROTATION_DAYS, config, credentials, now};
+
+struct Report {
+    style: Style,
+    problems: usize,
+}
+
+impl Report {
+    fn ok(&self, text: &str) {
+        if !self.style.quiet {
+            eprintln!("{} {text}", self.style.paint("32", "✓"));
+        }
+    }
+
+    fn problem(&mut self, text: &str, fix: &str) {
+        self.problems += 1;
+        eprintln!("{} {text}\n  fix: {fix}", self.style.paint("31", "✗"));
+    }
+}
+
+/// Runs the checks; exit 1 if any problem remains.
+///
+/// # Errors
+/// When a problem was found (after printing all of them).
+pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
+    let mut report = Report { style, problems: 0 };
+    let path = config::path()?;
+
+    // 1. The config file's permissions.
+    match config::insecurity(&path)? {
+        Some(problem) if fix => {
+            for done in config::fix()? {
+                eprintln!("fixed: {done}");
+            }
+            match config::insecurity(&path)? {
+                None => report.ok(&format!(
+                    "{} was insecure ({problem}) and is fixed",
+                    path.display()
+                )),
+                Some(left) => report.problem(&left, "fix the file's owner or remove it"),
+            }
+        }
+        Some(problem) => report.problem(&problem, "run `knowmind doctor --fix`"),
+        None => report.ok(&format!("{} is private (or absent)", path.display())),
+    }
+
+    // 2. Tokens where git could pick them up.
+    let dir = config::dir()?;
+    if dir.exists() && unignored_in_git(&dir, "config.json") {
+        report.problem(
+            &format!(
+                "{} is inside a git work tree and not ignored",
+                dir.display()
+            ),
+            "move it (KNOWMIND_CONFIG_DIR) or add it to .gitignore",
+        );
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        let env_file = cwd.join(".env");
+        if holds_token(&env_file) && unignored_in_git(&cwd, ".env") {
+            report.problem(
+                &format!(
+                    "{} holds a knowmind token and git does not ignore it",
+                    env_file.display()
+                ),
+                "add .env to .gitignore, and rotate the token if it was ever committed",
+            );
+        }
+    }
+
+    // 3. The server and the token.
+    let loaded = config::load();
+    let server = cli
+        .server
+        .clone()
+        .or_else(|| loaded.as_ref().ok().and_then(|c| c.server.clone()));
+    let Some(server) = server else {
+        report.problem(
+            "no server configured",
+            "run `knowmind auth login --server URL`",
+        );
+        return finish(report);
+    };
+    let health = reqwest::Client::new()
+        .get(format!("{}/healthz", server.trim_end_matches('/')))
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await;
+    match health {
+        Ok(r) if r.status().is_success() => report.ok(&format!("the server at {server} answers")),
+        Ok(r) => report.problem(
+            &format!("the server at {server} answered {}", r.status()),
+            "check the server's logs",
+        ),
+        Err(_) => report.problem(
+            &format!("cannot reach the server at {server}"),
+            "check --server / KNOWMIND_SERVER and the network",
+        ),
+    }
+    if let Ok(config) = loaded
+        && let Ok(credential) = credentials::resolve(&config)
+        && let Ok(client) = crate::client::Client::new(
+            &server,
+            secrecy::SecretString::from(
+                secrecy::ExposeSecret::expose_secret(&credential.token).to_owned(),
+            ),
+        )
+    {
+        match client
+            .json::<Value>(Method::GET, "/v1/tokens/self", None::<&Value>)
+            .await
+        {
+            Ok(me) => {
+                let now = now();
+                let parse = |v: &Value| {
+                    v.as_str().and_then(|s| {
+                        time::OffsetDateTime::parse(
+                            s,
+                            &time::format_description::well_known::Rfc3339,
+                        )
+                        .ok()
+                    })
+                };
+                match parse(&me["expires_at"]) {
+                    Some(at) if at - now < time::Duration::days(EXPIRY_WARNING_DAYS) => report
+                        .problem(
+                            &format!(
+                                "the token expires {}",
+                                crate::output::relative(Some(at), now)
+                            ),
+                            "run `knowmind token rotate self`",
+                        ),
+                    Some(_) => report.ok("the token is not about to expire"),
+                    None => report.problem(
+                        "the token never expires",
+                        "rotate it with an expiry: `knowmind token rotate self --expires-in 90d`",
+                    ),
+                }
+                if parse(&me["created_at"])
+                    .is_some_and(|c| now - c > time::Duration::days(ROTATION_DAYS))
+                {
+                    report.problem(
+                        &format!("the token is older than {ROTATION_DAYS} days"),
+                        "run `knowmind token rotate self`",
+                    );
+                }
+            }
+            Err(e) => report.problem(
+                &format!(
+                    "the token from {} is refused: {e}",
+                    credential.source.describe()
+                ),
+                "run `knowmind auth login`",
+            ),
+        }
+    }
+    finish(report)
+}
+
+fn finish(report: Report) -> Result<(), CliError> {
+    if report.problems == 0 {
+        Ok(())
+    } else {
+        Err(CliError::new(format!(
+            "{} problem(s) found",
+            report.problems
+        )))
+    }
+}
+
+/// Whether `name` in `dir` is inside a git work tree and not ignored.
+fn unignored_in_git(dir: &Path, name: &str) -> bool {
+    let inside = Process::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--is-inside-work-tree"])
+        .output();
+    if !inside.is_ok_and(|o| o.status.success()) {
+        return false;
+    }
+    let ignored = Process::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["check-ignore", "-q", name])
+        .status();
+    !ignored.is_ok_and(|s| s.success())
+}
+
+/// Whether the file contains something shaped like a knowmind token.
+fn holds_token(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| {
+        text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .any(|word| word.len() == token_core::TOKEN_LEN && word.starts_with(token_core::PREFIX))
+    })
+}

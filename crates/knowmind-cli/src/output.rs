@@ -1,0 +1,151 @@
+//! Text output: tables that fit the terminal, relative times, and colour only where wanted.
+
+use std::io::IsTerminal;
+
+use time::OffsetDateTime;
+
+/// How to print.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    /// JSON instead of text.
+    pub json: bool,
+    /// No warnings.
+    pub quiet: bool,
+    /// Colour on stderr.
+    pub color: bool,
+}
+
+impl Style {
+    /// From the global flags, `NO_COLOR` and whether stderr is a terminal.
+    pub fn new(json: bool, quiet: bool, no_color: bool) -> Self {
+        let color = !no_color
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::io::stderr().is_terminal();
+        Style { json, quiet, color }
+    }
+
+    /// A warning on stderr (unless quiet).
+    pub fn warn(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{}", self.paint("33", &format!("warning: {text}")));
+        }
+    }
+
+    /// `text` in an ANSI colour when colour is on.
+    pub fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+/// "in 6 days", "3 hours ago", "just now", "never".
+pub fn relative(at: Option<OffsetDateTime>, now: OffsetDateTime) -> String {
+    let Some(at) = at else {
+        return "never".to_owned();
+    };
+    let delta = at - now;
+    let seconds = delta.whole_seconds().abs();
+    let (size, unit) = match seconds {
+        0..=59 => return "just now".to_owned(),
+        60..=3_599 => (60, "minute"),
+        3_600..=86_399 => (3_600, "hour"),
+        86_400..=2_591_999 => (86_400, "day"),
+        2_592_000..=31_535_999 => (2_592_000, "month"),
+        _ => (31_536_000, "year"),
+    };
+    let n = (seconds + size / 2) / size; // nearest: 29 days 23 hours reads "in 30 days"
+    let plural = if n == 1 { "" } else { "s" };
+    if delta.is_negative() {
+        format!("{n} {unit}{plural} ago")
+    } else {
+        format!("in {n} {unit}{plural}")
+    }
+}
+
+/// A table: columns padded to their widest cell; the column `shrink` is cut so rows fit `width`.
+pub fn table(headers: &[&str], rows: &[Vec<String>], shrink: usize, width: usize) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len().saturating_sub(1));
+    if total > width {
+        widths[shrink] = widths[shrink].saturating_sub(total - width).max(8);
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                let cut: String = if cell.chars().count() > widths[i] {
+                    cell.chars()
+                        .take(widths[i].saturating_sub(1))
+                        .chain(std::iter::once('…'))
+                        .collect()
+                } else {
+                    cell.clone()
+                };
+                format!("{cut:<w$}", w = widths[i])
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    let mut out = line(headers.iter().map(|h| (*h).to_owned()).collect());
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row.clone()));
+    }
+    out
+}
+
+/// The terminal width: `COLUMNS`, else 120.
+pub fn width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|&w| w >= 40)
+        .unwrap_or(120)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::Duration;
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn relative_times_read_naturally() {
+        let now = datetime!(2026-11-27 12:00 UTC);
+        assert_eq!(
+            relative(Some(now + Duration::days(6) + Duration::hours(1)), now),
+            "in 6 days"
+        );
+        assert_eq!(relative(Some(now - Duration::hours(3)), now), "3 hours ago");
+        assert_eq!(relative(Some(now + Duration::seconds(20)), now), "just now");
+        assert_eq!(
+            relative(Some(now - Duration::minutes(1)), now),
+            "1 minute ago"
+        );
+        assert_eq!(relative(None, now), "never");
+    }
+
+    #[test]
+    fn tables_fit_the_width() {
+        let rows = vec![vec![
+            "abc".to_owned(),
+            "a very long name that does not fit".to_owned(),
+            "read".to_owned(),
+        ]];
+        let text = table(&["ID", "NAME", "SCOPES"], &rows, 1, 30);
+        assert!(text.lines().all(|l| l.chars().count() <= 30), "{text}");
+        assert!(text.contains('…'));
+    }
+}

@@ -1,0 +1,239 @@
+use token_core::Scope;
+
+use crate::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_list_rotate_self_revoke_and_status_exits_4() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+
+    let created = e
+        .run(
+            &[
+                "token",
+                "create",
+                "ci-reader",
+                "--scope",
+                "read",
+                "--expires-in",
+                "30d",
+                "--for",
+                "github-actions",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    let reader = stdout(&created).trim().to_owned();
+    assert!(
+        reader.parse::<token_core::Token>().is_ok(),
+        "stdout is the token alone"
+    );
+    assert!(stderr(&created).contains("shown this once"));
+    let as_json = e
+        .run(
+            &[
+                "token", "create", "json-one", "--scope", "read", "--scope", "write", "--json",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    let j = json(&as_json);
+    assert!(j["token"].as_str().unwrap().starts_with("kmt_"));
+    assert_eq!(j["scopes"], serde_json::json!(["read", "write"]));
+
+    let list = e.run(&["token", "list", "--json"], None, &[]).await;
+    let names: Vec<String> = json(&list)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        names.contains(&"ci-reader".to_owned()) && names.contains(&"json-one".to_owned()),
+        "{names:?}"
+    );
+    let table = e.run(&["token", "list"], None, &[("COLUMNS", "100")]).await;
+    assert!(
+        stdout(&table).contains("ci-reader") && stdout(&table).contains("in 30 days"),
+        "{}",
+        stdout(&table)
+    );
+    assert!(!stdout(&table).contains(&reader[20..52]));
+
+    let view = e
+        .run(&["token", "view", &reader[4..20], "--json"], None, &[])
+        .await;
+    assert_eq!(json(&view)["client"], "github-actions");
+
+    // Rotating the token in use rewrites the saved credential.
+    let before = std::fs::read_to_string(e.config_file()).unwrap();
+    let rotated = e.run(&["token", "rotate", "self"], None, &[]).await;
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    let after = std::fs::read_to_string(e.config_file()).unwrap();
+    assert_ne!(before, after);
+    assert_eq!(mode(&e.config_file()), 0o600);
+    let status = e.run(&["auth", "status", "--json"], None, &[]).await;
+    assert!(
+        status.status.success(),
+        "the new saved token works: {}",
+        stderr(&status)
+    );
+    assert_ne!(json(&status)["token_id"], &admin[4..20]);
+
+    // Revoking without --yes off a terminal needs confirmation.
+    let unconfirmed = e.run(&["token", "revoke", &reader[4..20]], None, &[]).await;
+    assert_eq!(unconfirmed.status.code(), Some(3));
+    let revoked = e
+        .run(
+            &[
+                "token",
+                "revoke",
+                &reader[4..20],
+                "--yes",
+                "--reason",
+                "no longer needed",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let view = e
+        .run(&["token", "view", &reader[4..20], "--json"], None, &[])
+        .await;
+    assert_eq!(json(&view)["revoked_reason"], "no longer needed");
+
+    let gone = e
+        .run(&["token", "revoke", "self", "--yes"], None, &[])
+        .await;
+    assert!(gone.status.success());
+    let status = e.run(&["auth", "status"], None, &[]).await;
+    assert_eq!(status.status.code(), Some(4), "{}", stderr(&status));
+    assert!(stderr(&status).contains("refused"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_audit_and_usage_errors() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+    e.run(&["token", "create", "x", "--scope", "read"], None, &[])
+        .await;
+    e.store.usage_writer().flush().await.unwrap();
+    let usage = e
+        .run(&["token", "usage", "self", "--json"], None, &[])
+        .await;
+    let u = json(&usage);
+    assert!(u["total"].as_i64().unwrap() >= 1);
+    assert_eq!(u["ips"][0]["ip"], "127.0.0.1");
+    let usage_text = e.run(&["token", "usage", "self"], None, &[]).await;
+    assert!(
+        stdout(&usage_text).contains("POST /v1/tokens"),
+        "{}",
+        stdout(&usage_text)
+    );
+
+    let events = e
+        .run(
+            &[
+                "audit",
+                "list",
+                "--action",
+                "token.created",
+                "--since",
+                "1d",
+                "--json",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    let list = json(&events);
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["action"] == "token.created")
+    );
+    assert!(!list.as_array().unwrap().is_empty());
+    let file = e.home.path().join("audit.jsonl");
+    let export = e
+        .run(
+            &["audit", "export", "--output", &file.to_string_lossy()],
+            None,
+            &[],
+        )
+        .await;
+    assert!(export.status.success());
+    for line in std::fs::read_to_string(&file).unwrap().lines() {
+        serde_json::from_str::<Value>(line).unwrap();
+    }
+    let verify = e.run(&["audit", "verify"], None, &[]).await;
+    assert!(
+        verify.status.success() && stdout(&verify).starts_with("intact"),
+        "{}",
+        stdout(&verify)
+    );
+
+    let no_scope = e.run(&["token", "create", "x"], None, &[]).await;
+    assert_eq!(no_scope.status.code(), Some(2));
+    let bad_scope = e
+        .run(&["token", "create", "x", "--scope", "root"], None, &[])
+        .await;
+    assert_eq!(bad_scope.status.code(), Some(1));
+    assert!(
+        stderr(&bad_scope).contains("root"),
+        "{}",
+        stderr(&bad_scope)
+    );
+    let bad_id = e.run(&["token", "view", "not-an-id"], None, &[]).await;
+    assert_eq!(bad_id.status.code(), Some(2));
+    let completion = e.run(&["completion", "bash"], None, &[]).await;
+    assert!(completion.status.success() && stdout(&completion).contains("knowmind"));
+    let no_server = e
+        .run(
+            &["auth", "status"],
+            None,
+            &[("KNOWMIND_CONFIG_DIR", "/nonexistent-knowmind")],
+        )
+        .await;
+    assert_ne!(no_server.status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiring_tokens_are_warned_about() {
+    let e = env().await;
+    let new = token_store::NewToken {
+        owner_id: e.owner.clone(),
+        name: "short".into(),
+        description: String::new(),
+        client: String::new(),
+        scopes: Scope::Admin.into(),
+        expires_at: Some(e.store.now() + time::Duration::days(3)),
+    };
+    let (_, token) = e
+        .store
+        .create_token(&e.ws, new, &audit::Context::system())
+        .await
+        .unwrap();
+    assert!(e.login(token.expose_secret()).await.status.success());
+    let list = e.run(&["token", "list"], None, &[]).await;
+    assert!(
+        stderr(&list).contains("expires in 2 days") || stderr(&list).contains("expires in 3 days"),
+        "{}",
+        stderr(&list)
+    );
+    let quiet = e.run(&["token", "list", "--quiet"], None, &[]).await;
+    assert!(!stderr(&quiet).contains("warning"));
+    let doctor = e.run(&["doctor"], None, &[]).await;
+    assert_eq!(doctor.status.code(), Some(1));
+    assert!(
+        stderr(&doctor).contains("the token expires"),
+        "{}",
+        stderr(&doctor)
+    );
+}

@@ -1,0 +1,237 @@
+use std::os::unix::fs::PermissionsExt;
+
+use token_core::Scope;
+
+use crate::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_writes_a_private_file_under_any_umask() {
+    let e = env().await;
+    let token = e.issue(&[Scope::Read]).await;
+    for umask in ["000", "022"] {
+        let _ = std::fs::remove_dir_all(e.config_dir());
+        let script = format!("umask {umask}; exec \"$0\" auth login --server {}", e.url);
+        let out = tokio::process::Command::new("sh")
+            .args(["-c", &script, env!("CARGO_BIN_EXE_knowmind")])
+            .env("KNOWMIND_CONFIG_DIR", e.config_dir())
+            .env_remove("KNOWMIND_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut child = out;
+        {
+            use tokio::io::AsyncWriteExt;
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(format!("{token}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+        let out = child.wait_with_output().await.unwrap();
+        assert!(out.status.success(), "umask {umask}: {}", stderr(&out));
+        assert_eq!(mode(&e.config_dir()), 0o700, "umask {umask}");
+        assert_eq!(mode(&e.config_file()), 0o600, "umask {umask}");
+        let saved: Value =
+            serde_json::from_str(&std::fs::read_to_string(e.config_file()).unwrap()).unwrap();
+        assert_eq!(saved["token"], token.as_str());
+        assert_eq!(saved["server"], e.url.as_str());
+        assert!(
+            !stderr(&out).contains(&token[20..52]),
+            "the token is not echoed"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(e.config_dir())
+            .unwrap()
+            .map(|f| f.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 1, "no temporary files left: {leftovers:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_checks_the_token_before_saving_it() {
+    let e = env().await;
+    let refused = e.login(&token_core::checksummed(&"A".repeat(48))).await;
+    assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
+    assert!(!e.config_file().exists(), "nothing saved");
+    let malformed = e.login("kmt_this-is-not-it").await;
+    assert_eq!(malformed.status.code(), Some(2));
+    assert!(
+        !stderr(&malformed).contains("this-is-not-it"),
+        "input not echoed: {}",
+        stderr(&malformed)
+    );
+    assert!(!e.config_file().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_config_files_are_refused_and_nothing_is_sent() {
+    let e = env().await;
+    let token = e.issue(&[Scope::Read]).await;
+    // A "server" that only counts connections.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let trap = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    std::fs::create_dir_all(e.config_dir()).unwrap();
+    std::fs::set_permissions(e.config_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let write = |mode: u32| {
+        std::fs::write(
+            e.config_file(),
+            serde_json::json!({"server": trap, "token": token}).to_string(),
+        )
+        .unwrap();
+        std::fs::set_permissions(e.config_file(), std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    for mode in [0o644, 0o640, 0o660, 0o604, 0o602] {
+        write(mode);
+        let out = e.run(&["auth", "status"], None, &[]).await;
+        assert_eq!(out.status.code(), Some(1), "mode {mode:o}");
+        assert!(stderr(&out).contains("refusing"), "{}", stderr(&out));
+        assert!(stderr(&out).contains("doctor --fix"));
+    }
+    // Another owner.
+    write(0o600);
+    std::os::unix::fs::chown(e.config_file(), Some(65534), None).unwrap();
+    let out = e.run(&["auth", "status"], None, &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("owned by uid 65534"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(e.config_file()).unwrap();
+    // A symlink.
+    let elsewhere = e.home.path().join("elsewhere.json");
+    std::fs::write(
+        &elsewhere,
+        serde_json::json!({"server": trap, "token": token}).to_string(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, e.config_file()).unwrap();
+    let out = e.run(&["auth", "status"], None, &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert!(listener.accept().is_err(), "nothing was sent to the server");
+
+    // doctor --fix repairs what it can.
+    std::fs::remove_file(e.config_file()).unwrap();
+    std::fs::write(
+        e.config_file(),
+        serde_json::json!({"server": e.url, "token": token}).to_string(),
+    )
+    .unwrap();
+    std::fs::set_permissions(e.config_file(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let fixed = e.run(&["doctor", "--fix"], None, &[]).await;
+    assert!(stderr(&fixed).contains("fixed"), "{}", stderr(&fixed));
+    assert_eq!(mode(&e.config_file()), 0o600);
+    assert!(e.run(&["auth", "status"], None, &[]).await.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_sources_follow_the_documented_precedence() {
+    let e = env().await;
+    let saved = e.issue(&[Scope::Read]).await;
+    let from_env = e.issue(&[Scope::Write]).await;
+    assert!(e.login(&saved).await.status.success());
+    let status = |vars: Vec<(&'static str, String)>| {
+        let e = &e;
+        async move {
+            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let out = e.run(&["auth", "status", "--json"], None, &vars).await;
+            (out.status.code(), json(&out))
+        }
+    };
+    let (code, s) = status(vec![]).await;
+    assert_eq!(
+        (code, s["source"].as_str()),
+        (Some(0), Some("the config file"))
+    );
+    assert_eq!(s["token_id"], &saved[4..20]);
+    let (_, s) = status(vec![("KNOWMIND_TOKEN", from_env.clone())]).await;
+    assert_eq!(
+        (s["source"].as_str(), s["token_id"].as_str()),
+        (Some("KNOWMIND_TOKEN"), Some(&from_env[4..20]))
+    );
+    let file = e.home.path().join("mounted-secret");
+    std::fs::write(&file, format!("{from_env}\n")).unwrap();
+    let (_, s) = status(vec![(
+        "KNOWMIND_TOKEN_FILE",
+        file.to_string_lossy().into_owned(),
+    )])
+    .await;
+    assert_eq!(s["source"], "KNOWMIND_TOKEN_FILE");
+    let both = e
+        .run(
+            &["auth", "status"],
+            None,
+            &[
+                ("KNOWMIND_TOKEN", &from_env),
+                ("KNOWMIND_TOKEN_FILE", &file.to_string_lossy()),
+            ],
+        )
+        .await;
+    assert_eq!(both.status.code(), Some(2));
+    assert!(stderr(&both).contains("both set"));
+    // token_command instead of a stored token.
+    let config =
+        serde_json::json!({"server": e.url, "token_command": format!("printf %s {from_env}")});
+    std::fs::write(e.config_file(), config.to_string()).unwrap();
+    let (code, s) = status(vec![]).await;
+    assert_eq!(
+        (code, s["source"].as_str()),
+        (Some(0), Some("token_command in the config file"))
+    );
+    let printed = e.run(&["auth", "token"], None, &[]).await;
+    assert_eq!(
+        stdout(&printed),
+        format!("{from_env}\n"),
+        "auth token prints the token and nothing else"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_never_appears_in_argv_or_help() {
+    let e = env().await;
+    let token = e.issue(&[Scope::Read]).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_knowmind"))
+        .args(["auth", "login", "--server", &e.url])
+        .env("KNOWMIND_CONFIG_DIR", e.config_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(token.as_bytes()).await.unwrap();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&cmdline).contains(&token[20..52]));
+    }
+    assert!(child.wait_with_output().await.unwrap().status.success());
+    for args in [
+        &["--help"][..],
+        &["auth", "login", "--help"],
+        &["auth", "status", "--help"],
+        &["token", "create", "--help"],
+    ] {
+        let out = e
+            .run(
+                args,
+                None,
+                &[
+                    ("KNOWMIND_TOKEN", &token),
+                    ("KNOWMIND_SERVER", "https://secret-server.example"),
+                ],
+            )
+            .await;
+        assert!(out.status.success());
+        let text = stdout(&out);
+        assert!(
+            !text.contains(&token[20..52]) && !text.contains("secret-server"),
+            "{args:?}: {text}"
+        );
+    }
+}
