@@ -110,10 +110,10 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// The workspace's name.
-    #[arg(long)]
+    #[arg(long, env = "KNOWMIND_WORKSPACE")]
     pub workspace: String,
     /// Its owner's email.
-    #[arg(long, default_value = "owner@localhost")]
+    #[arg(long, env = "KNOWMIND_OWNER_EMAIL", default_value = "owner@localhost")]
     pub owner_email: String,
 }
 
@@ -128,10 +128,10 @@ pub enum AuditCommand {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// A checkpoint kept outside the database: its sequence number…
-    #[arg(long, requires = "checkpoint_hash")]
+    #[arg(long, env = "KNOWMIND_AUDIT_CHECKPOINT_SEQ", requires = "checkpoint_hash")]
     pub checkpoint_seq: Option<i64>,
     /// …and its hash.
-    #[arg(long, requires = "checkpoint_seq")]
+    #[arg(long, env = "KNOWMIND_AUDIT_CHECKPOINT_HASH", requires = "checkpoint_seq")]
     pub checkpoint_hash: Option<String>,
 }
 
