@@ -128,10 +128,18 @@ pub enum AuditCommand {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// A checkpoint kept outside the database: its sequence number…
-    #[arg(long, env = "KNOWMIND_AUDIT_CHECKPOINT_SEQ", requires = "checkpoint_hash")]
+    #[arg(
+        long,
+        env = "KNOWMIND_AUDIT_CHECKPOINT_SEQ",
+        requires = "checkpoint_hash"
+    )]
     pub checkpoint_seq: Option<i64>,
     /// …and its hash.
-    #[arg(long, env = "KNOWMIND_AUDIT_CHECKPOINT_HASH", requires = "checkpoint_seq")]
+    #[arg(
+        long,
+        env = "KNOWMIND_AUDIT_CHECKPOINT_HASH",
+        requires = "checkpoint_seq"
+    )]
     pub checkpoint_hash: Option<String>,
 }
 
