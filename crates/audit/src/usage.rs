@@ -346,8 +346,16 @@ impl UsageWriter {
     }
 }
 
+/// What this writer last stored as each token's last use.
+type LastUses = HashMap<TokenId, (OffsetDateTime, Option<IpAddr>)>;
+
+/// A token's stored last use is refreshed when a use is this much newer, or comes from another
+/// address: "last used" to the minute, without an upsert for every call.
+const LAST_USE_PRECISION: time::Duration = time::Duration::MINUTE;
+
 async fn run(db: Db, mut rx: mpsc::Receiver<Message>, batch_max: usize, linger: Duration) {
     let mut messages = Vec::with_capacity(batch_max);
+    let mut stored = LastUses::new();
     while rx.recv_many(&mut messages, batch_max).await > 0 {
         // Give a trickle of records a moment to become a batch: each commit costs an fsync and
         // rewrites every page it touches, so fewer, larger commits cost less per record.
@@ -372,7 +380,7 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Message>, batch_max: usize, linger: 
                 Message::Flush(done) => flushes.push(done),
             }
         }
-        let ok = write_with_retry(&db, &records).await;
+        let ok = write_with_retry(&db, &records, &mut stored).await;
         for waiter in waiters {
             let _ = waiter.send(ok);
         }
@@ -382,13 +390,13 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Message>, batch_max: usize, linger: 
     }
 }
 
-async fn write_with_retry(db: &Db, records: &[UsageRecord]) -> bool {
+async fn write_with_retry(db: &Db, records: &[UsageRecord], stored: &mut LastUses) -> bool {
     if records.is_empty() {
         return true;
     }
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=4 {
-        match write_batch(db, records).await {
+        match write_batch(db, records, stored).await {
             Ok(()) => return true,
             Err(e) => {
                 tracing::warn!(error = %e, attempt, records = records.len(), "usage batch not written");
@@ -422,7 +430,7 @@ fn fixed_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-async fn write_batch(db: &Db, records: &[UsageRecord]) -> Result<(), Error> {
+async fn write_batch(db: &Db, records: &[UsageRecord], stored: &mut LastUses) -> Result<(), Error> {
     let mut tx = db.begin_write().await?;
     for chunk in fixed_chunks(records) {
         let mut sql = Sql::new(
@@ -465,7 +473,14 @@ async fn write_batch(db: &Db, records: &[UsageRecord]) -> Result<(), Error> {
             *slot = r;
         }
     }
-    let latest: Vec<_> = latest.into_values().collect();
+    let latest: Vec<_> = latest
+        .into_values()
+        .filter(|r| {
+            stored
+                .get(&r.token_id)
+                .is_none_or(|(at, ip)| *ip != r.client_ip || r.at - *at >= LAST_USE_PRECISION)
+        })
+        .collect();
     for chunk in fixed_chunks(&latest) {
         let mut sql = Sql::new(
             db.backend(),
@@ -487,6 +502,12 @@ async fn write_batch(db: &Db, records: &[UsageRecord]) -> Result<(), Error> {
         sql.query().execute(&mut *tx).await?;
     }
     tx.commit().await?;
+    if stored.len() > 1_000_000 {
+        stored.clear();
+    }
+    for r in latest {
+        stored.insert(r.token_id, (r.at, r.client_ip));
+    }
     Ok(())
 }
 

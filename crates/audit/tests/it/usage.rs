@@ -259,3 +259,59 @@ async fn best_effort_records_leave_half_the_queue_to_reserved_ones() {
         .unwrap();
     assert_eq!(summary.total, 8);
 }
+
+#[tokio::test]
+async fn last_use_is_kept_to_the_minute_and_at_once_for_a_new_address() {
+    for t in backends().await {
+        let writer = UsageWriter::spawn(t.db.clone(), &UsageConfig::default());
+        let tok = token_id(7);
+        let last = || async {
+            let row =
+                sqlx::query("SELECT at_us, client_ip FROM token_last_use WHERE token_id = $1")
+                    .bind(tok.as_str())
+                    .fetch_one(t.db.pool())
+                    .await
+                    .unwrap();
+            let at = audit::db::from_micros(row.get("at_us")).unwrap();
+            (
+                ((at - T0).whole_seconds()),
+                row.get::<String, _>("client_ip"),
+            )
+        };
+        let mut use_at = |seconds: i64, ip: &str| {
+            let mut r = record(tok, 0, ip, "/", UsageOutcome::Accepted);
+            r.at = T0 + Duration::seconds(seconds);
+            writer.record(r).unwrap();
+        };
+        use_at(0, "192.0.2.1");
+        writer.flush().await.unwrap();
+        use_at(30, "192.0.2.1");
+        writer.flush().await.unwrap();
+        assert_eq!(
+            last().await,
+            (0, "192.0.2.1".to_owned()),
+            "{}: within the minute, unchanged",
+            t.name
+        );
+        use_at(61, "192.0.2.1");
+        writer.flush().await.unwrap();
+        assert_eq!(last().await, (61, "192.0.2.1".to_owned()), "{}", t.name);
+        use_at(62, "198.51.100.8");
+        writer.flush().await.unwrap();
+        assert_eq!(
+            last().await,
+            (62, "198.51.100.8".to_owned()),
+            "{}: a new address at once",
+            t.name
+        );
+        assert_eq!(
+            Audit::new(t.db.clone())
+                .usage_summary(tok)
+                .await
+                .unwrap()
+                .total,
+            4,
+            "every use is still recorded"
+        );
+    }
+}
