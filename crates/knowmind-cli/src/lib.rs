@@ -97,7 +97,8 @@ fn connect(cli: &Cli) -> Result<(Client, Credential, Config), CliError> {
     Ok((client, credential, config))
 }
 
-/// Warns on stderr when the token in use expires soon.
+/// Warns on stderr when the token in use expires soon (from the last response's
+/// `Knowmind-Token-Expiration`).
 fn warn_expiry(client: &Client, style: Style) {
     if let Some(at) = client.token_expires_at.get() {
         let left = at - now();
@@ -107,6 +108,23 @@ fn warn_expiry(client: &Client, style: Style) {
                 relative(Some(at), now())
             ));
         }
+    }
+}
+
+/// After a command: warns when the token in use expires soon or is older than the rotation
+/// policy (one extra request for its record; skipped with `--quiet`).
+async fn warn_about_token(client: &Client, style: Style) {
+    if style.quiet {
+        return;
+    }
+    warn_expiry(client, style);
+    if let Ok(me) = client
+        .json::<Value>(Method::GET, "/v1/tokens/self", NONE)
+        .await
+        && time_of(&me["created_at"])
+            .is_some_and(|created| now() - created > time::Duration::days(ROTATION_DAYS))
+    {
+        style.warn(&format!("the token in use is older than {ROTATION_DAYS} days; rotate it with `knowmind token rotate self`"));
     }
 }
 
@@ -538,7 +556,7 @@ async fn token(cli: &Cli, style: Style, command: &TokenCommand) -> Result<(), Cl
             }
         }
     }
-    warn_expiry(&client, style);
+    warn_about_token(&client, style).await;
     Ok(())
 }
 
@@ -663,6 +681,6 @@ async fn audit(cli: &Cli, style: Style, command: &AuditCommand) -> Result<(), Cl
             }
         }
     }
-    warn_expiry(&client, style);
+    warn_about_token(&client, style).await;
     Ok(())
 }

@@ -278,7 +278,7 @@ async fn last_use_is_kept_to_the_minute_and_at_once_for_a_new_address() {
                 row.get::<String, _>("client_ip"),
             )
         };
-        let mut use_at = |seconds: i64, ip: &str| {
+        let use_at = |seconds: i64, ip: &str| {
             let mut r = record(tok, 0, ip, "/", UsageOutcome::Accepted);
             r.at = T0 + Duration::seconds(seconds);
             writer.record(r).unwrap();

@@ -237,3 +237,32 @@ async fn expiring_tokens_are_warned_about() {
         stderr(&doctor)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_tokens_are_warned_about_on_every_command() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+    let fresh = e.run(&["token", "list"], None, &[]).await;
+    assert!(!stderr(&fresh).contains("older than"), "{}", stderr(&fresh));
+    let backdated = e
+        .store
+        .get_token(&e.ws, admin[4..20].parse().unwrap())
+        .await
+        .unwrap();
+    let hundred_days_ago = audit::db::to_micros(backdated.created_at - time::Duration::days(100));
+    sqlx::query("UPDATE tokens SET created_at_us = $1 WHERE id = $2")
+        .bind(hundred_days_ago)
+        .bind(&admin[4..20])
+        .execute(e.store.db().pool())
+        .await
+        .unwrap();
+    let old = e.run(&["token", "list"], None, &[]).await;
+    assert!(old.status.success());
+    assert!(
+        stderr(&old).contains("older than 90 days"),
+        "{}",
+        stderr(&old)
+    );
+    assert!(!stderr(&e.run(&["token", "list", "--quiet"], None, &[]).await).contains("older than"));
+}
