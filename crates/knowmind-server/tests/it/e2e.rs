@@ -191,6 +191,39 @@ async fn bootstrap_issue_read_refuse_revoke_and_trace_usage_with_the_real_binary
     );
     let report: Value = serde_json::from_slice(&verify.stdout).unwrap();
     assert_eq!(report["broken"], Value::Null);
+    // Tamper with one event behind the database's back: `audit verify` must fail.
+    {
+        use sqlx::Executor;
+        let db = audit::db::Db::connect(
+            &data.join("knowmind.db").to_string_lossy(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+        db.pool()
+            .execute("DROP TRIGGER audit_events_no_update")
+            .await
+            .unwrap();
+        db.pool()
+            .execute("UPDATE audit_events SET details = '{}' WHERE seq = 2")
+            .await
+            .unwrap();
+        db.close().await;
+    }
+    let tampered = std::process::Command::new(bin)
+        .args(["audit", "verify"])
+        .env("KNOWMIND_DATA_DIR", &data)
+        .env_remove("KNOWMIND_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(
+        tampered.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&tampered.stderr)
+    );
+    let report: Value = serde_json::from_slice(&tampered.stdout).unwrap();
+    assert_eq!(report["broken"]["seq"], 2);
     let init = std::process::Command::new(bin)
         .args(["init", "--workspace", "second"])
         .env("KNOWMIND_DATA_DIR", &data)
