@@ -31,7 +31,14 @@ use token_core::{HashParams, Scope};
 use token_store::{NewMember, NewToken, Role, Store, StoreOptions};
 
 const TOKENS: usize = 10_000;
-const ROUNDS: usize = 9;
+/// Rounds per variant; `KNOWMIND_LOAD_ROUNDS` overrides it (for a quick profile).
+fn rounds() -> usize {
+    std::env::var("KNOWMIND_LOAD_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(9)
+}
 const SECONDS_PER_RUN: u32 = 4;
 
 #[derive(Clone)]
@@ -287,7 +294,7 @@ async fn main() {
     }
     let mut results: Vec<Vec<Run>> = vec![Vec::new(), Vec::new(), Vec::new()];
     println!("round | variant       | req/s    | p50 µs | p99 µs | server CPU µs/req");
-    for round in 0..ROUNDS {
+    for round in 0..rounds() {
         for k in 0..3 {
             let v = (round + k) % 3; // rotate the order every round
             let (name, addr) = variants[v];
@@ -304,7 +311,7 @@ async fn main() {
             results[v].push(run);
         }
     }
-    println!("\nmedians over {ROUNDS} rounds:");
+    println!("\nmedians over {} rounds:", rounds());
     let med: Vec<(f64, f64, f64, f64)> = results
         .iter()
         .map(|runs| {
@@ -325,7 +332,7 @@ async fn main() {
     }
     let ratio_of_medians = |v: usize| {
         median(
-            (0..ROUNDS)
+            (0..rounds())
                 .map(|r| results[v][r].rps / results[0][r].rps)
                 .collect(),
         )
