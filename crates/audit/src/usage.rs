@@ -181,7 +181,7 @@ pub struct UsageConfig {
     pub batch: usize,
     /// How long records are kept by [`crate::Audit::prune_usage`]'s default (90 days).
     pub retention: time::Duration,
-    /// How long the writer waits for more records before committing a partial batch (10 ms).
+    /// How long the writer waits for more records before committing a partial batch (50 ms).
     pub linger: Duration,
 }
 
@@ -191,7 +191,7 @@ impl Default for UsageConfig {
             queue: 65_536,
             batch: 8_192,
             retention: time::Duration::days(90),
-            linger: Duration::from_millis(10),
+            linger: Duration::from_millis(50),
         }
     }
 }
