@@ -67,15 +67,16 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
         );
     }
     if let Ok(cwd) = std::env::current_dir() {
-        let env_file = cwd.join(".env");
-        if holds_token(&env_file) && unignored_in_git(&cwd, ".env") {
-            report.problem(
-                &format!(
-                    "{} holds a knowmind token and git does not ignore it",
-                    env_file.display()
-                ),
-                "add .env to .gitignore, and rotate the token if it was ever committed",
-            );
+        for file in unignored_env_files(&cwd) {
+            if holds_token(&file) {
+                report.problem(
+                    &format!(
+                        "{} holds a knowmind token and git does not ignore it",
+                        file.display()
+                    ),
+                    "add it to .gitignore, and rotate the token if it was ever committed",
+                );
+            }
         }
     }
 
@@ -195,6 +196,48 @@ fn unignored_in_git(dir: &Path, name: &str) -> bool {
         .args(["check-ignore", "-q", name])
         .status();
     !ignored.is_ok_and(|s| s.success())
+}
+
+/// Every `.env` or `*.env` file of the git work tree around `dir` that git does not ignore
+/// (tracked, or untracked and not ignored).
+fn unignored_env_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let top = Process::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--show-toplevel"])
+        .output();
+    let Some(top) = top
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    else {
+        return Vec::new();
+    };
+    let listed = Process::new("git")
+        .args([
+            "-C",
+            &top,
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "--",
+            ":(glob)**/.env",
+            ":(glob)**/*.env",
+        ])
+        .output();
+    listed
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            o.stdout
+                .split(|&b| b == 0)
+                .filter(|p| !p.is_empty())
+                .map(|p| Path::new(&top).join(String::from_utf8_lossy(p).as_ref()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Whether the file contains something shaped like a knowmind token.

@@ -266,3 +266,41 @@ async fn old_tokens_are_warned_about_on_every_command() {
     );
     assert!(!stderr(&e.run(&["token", "list", "--quiet"], None, &[]).await).contains("older than"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_finds_tokens_in_env_files_git_would_commit() {
+    let e = env().await;
+    let token = e.issue(&[Scope::Read]).await;
+    assert!(e.login(&token).await.status.success());
+    let repo = e.home.path();
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(git(&["init", "-q"]).status.success());
+    std::fs::create_dir_all(repo.join("deploy")).unwrap();
+    std::fs::write(
+        repo.join("deploy/prod.env"),
+        format!("KNOWMIND_TOKEN={token}\n"),
+    )
+    .unwrap();
+    std::fs::write(repo.join(".gitignore"), "knowmind/\n").unwrap(); // the config dir is ignored
+    let found = e.run(&["doctor"], None, &[]).await;
+    assert_eq!(found.status.code(), Some(1));
+    assert!(
+        stderr(&found).contains("prod.env holds a knowmind token"),
+        "{}",
+        stderr(&found)
+    );
+    assert!(
+        !stderr(&found).contains(&token[20..52]),
+        "the finding does not print the token"
+    );
+    std::fs::write(repo.join(".gitignore"), "knowmind/\n*.env\n").unwrap();
+    let clean = e.run(&["doctor"], None, &[]).await;
+    assert!(!stderr(&clean).contains("prod.env"), "{}", stderr(&clean));
+}
