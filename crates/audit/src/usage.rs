@@ -36,20 +36,17 @@ pub enum UsageOutcome {
     Expired,
     /// The token lacks a scope the call needs.
     InsufficientScope,
-    /// The client was rate-limited.
-    RateLimited,
     /// The server was too busy to verify.
     Busy,
 }
 
 impl UsageOutcome {
-    const ALL: [UsageOutcome; 7] = [
+    const ALL: [UsageOutcome; 6] = [
         UsageOutcome::Accepted,
         UsageOutcome::WrongSecret,
         UsageOutcome::Revoked,
         UsageOutcome::Expired,
         UsageOutcome::InsufficientScope,
-        UsageOutcome::RateLimited,
         UsageOutcome::Busy,
     ];
 
@@ -61,7 +58,6 @@ impl UsageOutcome {
             UsageOutcome::Revoked => "revoked",
             UsageOutcome::Expired => "expired",
             UsageOutcome::InsufficientScope => "insufficient_scope",
-            UsageOutcome::RateLimited => "rate_limited",
             UsageOutcome::Busy => "busy",
         }
     }
