@@ -30,6 +30,10 @@ use knowmind_server::notes::{NoteInput, Notes};
 use token_core::{HashParams, Scope};
 use token_store::{NewMember, NewToken, Role, Store, StoreOptions};
 
+#[path = "process_cpu.rs"]
+mod process_cpu;
+use process_cpu::cpu_seconds;
+
 const TOKENS: usize = 10_000;
 /// Rounds per variant; `KNOWMIND_LOAD_ROUNDS` overrides it (for a quick profile).
 fn rounds() -> usize {
@@ -152,15 +156,6 @@ struct Run {
     p50_us: f64,
     p99_us: f64,
     cpu_us_per_request: f64,
-}
-
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0 // USER_HZ
 }
 
 fn micros(text: &str) -> f64 {

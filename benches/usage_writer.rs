@@ -1,10 +1,14 @@
 //! Sustained usage-writer throughput: how many usage records per second reach the database,
-//! committed, on SQLite and (when `KNOWMIND_TEST_DATABASE_URL` is set) PostgreSQL.
+//! committed, on SQLite and (when `KNOWMIND_TEST_DATABASE_URL` is set) PostgreSQL. Then the
+//! cost of one record at a steady rate like the HTTP load test's: CPU per record, on SQLite.
 //!
 //! `cargo bench -p knowmind-benches --bench usage_writer`; figures in `docs/BENCHMARKS.md`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
+
+#[path = "process_cpu.rs"]
+mod process_cpu;
 
 use audit::{UsageConfig, UsageOutcome, UsageRecord, UsageWriter};
 use token_core::TokenId;
@@ -56,6 +60,61 @@ async fn run(name: &str, db: audit::db::Db) {
     );
 }
 
+/// Records per second and distinct tokens of the paced run (the load test's order of magnitude).
+const PACED_RATE: usize = 11_000;
+const PACED_TOKENS: usize = 10_000;
+const PACED_SECONDS: usize = 12;
+
+/// A steady 11,000 records/s over 10,000 tokens for 12 s, after a warm-up that stores three
+/// records per token: the process's CPU time per record, which is what recording adds to each
+/// request of the HTTP load test. 12 s at this rate is two moves to the indexed table.
+async fn paced(db: audit::db::Db) {
+    audit::migrate(&db).await.unwrap();
+    let writer = UsageWriter::spawn(db.clone(), &UsageConfig::default());
+    let tokens: Vec<TokenId> = (0..PACED_TOKENS)
+        .map(|_| TokenId::generate(&mut token_core::rand::rngs::SysRng).unwrap())
+        .collect();
+    let record = |i: usize| UsageRecord {
+        at: time::macros::datetime!(2026-11-27 12:00 UTC) + time::Duration::microseconds(i as i64),
+        token_id: tokens[i % tokens.len()],
+        workspace_id: Some("ws_bench".into()),
+        client_ip: Some(std::net::IpAddr::from([127, 0, 0, 1])),
+        method: "GET".into(),
+        route: "/v1/notes".into(),
+        status: Some(200),
+        user_agent: None,
+        outcome: UsageOutcome::Accepted,
+    };
+    let warm_up = 3 * PACED_TOKENS;
+    for i in 0..warm_up {
+        while writer.record(record(i)).is_err() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    writer.flush().await.unwrap();
+    let total = PACED_RATE * PACED_SECONDS;
+    let per_tick = PACED_RATE / 1_000;
+    let mut ticks = tokio::time::interval(Duration::from_millis(1));
+    let cpu_before = process_cpu::cpu_seconds();
+    let start = Instant::now();
+    let mut busy = 0u64;
+    for i in (warm_up..warm_up + total).step_by(per_tick) {
+        ticks.tick().await;
+        for j in i..i + per_tick {
+            if writer.record(record(j)).is_err() {
+                busy += 1;
+            }
+        }
+    }
+    writer.flush().await.unwrap();
+    let cpu = process_cpu::cpu_seconds() - cpu_before;
+    println!(
+        "usage_writer/sqlite paced: {total} records at {PACED_RATE}/s over {PACED_TOKENS} tokens in {:.2} s, {:.1} µs of process CPU per record ({busy} refused as busy)",
+        start.elapsed().as_secs_f64(),
+        cpu * 1e6 / total as f64
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -67,4 +126,6 @@ async fn main() {
         Some(pg) => run("postgres", pg.db.clone()).await,
         None => println!("usage_writer/postgres: skipped (KNOWMIND_TEST_DATABASE_URL not set)"),
     }
+    let sqlite = audit::testing::sqlite().await.unwrap();
+    paced(sqlite.db.clone()).await;
 }

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use token_core::TokenId;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{Arg, Db, Sql, from_micros, to_micros};
+use crate::db::{Arg, Backend, Db, Sql, from_micros, to_micros};
 use crate::error::Error;
 use crate::event::bounded;
 
@@ -179,6 +179,12 @@ pub struct UsageConfig {
     pub retention: time::Duration,
     /// How long the writer waits for more records before committing a partial batch (50 ms).
     pub linger: Duration,
+    /// New records are appended to a table without a per-token index and moved, sorted by
+    /// token, into the indexed one once this many have accumulated (65,536)…
+    pub index_records: usize,
+    /// …or once the first of them has waited this long (60 s). Readers see both tables; these
+    /// bound how much of the unindexed one a usage query scans.
+    pub index_interval: Duration,
 }
 
 impl Default for UsageConfig {
@@ -188,6 +194,8 @@ impl Default for UsageConfig {
             batch: 8_192,
             retention: time::Duration::days(90),
             linger: Duration::from_millis(50),
+            index_records: 65_536,
+            index_interval: Duration::from_secs(60),
         }
     }
 }
@@ -261,7 +269,7 @@ impl UsageWriter {
     /// Starts the background task on the current tokio runtime.
     pub fn spawn(db: Db, config: &UsageConfig) -> UsageWriter {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
-        tokio::spawn(run(db, rx, config.batch.max(1), config.linger));
+        tokio::spawn(run(db, rx, config.clone()));
         UsageWriter {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
@@ -349,9 +357,15 @@ type LastUses = HashMap<TokenId, (OffsetDateTime, Option<IpAddr>)>;
 /// address: "last used" to the minute, without an upsert for every call.
 const LAST_USE_PRECISION: time::Duration = time::Duration::MINUTE;
 
-async fn run(db: Db, mut rx: mpsc::Receiver<Message>, batch_max: usize, linger: Duration) {
+async fn run(db: Db, mut rx: mpsc::Receiver<Message>, config: UsageConfig) {
+    let batch_max = config.batch.max(1);
+    let linger = config.linger;
     let mut messages = Vec::with_capacity(batch_max);
     let mut stored = LastUses::new();
+    // Records this writer appended to `usage_recent` since it last moved them, and when the
+    // first of them was written.
+    let mut unindexed = 0usize;
+    let mut unindexed_since = tokio::time::Instant::now();
     while rx.recv_many(&mut messages, batch_max).await > 0 {
         // Give a trickle of records a moment to become a batch: each commit costs an fsync and
         // rewrites every page it touches, so fewer, larger commits cost less per record.
@@ -380,10 +394,68 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Message>, batch_max: usize, linger: 
         for waiter in waiters {
             let _ = waiter.send(ok);
         }
+        if ok && !records.is_empty() {
+            if unindexed == 0 {
+                unindexed_since = tokio::time::Instant::now();
+            }
+            unindexed += records.len();
+        }
+        if unindexed > 0
+            && (unindexed >= config.index_records
+                || unindexed_since.elapsed() >= config.index_interval)
+        {
+            match move_to_index(&db).await {
+                Ok(moved) => {
+                    tracing::debug!(moved, "usage records moved to the indexed table");
+                    unindexed = 0;
+                }
+                // Nothing is lost: the records stay readable where they are, and the next batch
+                // tries again.
+                Err(e) => {
+                    tracing::warn!(error = %e, "usage records not moved to the indexed table")
+                }
+            }
+        }
+        // After any move, so that a flushed writer has nothing in flight.
         for done in flushes {
             let _ = done.send(());
         }
     }
+}
+
+const USAGE_COLUMNS: &str =
+    "id, at_us, token_id, workspace_id, client_ip, method, route, status, user_agent, outcome";
+
+/// Moves every record in `usage_recent` into `usage_records`, sorted by token so that the
+/// index is written in one pass, in one transaction; returns how many. Other writers (other
+/// instances on PostgreSQL) may append meanwhile: PostgreSQL moves exactly the rows the `DELETE`
+/// removed; SQLite has one writer at a time, so nothing can slip in between its two statements.
+async fn move_to_index(db: &Db) -> Result<u64, Error> {
+    let mut tx = db.begin_write().await?;
+    let moved = match db.backend() {
+        Backend::Sqlite => {
+            let done = sqlx::query(&format!(
+                "INSERT INTO usage_records ({USAGE_COLUMNS}) SELECT {USAGE_COLUMNS} \
+                 FROM usage_recent ORDER BY token_id, id"
+            ))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM usage_recent")
+                .execute(&mut *tx)
+                .await?;
+            done.rows_affected()
+        }
+        Backend::Postgres => sqlx::query(&format!(
+            "WITH moved AS (DELETE FROM usage_recent RETURNING {USAGE_COLUMNS}) \
+             INSERT INTO usage_records ({USAGE_COLUMNS}) SELECT {USAGE_COLUMNS} \
+             FROM moved ORDER BY token_id, id"
+        ))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected(),
+    };
+    tx.commit().await?;
+    Ok(moved)
 }
 
 async fn write_with_retry(db: &Db, records: &[UsageRecord], stored: &mut LastUses) -> bool {
@@ -431,7 +503,7 @@ async fn write_batch(db: &Db, records: &[UsageRecord], stored: &mut LastUses) ->
     for chunk in fixed_chunks(records) {
         let mut sql = Sql::new(
             db.backend(),
-            "INSERT INTO usage_records (at_us, token_id, workspace_id, client_ip, method, route, \
+            "INSERT INTO usage_recent (at_us, token_id, workspace_id, client_ip, method, route, \
              status, user_agent, outcome) VALUES ",
         );
         for (i, r) in chunk.iter().enumerate() {
@@ -507,23 +579,39 @@ async fn write_batch(db: &Db, records: &[UsageRecord], stored: &mut LastUses) ->
     Ok(())
 }
 
-/// A token's usage records, newest first, older than the cursor `before_id`.
+/// A token's usage records, newest first, older than the cursor `before_id`: the newest of the
+/// indexed ones and of those not yet moved there, merged.
 pub(crate) async fn records(
     db: &Db,
     token: TokenId,
     before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<StoredUsage>, Error> {
-    let mut sql = Sql::new(
-        db.backend(),
-        "SELECT id, at_us, token_id, client_ip, method, route, status, user_agent, outcome \
-         FROM usage_records WHERE token_id = ",
-    );
-    sql.bind(Arg::Text(token.to_string()));
-    if let Some(before) = before_id {
-        sql.push(" AND id < ").bind(Arg::Int(before));
+    let mut sql = Sql::new(db.backend(), "SELECT ");
+    sql.push(USAGE_COLUMNS).push(" FROM (");
+    for (i, (table, alias)) in [("usage_records", "indexed"), ("usage_recent", "recent")]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            sql.push(" UNION ALL ");
+        }
+        sql.push("SELECT * FROM (SELECT ")
+            .push(USAGE_COLUMNS)
+            .push(" FROM ")
+            .push(table)
+            .push(" WHERE token_id = ")
+            .bind(Arg::Text(token.to_string()));
+        if let Some(before) = before_id {
+            sql.push(" AND id < ").bind(Arg::Int(before));
+        }
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .bind(Arg::Int(limit))
+            .push(") AS ")
+            .push(alias);
     }
-    sql.push(" ORDER BY id DESC LIMIT ").bind(Arg::Int(limit));
+    sql.push(") AS newest ORDER BY id DESC LIMIT ")
+        .bind(Arg::Int(limit));
     let rows = sql.query().fetch_all(db.pool()).await?;
     rows.iter()
         .map(|row| {
@@ -547,13 +635,18 @@ pub(crate) async fn records(
         .collect()
 }
 
+/// Every record of one token (`$1`), from both tables, as a subquery.
+const ALL_OF_TOKEN: &str = "(SELECT client_ip, method, route, at_us FROM usage_records \
+     WHERE token_id = $1 UNION ALL SELECT client_ip, method, route, at_us FROM usage_recent \
+     WHERE token_id = $1) AS all_of_token";
+
 /// Distinct addresses and endpoints of a token.
 pub(crate) async fn summary(db: &Db, token: TokenId) -> Result<UsageSummary, Error> {
     let id = token.to_string();
-    let ips = sqlx::query(
+    let ips = sqlx::query(&format!(
         "SELECT client_ip, MIN(at_us) AS first_us, MAX(at_us) AS last_us, COUNT(*) AS n \
-         FROM usage_records WHERE token_id = $1 GROUP BY client_ip ORDER BY last_us DESC",
-    )
+         FROM {ALL_OF_TOKEN} GROUP BY client_ip ORDER BY last_us DESC"
+    ))
     .bind(id.as_str())
     .fetch_all(db.pool())
     .await?
@@ -567,10 +660,10 @@ pub(crate) async fn summary(db: &Db, token: TokenId) -> Result<UsageSummary, Err
         })
     })
     .collect::<Result<Vec<_>, Error>>()?;
-    let routes = sqlx::query(
+    let routes = sqlx::query(&format!(
         "SELECT method, route, MIN(at_us) AS first_us, MAX(at_us) AS last_us, COUNT(*) AS n \
-         FROM usage_records WHERE token_id = $1 GROUP BY method, route ORDER BY last_us DESC",
-    )
+         FROM {ALL_OF_TOKEN} GROUP BY method, route ORDER BY last_us DESC"
+    ))
     .bind(id.as_str())
     .fetch_all(db.pool())
     .await?
@@ -592,13 +685,17 @@ pub(crate) async fn summary(db: &Db, token: TokenId) -> Result<UsageSummary, Err
     })
 }
 
-/// Deletes usage records older than `before`; returns how many.
+/// Deletes usage records older than `before`, in both tables; returns how many.
 pub(crate) async fn prune(db: &Db, before: OffsetDateTime) -> Result<u64, Error> {
-    let done = sqlx::query("DELETE FROM usage_records WHERE at_us < $1")
-        .bind(to_micros(before))
-        .execute(db.pool())
-        .await?;
-    Ok(done.rows_affected())
+    let mut pruned = 0;
+    for table in ["usage_records", "usage_recent"] {
+        pruned += sqlx::query(&format!("DELETE FROM {table} WHERE at_us < $1"))
+            .bind(to_micros(before))
+            .execute(db.pool())
+            .await?
+            .rows_affected();
+    }
+    Ok(pruned)
 }
 
 #[cfg(test)]

@@ -245,20 +245,7 @@ async fn a_removed_tail_is_caught_by_the_head_and_by_a_checkpoint() {
 async fn concurrent_writers_never_fork_the_chain() {
     for t in backends().await {
         // Two pools on one database: two server instances.
-        let second = match t.db.backend() {
-            Backend::Sqlite => {
-                let path = t.dir.as_ref().unwrap().path().join("knowmind.db");
-                Db::connect(&path.to_string_lossy(), &Default::default())
-                    .await
-                    .unwrap()
-            }
-            Backend::Postgres => {
-                let url = std::env::var(audit::testing::POSTGRES_URL_VAR).unwrap();
-                audit::testing::postgres_schema(&url, t.db.schema().unwrap())
-                    .await
-                    .unwrap()
-            }
-        };
+        let second = second_pool(&t).await;
         let dbs = Arc::new([t.db.clone(), second]);
         let mut tasks = Vec::new();
         for writer in 0..8 {

@@ -29,6 +29,24 @@ pub async fn backends() -> Vec<TestDb> {
     all
 }
 
+/// A second pool on the same database: a second server instance.
+pub async fn second_pool(t: &TestDb) -> Db {
+    match t.db.backend() {
+        Backend::Sqlite => {
+            let path = t.dir.as_ref().unwrap().path().join("knowmind.db");
+            Db::connect(&path.to_string_lossy(), &Default::default())
+                .await
+                .unwrap()
+        }
+        Backend::Postgres => {
+            let url = std::env::var(audit::testing::POSTGRES_URL_VAR).unwrap();
+            audit::testing::postgres_schema(&url, t.db.schema().unwrap())
+                .await
+                .unwrap()
+        }
+    }
+}
+
 pub fn token_id(n: u8) -> TokenId {
     format!("{:0>16}", format!("tok{n}")).parse().unwrap()
 }

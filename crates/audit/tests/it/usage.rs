@@ -200,18 +200,173 @@ async fn a_full_queue_says_busy_instead_of_growing() {
 #[tokio::test]
 async fn pruning_keeps_the_retention_window() {
     for t in backends().await {
-        let writer = UsageWriter::spawn(t.db.clone(), &UsageConfig::default());
+        // The first three records move to the indexed table; the last two stay where new records
+        // land: pruning must reach both.
+        let writer = UsageWriter::spawn(t.db.clone(), &indexing_after(3));
         let tok = token_id(5);
-        for days in [0, 30, 89, 91, 200] {
-            let mut r = record(tok, 0, "192.0.2.1", "/", UsageOutcome::Accepted);
-            r.at = T0 - Duration::days(days);
-            writer.record(r).unwrap();
+        for batch in [&[0, 91, 30][..], &[200, 89]] {
+            for &days in batch {
+                let mut r = record(tok, 0, "192.0.2.1", "/", UsageOutcome::Accepted);
+                r.at = T0 - Duration::days(days);
+                writer.record(r).unwrap();
+            }
+            writer.flush().await.unwrap();
         }
-        writer.flush().await.unwrap();
+        assert_eq!(table_counts(&t.db).await, (3, 2), "{}", t.name);
         let audit = Audit::new(t.db.clone());
         let pruned = audit.prune_usage(T0, Duration::days(90)).await.unwrap();
         assert_eq!(pruned, 2, "{}", t.name);
+        assert_eq!(table_counts(&t.db).await, (2, 1), "{}", t.name);
         assert_eq!(audit.usage_summary(tok).await.unwrap().total, 3);
+    }
+}
+
+/// A writer configuration that moves records to the indexed table once `n` are waiting.
+fn indexing_after(n: usize) -> UsageConfig {
+    UsageConfig {
+        index_records: n,
+        ..UsageConfig::default()
+    }
+}
+
+/// How many records sit in the indexed table and in the table new ones land in.
+async fn table_counts(db: &audit::db::Db) -> (i64, i64) {
+    let mut counts = [0; 2];
+    for (count, table) in counts.iter_mut().zip(["usage_records", "usage_recent"]) {
+        *count = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
+    }
+    (counts[0], counts[1])
+}
+
+/// Every usage record of `tok`, newest first, read page by page.
+async fn all_pages(audit: &Audit, tok: TokenId, page: u32) -> Vec<audit::StoredUsage> {
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let p = audit.usage(tok, cursor, page).await.unwrap();
+        all.extend(p.items);
+        match p.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return all,
+        }
+    }
+}
+
+#[tokio::test]
+async fn records_read_the_same_before_and_after_they_move_to_the_index() {
+    for t in backends().await {
+        let audit = Audit::new(t.db.clone());
+        let tok = token_id(7);
+        // Nothing moves yet: every record waits in the unindexed table.
+        let writer = UsageWriter::spawn(t.db.clone(), &indexing_after(usize::MAX));
+        for i in 0..50 {
+            let ip = format!("192.0.2.{}", i % 3);
+            let route = if i % 2 == 0 {
+                "/v1/notes"
+            } else {
+                "/v1/notes/{id}"
+            };
+            writer
+                .record(record(tok, i, &ip, route, UsageOutcome::Accepted))
+                .unwrap();
+            writer
+                .record(record(token_id(8), i, &ip, route, UsageOutcome::Accepted))
+                .unwrap();
+        }
+        writer.flush().await.unwrap();
+        assert_eq!(table_counts(&t.db).await, (0, 100), "{}", t.name);
+        let before = all_pages(&audit, tok, 7).await;
+        let summary_before = audit.usage_summary(tok).await.unwrap();
+        assert_eq!(before.len(), 50, "{}", t.name);
+        assert!(before.windows(2).all(|w| w[0].id > w[1].id), "{}", t.name);
+        assert!(before.iter().all(|u| u.record.token_id == tok));
+
+        // A second writer moves everything on its first batch; then more records arrive, so the
+        // pages straddle both tables.
+        let mover = UsageWriter::spawn(t.db.clone(), &indexing_after(1));
+        mover
+            .record_committed(record(
+                token_id(9),
+                0,
+                "192.0.2.1",
+                "/",
+                UsageOutcome::Accepted,
+            ))
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        mover.flush().await.unwrap(); // the move follows the commit it was triggered by
+        assert_eq!(table_counts(&t.db).await, (101, 0), "{}", t.name);
+        assert_eq!(all_pages(&audit, tok, 7).await, before, "{}", t.name);
+        assert_eq!(audit.usage_summary(tok).await.unwrap(), summary_before);
+
+        for i in 50..60 {
+            writer
+                .record(record(
+                    tok,
+                    i,
+                    "203.0.113.5",
+                    "/v1/notes",
+                    UsageOutcome::Accepted,
+                ))
+                .unwrap();
+        }
+        writer.flush().await.unwrap();
+        assert_eq!(table_counts(&t.db).await, (101, 10), "{}", t.name);
+        let after = all_pages(&audit, tok, 7).await;
+        assert_eq!(after.len(), 60, "{}", t.name);
+        assert!(after.windows(2).all(|w| w[0].id > w[1].id), "{}", t.name);
+        assert!(after[10].id < after[9].id && after[10..] == before[..]);
+        let summary = audit.usage_summary(tok).await.unwrap();
+        assert_eq!(summary.total, 60);
+        assert_eq!(summary.ips[0].ip.as_deref(), Some("203.0.113.5"));
+        assert_eq!(summary.ips[0].count, 10);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_moving_records_concurrently_lose_and_repeat_nothing() {
+    for t in backends().await {
+        let second = second_pool(&t).await;
+        let mut tasks = Vec::new();
+        for (n, db) in [t.db.clone(), second].into_iter().enumerate() {
+            tasks.push(tokio::spawn(async move {
+                let writer = UsageWriter::spawn(db, &indexing_after(40));
+                for i in 0..400 {
+                    let tok = token_id(20 + (i % 5) as u8);
+                    let ip = format!("198.51.100.{n}");
+                    writer
+                        .record(record(tok, i, &ip, "/v1/notes", UsageOutcome::Accepted))
+                        .unwrap();
+                    if i % 25 == 0 {
+                        writer.flush().await.unwrap();
+                    }
+                }
+                writer.flush().await.unwrap();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let (indexed, recent) = table_counts(&t.db).await;
+        assert_eq!(indexed + recent, 800, "{}", t.name);
+        assert!(indexed >= 400, "{}: {indexed} moved", t.name);
+        let audit = Audit::new(t.db.clone());
+        let mut ids = Vec::new();
+        for n in 20..25 {
+            let pages = all_pages(&audit, token_id(n), 1_000).await;
+            assert_eq!(pages.len(), 160, "{}", t.name);
+            ids.extend(pages.iter().map(|u| u.id));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 800, "{}: ids are unique across tables", t.name);
     }
 }
 
