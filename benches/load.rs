@@ -20,12 +20,10 @@ use std::time::Instant;
 
 use audit::Context;
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use knowmind_server::auth::{Authenticated, Guard, RequireScope};
-use knowmind_server::error::ApiError;
 use knowmind_server::notes::{NoteInput, Notes};
 use token_core::{HashParams, Scope};
 use token_store::{NewMember, NewToken, Role, Store, StoreOptions};
@@ -41,9 +39,9 @@ fn rounds() -> usize {
         .ok()
         .and_then(|r| r.parse().ok())
         .filter(|&r| r > 0)
-        .unwrap_or(9)
+        .unwrap_or(18)
 }
-const SECONDS_PER_RUN: u32 = 4;
+const SECONDS_PER_RUN: u32 = 2;
 
 #[derive(Clone)]
 struct App {
@@ -65,24 +63,6 @@ async fn list_open(State(app): State<App>) -> Response {
 
 async fn list_authenticated(State(app): State<App>, Authenticated(who): Authenticated) -> Response {
     list_for(&app, &who.workspace_id).await
-}
-
-/// Authentication only: the pipeline without the usage record (harness only).
-async fn auth_only(State(store): State<Store>, mut req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
-        .to_owned();
-    match store.verify_unrecorded(&token, Scope::Read.into()).await {
-        Ok(principal) => {
-            req.extensions_mut().insert(Authenticated(principal));
-            next.run(req).await
-        }
-        Err(e) => ApiError::from(e).into_response(),
-    }
 }
 
 async fn serve(app: Router) -> SocketAddr {
@@ -184,8 +164,12 @@ async fn wrk(
     let output = tokio::task::spawn_blocking({
         let token_file = token_file.to_owned();
         move || {
-            Command::new("wrk")
+            // On its own CPU (see `pin_server`), so that the client never takes the server's.
+            Command::new("taskset")
                 .args([
+                    "-c",
+                    WRK_CPU,
+                    "wrk",
                     "-t1",
                     "-c16",
                     &format!("-d{seconds}s"),
@@ -227,6 +211,32 @@ async fn wrk(
     }
 }
 
+/// The CPU wrk runs on; the server (this process) runs on the others.
+const WRK_CPU: &str = "1";
+
+/// Pins every thread of this process away from [`WRK_CPU`]: with both on the same CPUs, how much
+/// CPU the server got depended on the scheduler from one run to the next, and the variants'
+/// ratios moved by ±0.05 between runs. Returns the CPUs the server runs on.
+fn pin_server() -> String {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    assert!(
+        cpus >= 2,
+        "the load test needs 2 CPUs: one for wrk, the rest for the server"
+    );
+    let server: Vec<String> = (0..cpus)
+        .filter(|c| c.to_string() != WRK_CPU)
+        .map(|c| c.to_string())
+        .collect();
+    let list = server.join(",");
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", &list, &std::process::id().to_string()])
+        .output()
+        .expect("taskset (util-linux) is needed to keep wrk and the server on separate CPUs")
+        .status;
+    assert!(status.success(), "taskset could not pin the server");
+    list
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -241,6 +251,8 @@ async fn main() {
         println!("load: skipped (wrk is not installed: apt-get install wrk)");
         return;
     }
+    let server_cpus = pin_server();
+    println!("load: server on CPU {server_cpus}, wrk on CPU {WRK_CPU}");
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("tokens.txt");
     let store = Store::open(&dir.path().join("load.db").to_string_lossy(), options())
@@ -260,12 +272,13 @@ async fn main() {
             .with_state(app.clone()),
     )
     .await;
+    // The shipped layer, verifying in process but recording nothing (harness only).
     let auth = serve(
         Router::new()
             .route("/v1/notes", get(list_authenticated))
-            .route_layer(axum::middleware::from_fn_with_state(
-                store.clone(),
-                auth_only,
+            .route_layer(RequireScope::new(
+                Guard::unrecorded_for_benchmarks(store.clone()),
+                Scope::Read,
             ))
             .with_state(app.clone()),
     )

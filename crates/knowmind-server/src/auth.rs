@@ -87,6 +87,10 @@ enum Verifier {
     Local(Store),
     /// Through a knowmind server's `/v1/tokens/verify` (usage is recorded there).
     Remote(RemoteVerifier),
+    /// In process without usage records: the load test's "authentication only" variant, so that
+    /// it differs from the shipped layer by the record alone (feature `bench-internals`).
+    #[cfg(feature = "bench-internals")]
+    Unrecorded(Store),
 }
 
 impl Guard {
@@ -115,6 +119,12 @@ impl Guard {
             trusted_proxy_header,
             metrics,
         )
+    }
+
+    /// A local guard that records no usage: for the load test only (feature `bench-internals`).
+    #[cfg(feature = "bench-internals")]
+    pub fn unrecorded_for_benchmarks(store: Store) -> Self {
+        Guard::build(Verifier::Unrecorded(store), 0, None, None)
     }
 
     fn build(
@@ -212,25 +222,39 @@ impl Guard {
                     }
                 };
             }
+            #[cfg(feature = "bench-internals")]
+            Verifier::Unrecorded(store) => {
+                return match store.verify_unrecorded(presented, access.required()).await {
+                    Ok(principal) => serve(principal, req, inner).await,
+                    Err(e) => self.refuse(e, client_ip),
+                };
+            }
         };
         let verified = match store.verify(presented, access.required(), &call).await {
             Ok(verified) => verified,
-            Err(token_store::Error::Unauthorized(refusal)) => {
+            Err(e) => return self.refuse(e, client_ip),
+        };
+        let response = serve(verified.principal().clone(), req, inner).await;
+        verified.finish(response.status().as_u16());
+        response
+    }
+
+    /// The response to a failed local verification, counted (and limited when unauthorized).
+    fn refuse(&self, e: token_store::Error, client_ip: Option<IpAddr>) -> Response {
+        match e {
+            token_store::Error::Unauthorized(refusal) => {
                 self.fail(client_ip, refusal.code());
-                return ApiError::unauthorized().into_response();
+                ApiError::unauthorized().into_response()
             }
-            Err(e) => {
+            e => {
                 self.count(match &e {
                     token_store::Error::Forbidden { .. } => "insufficient_scope",
                     token_store::Error::Busy => "busy",
                     _ => "error",
                 });
-                return ApiError::from(e).into_response();
+                ApiError::from(e).into_response()
             }
-        };
-        let response = serve(verified.principal().clone(), req, inner).await;
-        verified.finish(response.status().as_u16());
-        response
+        }
     }
 
     fn fail(&self, client_ip: Option<IpAddr>, reason: &str) {
