@@ -1,5 +1,6 @@
 //! token-store verification paths on SQLite, in process: cached valid token, malformed token,
-//! unknown id (one indexed lookup, no scrypt).
+//! unknown id (one indexed lookup, no scrypt). Then what the shipped `RequireScope` layer adds to
+//! one request through an axum router, without sockets or a database query in the handler.
 //!
 //! `cargo bench -p knowmind-benches --bench verify`; figures in `docs/BENCHMARKS.md`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -140,5 +141,66 @@ fn verify(c: &mut Criterion) {
     rt.block_on(store.close());
 }
 
-criterion_group!(benches, verify);
+/// One request through a router whose handler does no work, with and without `RequireScope`
+/// (cached token, usage record queued): the layer's own cost per request, which the HTTP load
+/// test can only see through its noise.
+fn layer(c: &mut Criterion) {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use knowmind_server::auth::{Authenticated, Guard, RequireScope};
+    use tower::ServiceExt;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, token) = setup(&rt, dir.path());
+    let bearer = format!("Bearer {}", token.expose_secret());
+    let plain = Router::new().route("/v1/notes", get(|| async { "[]" }));
+    let guarded = Router::new()
+        .route(
+            "/v1/notes",
+            get(|Authenticated(who): Authenticated| async move {
+                if who.workspace_id.is_empty() {
+                    ""
+                } else {
+                    "[]"
+                }
+            }),
+        )
+        .route_layer(RequireScope::new(Guard::new(store.clone()), Scope::Read));
+    let mut group = c.benchmark_group("router");
+    for (name, router) in [("no_auth", plain), ("require_scope", guarded)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let chunk = left.min(50_000);
+                    let start = Instant::now();
+                    for _ in 0..chunk {
+                        let request = Request::get("/v1/notes")
+                            .header("authorization", &bearer)
+                            .body(Body::empty())
+                            .unwrap();
+                        let response = poll_now(&rt, router.clone().oneshot(request)).unwrap();
+                        assert_eq!(response.status(), StatusCode::OK);
+                    }
+                    timed += start.elapsed();
+                    rt.block_on(store.usage_writer().flush()).unwrap();
+                    left -= chunk;
+                }
+                timed
+            })
+        });
+    }
+    group.finish();
+    rt.block_on(store.close());
+}
+
+criterion_group!(benches, verify, layer);
 criterion_main!(benches);
