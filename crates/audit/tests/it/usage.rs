@@ -470,3 +470,62 @@ async fn last_use_is_kept_to_the_minute_and_at_once_for_a_new_address() {
         );
     }
 }
+
+#[tokio::test]
+async fn upgrading_from_one_indexed_table_keeps_records_and_their_ids() {
+    for t in audit::testing::databases().await.unwrap() {
+        // The schema as first released (migration 0100 only), with records in it.
+        let first = |m: sqlx::migrate::Migrator| sqlx::migrate::Migrator {
+            migrations: m.migrations.iter().take(1).cloned().collect(),
+            ..m
+        };
+        t.db.migrate(
+            &first(sqlx::migrate!("migrations/sqlite")),
+            &first(sqlx::migrate!("migrations/postgres")),
+        )
+        .await
+        .unwrap();
+        let tok = token_id(30);
+        for minutes in 0..3i64 {
+            sqlx::query(
+                "INSERT INTO usage_records (at_us, token_id, method, route, outcome) \
+                 VALUES ($1, $2, 'GET', '/v1/notes', 'accepted')",
+            )
+            .bind(minutes * 60_000_000)
+            .bind(tok.to_string())
+            .execute(t.db.pool())
+            .await
+            .unwrap();
+        }
+        audit::migrate(&t.db).await.unwrap();
+        let audit = Audit::new(t.db.clone());
+        let old: Vec<i64> = all_pages(&audit, tok, 10)
+            .await
+            .iter()
+            .map(|u| u.id)
+            .collect();
+        assert_eq!(old, [3, 2, 1], "{}", t.name);
+        let writer = UsageWriter::spawn(t.db.clone(), &UsageConfig::default());
+        writer
+            .record(record(
+                tok,
+                5,
+                "192.0.2.1",
+                "/v1/notes",
+                UsageOutcome::Accepted,
+            ))
+            .unwrap();
+        writer.flush().await.unwrap();
+        let ids: Vec<i64> = all_pages(&audit, tok, 10)
+            .await
+            .iter()
+            .map(|u| u.id)
+            .collect();
+        assert_eq!(
+            ids,
+            [4, 3, 2, 1],
+            "{}: new ids continue after the old ones",
+            t.name
+        );
+    }
+}
