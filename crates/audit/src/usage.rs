@@ -160,7 +160,7 @@ pub struct RouteUse {
 /// Distinct addresses and endpoints of one token, most recent first.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct UsageSummary {
-    /// All recorded calls.
+    /// Every call since the token's first use (pruning removes old records, not these counts).
     pub total: i64,
     /// By client address.
     pub ips: Vec<IpUse>,
@@ -426,37 +426,73 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Message>, config: UsageConfig) {
 const USAGE_COLUMNS: &str =
     "id, at_us, token_id, workspace_id, client_ip, method, route, status, user_agent, outcome";
 
-/// Moves every record in `usage_recent` into `usage_records`, sorted by token so that the
-/// index is written in one pass, in one transaction; returns how many. Other writers (other
-/// instances on PostgreSQL) may append meanwhile: PostgreSQL moves exactly the rows the `DELETE`
-/// removed; SQLite has one writer at a time, so nothing can slip in between its two statements.
-async fn move_to_index(db: &Db) -> Result<u64, Error> {
+/// Moves every record in `usage_recent` into `usage_records`, sorted by token so that each
+/// token's run is written in one pass, and adds them to the per-token counts by address and by
+/// endpoint, in one transaction; returns how many. Other writers (other instances on
+/// PostgreSQL) may append meanwhile: PostgreSQL moves and counts exactly the rows its `DELETE`
+/// removed; SQLite has one writer at a time, so nothing can slip in between its statements.
+pub(crate) async fn move_to_index(db: &Db) -> Result<u64, Error> {
     let mut tx = db.begin_write().await?;
     let moved = match db.backend() {
         Backend::Sqlite => {
-            let done = sqlx::query(&format!(
+            let moved = sqlx::query(&format!(
                 "INSERT INTO usage_records ({USAGE_COLUMNS}) SELECT {USAGE_COLUMNS} \
                  FROM usage_recent ORDER BY token_id, id"
             ))
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            for count in [COUNT_BY_IP, COUNT_BY_ROUTE] {
+                sqlx::query(&count.replace("{source}", "usage_recent"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query("DELETE FROM usage_recent")
                 .execute(&mut *tx)
                 .await?;
-            done.rows_affected()
+            moved
         }
-        Backend::Postgres => sqlx::query(&format!(
-            "WITH moved AS (DELETE FROM usage_recent RETURNING {USAGE_COLUMNS}) \
-             INSERT INTO usage_records ({USAGE_COLUMNS}) SELECT {USAGE_COLUMNS} \
-             FROM moved ORDER BY token_id, id"
-        ))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected(),
+        Backend::Postgres => {
+            let n: i64 = sqlx::query(&format!(
+                "WITH moved AS (DELETE FROM usage_recent RETURNING {USAGE_COLUMNS}), \
+                 kept AS (INSERT INTO usage_records ({USAGE_COLUMNS}) SELECT {USAGE_COLUMNS} \
+                 FROM moved ORDER BY token_id, id), \
+                 by_ip AS ({}), by_route AS ({}) \
+                 SELECT COUNT(*) AS n FROM moved",
+                COUNT_BY_IP.replace("{source}", "moved"),
+                COUNT_BY_ROUTE.replace("{source}", "moved"),
+            ))
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+            u64::try_from(n).unwrap_or_default()
+        }
     };
     tx.commit().await?;
     Ok(moved)
 }
+
+/// Adds the records of `{source}` to each token's counts by client address.
+const COUNT_BY_IP: &str = "INSERT INTO usage_by_ip (token_id, client_ip, first_us, last_us, calls) \
+     SELECT token_id, COALESCE(client_ip, ''), MIN(at_us), MAX(at_us), COUNT(*) FROM {source} \
+     WHERE true GROUP BY token_id, COALESCE(client_ip, '') \
+     ON CONFLICT (token_id, client_ip) DO UPDATE SET \
+     first_us = CASE WHEN excluded.first_us < usage_by_ip.first_us \
+         THEN excluded.first_us ELSE usage_by_ip.first_us END, \
+     last_us = CASE WHEN excluded.last_us > usage_by_ip.last_us \
+         THEN excluded.last_us ELSE usage_by_ip.last_us END, \
+     calls = usage_by_ip.calls + excluded.calls";
+
+/// Adds the records of `{source}` to each token's counts by endpoint.
+const COUNT_BY_ROUTE: &str = "INSERT INTO usage_by_route (token_id, method, route, first_us, last_us, calls) \
+     SELECT token_id, method, route, MIN(at_us), MAX(at_us), COUNT(*) FROM {source} \
+     WHERE true GROUP BY token_id, method, route \
+     ON CONFLICT (token_id, method, route) DO UPDATE SET \
+     first_us = CASE WHEN excluded.first_us < usage_by_route.first_us \
+         THEN excluded.first_us ELSE usage_by_route.first_us END, \
+     last_us = CASE WHEN excluded.last_us > usage_by_route.last_us \
+         THEN excluded.last_us ELSE usage_by_route.last_us END, \
+     calls = usage_by_route.calls + excluded.calls";
 
 async fn write_with_retry(db: &Db, records: &[UsageRecord], stored: &mut LastUses) -> bool {
     if records.is_empty() {
@@ -635,35 +671,40 @@ pub(crate) async fn records(
         .collect()
 }
 
-/// Every record of one token (`$1`), from both tables, as a subquery.
-const ALL_OF_TOKEN: &str = "(SELECT client_ip, method, route, at_us FROM usage_records \
-     WHERE token_id = $1 UNION ALL SELECT client_ip, method, route, at_us FROM usage_recent \
-     WHERE token_id = $1) AS all_of_token";
-
-/// Distinct addresses and endpoints of a token.
+/// Distinct addresses and endpoints of a token: the counts kept by the moves plus the records
+/// not moved yet.
 pub(crate) async fn summary(db: &Db, token: TokenId) -> Result<UsageSummary, Error> {
     let id = token.to_string();
-    let ips = sqlx::query(&format!(
-        "SELECT client_ip, MIN(at_us) AS first_us, MAX(at_us) AS last_us, COUNT(*) AS n \
-         FROM {ALL_OF_TOKEN} GROUP BY client_ip ORDER BY last_us DESC"
-    ))
+    let ips = sqlx::query(
+        "SELECT client_ip, MIN(first_us) AS first_us, MAX(last_us) AS last_us, \
+         CAST(SUM(calls) AS BIGINT) AS n FROM ( \
+         SELECT client_ip, first_us, last_us, calls FROM usage_by_ip WHERE token_id = $1 \
+         UNION ALL SELECT COALESCE(client_ip, ''), MIN(at_us), MAX(at_us), COUNT(*) \
+         FROM usage_recent WHERE token_id = $1 GROUP BY COALESCE(client_ip, '') \
+         ) AS u GROUP BY client_ip ORDER BY last_us DESC, client_ip",
+    )
     .bind(id.as_str())
     .fetch_all(db.pool())
     .await?
     .iter()
     .map(|row| {
+        let ip: String = row.try_get("client_ip")?;
         Ok(IpUse {
-            ip: row.try_get("client_ip")?,
+            ip: (!ip.is_empty()).then_some(ip),
             first_seen: from_micros(row.try_get("first_us")?)?,
             last_seen: from_micros(row.try_get("last_us")?)?,
             count: row.try_get("n")?,
         })
     })
     .collect::<Result<Vec<_>, Error>>()?;
-    let routes = sqlx::query(&format!(
-        "SELECT method, route, MIN(at_us) AS first_us, MAX(at_us) AS last_us, COUNT(*) AS n \
-         FROM {ALL_OF_TOKEN} GROUP BY method, route ORDER BY last_us DESC"
-    ))
+    let routes = sqlx::query(
+        "SELECT method, route, MIN(first_us) AS first_us, MAX(last_us) AS last_us, \
+         CAST(SUM(calls) AS BIGINT) AS n FROM ( \
+         SELECT method, route, first_us, last_us, calls FROM usage_by_route WHERE token_id = $1 \
+         UNION ALL SELECT method, route, MIN(at_us), MAX(at_us), COUNT(*) \
+         FROM usage_recent WHERE token_id = $1 GROUP BY method, route \
+         ) AS u GROUP BY method, route ORDER BY last_us DESC, method, route",
+    )
     .bind(id.as_str())
     .fetch_all(db.pool())
     .await?
@@ -685,17 +726,16 @@ pub(crate) async fn summary(db: &Db, token: TokenId) -> Result<UsageSummary, Err
     })
 }
 
-/// Deletes usage records older than `before`, in both tables; returns how many.
+/// Deletes usage records older than `before`; returns how many. Records still waiting in
+/// `usage_recent` are moved first, so that every pruned record has been counted: the counts by
+/// address and endpoint cover every call, and only the individual records expire.
 pub(crate) async fn prune(db: &Db, before: OffsetDateTime) -> Result<u64, Error> {
-    let mut pruned = 0;
-    for table in ["usage_records", "usage_recent"] {
-        pruned += sqlx::query(&format!("DELETE FROM {table} WHERE at_us < $1"))
-            .bind(to_micros(before))
-            .execute(db.pool())
-            .await?
-            .rows_affected();
-    }
-    Ok(pruned)
+    move_to_index(db).await?;
+    let done = sqlx::query("DELETE FROM usage_records WHERE at_us < $1")
+        .bind(to_micros(before))
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected())
 }
 
 #[cfg(test)]

@@ -42,3 +42,31 @@ SELECT token_id, id, at_us, workspace_id, client_ip, method, route, status, user
 FROM usage_records;
 DROP TABLE usage_records;
 ALTER TABLE usage_records_by_token RENAME TO usage_records;
+
+-- Where and how each token was used, kept up to date by the moves: a token's distinct client
+-- addresses and endpoints with first and last call and how many, without reading its records.
+-- They count every call since the token's first use; pruning removes old records, not these.
+-- An unknown client address is stored as '' (a key column cannot be NULL).
+CREATE TABLE usage_by_ip (
+    token_id  TEXT NOT NULL,
+    client_ip TEXT NOT NULL,
+    first_us  INTEGER NOT NULL,
+    last_us   INTEGER NOT NULL,
+    calls     INTEGER NOT NULL,
+    PRIMARY KEY (token_id, client_ip)
+) WITHOUT ROWID;
+CREATE TABLE usage_by_route (
+    token_id TEXT NOT NULL,
+    method   TEXT NOT NULL,
+    route    TEXT NOT NULL,
+    first_us INTEGER NOT NULL,
+    last_us  INTEGER NOT NULL,
+    calls    INTEGER NOT NULL,
+    PRIMARY KEY (token_id, method, route)
+) WITHOUT ROWID;
+INSERT INTO usage_by_ip (token_id, client_ip, first_us, last_us, calls)
+SELECT token_id, COALESCE(client_ip, ''), MIN(at_us), MAX(at_us), COUNT(*)
+FROM usage_records GROUP BY token_id, COALESCE(client_ip, '');
+INSERT INTO usage_by_route (token_id, method, route, first_us, last_us, calls)
+SELECT token_id, method, route, MIN(at_us), MAX(at_us), COUNT(*)
+FROM usage_records GROUP BY token_id, method, route;

@@ -216,8 +216,19 @@ async fn pruning_keeps_the_retention_window() {
         let audit = Audit::new(t.db.clone());
         let pruned = audit.prune_usage(T0, Duration::days(90)).await.unwrap();
         assert_eq!(pruned, 2, "{}", t.name);
-        assert_eq!(table_counts(&t.db).await, (2, 1), "{}", t.name);
-        assert_eq!(audit.usage_summary(tok).await.unwrap().total, 3);
+        assert_eq!(table_counts(&t.db).await, (3, 0), "{}", t.name);
+        let kept: Vec<_> = all_pages(&audit, tok, 10).await;
+        assert!(
+            kept.iter().all(|u| T0 - u.record.at < Duration::days(90)),
+            "{}",
+            t.name
+        );
+        assert_eq!(kept.len(), 3, "{}", t.name);
+        // The counts by address and endpoint still cover every call, first use included.
+        let summary = audit.usage_summary(tok).await.unwrap();
+        assert_eq!(summary.total, 5, "{}", t.name);
+        assert_eq!(summary.ips[0].first_seen, T0 - Duration::days(200));
+        assert_eq!(summary.routes[0].count, 5);
     }
 }
 
@@ -362,6 +373,10 @@ async fn instances_moving_records_concurrently_lose_and_repeat_nothing() {
         for n in 20..25 {
             let pages = all_pages(&audit, token_id(n), 1_000).await;
             assert_eq!(pages.len(), 160, "{}", t.name);
+            let summary = audit.usage_summary(token_id(n)).await.unwrap();
+            let by_ip: Vec<i64> = summary.ips.iter().map(|ip| ip.count).collect();
+            assert_eq!(by_ip, [80, 80], "{}: counted once each", t.name);
+            assert_eq!(summary.routes[0].count, 160, "{}", t.name);
             ids.extend(pages.iter().map(|u| u.id));
         }
         ids.sort_unstable();
@@ -505,6 +520,17 @@ async fn upgrading_from_one_indexed_table_keeps_records_and_their_ids() {
             .map(|u| u.id)
             .collect();
         assert_eq!(old, [3, 2, 1], "{}", t.name);
+        let summary = audit.usage_summary(tok).await.unwrap();
+        assert_eq!(
+            summary.total, 3,
+            "{}: the counts start from the old records",
+            t.name
+        );
+        assert_eq!(summary.ips[0].ip, None);
+        assert_eq!(
+            summary.ips[0].last_seen,
+            time::OffsetDateTime::UNIX_EPOCH + Duration::minutes(2)
+        );
         let writer = UsageWriter::spawn(t.db.clone(), &UsageConfig::default());
         writer
             .record(record(
@@ -527,5 +553,6 @@ async fn upgrading_from_one_indexed_table_keeps_records_and_their_ids() {
             "{}: new ids continue after the old ones",
             t.name
         );
+        assert_eq!(audit.usage_summary(tok).await.unwrap().total, 4);
     }
 }
