@@ -212,7 +212,9 @@ impl Guard {
         let store = match &self.inner.verifier {
             Verifier::Local(store) => store,
             Verifier::Remote(remote) => {
-                return match remote.verify(presented, access.required(), &call).await {
+                // Boxed: an HTTP client's future is large, and would otherwise be part of every
+                // request's future, local or remote.
+                return match Box::pin(remote.verify(presented, access.required(), &call)).await {
                     Ok(principal) => serve(principal, req, inner).await,
                     Err(e) => {
                         if e.status == axum::http::StatusCode::UNAUTHORIZED {
