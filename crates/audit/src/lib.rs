@@ -225,7 +225,9 @@ impl Audit {
         Ok(Page { items, next_cursor })
     }
 
-    /// Distinct client addresses and endpoints of a token, with first/last seen and counts.
+    /// Distinct client addresses and endpoints of a token, with first/last seen and counts. The
+    /// counts cover every call since the token's first use: pruning removes old records, not
+    /// these.
     ///
     /// # Errors
     /// [`Error::Database`].
@@ -233,7 +235,8 @@ impl Audit {
         usage::summary(&self.db, token).await
     }
 
-    /// Deletes usage records older than `retention` before `now`; returns how many.
+    /// Deletes usage records older than `retention` before `now`; returns how many. Records not
+    /// yet moved to the indexed table are moved (and counted in the summary) first.
     ///
     /// # Errors
     /// [`Error::Database`].

@@ -182,8 +182,9 @@ pub struct UsageConfig {
     /// New records are appended to a table without a per-token index and moved, sorted by
     /// token, into the indexed one once this many have accumulated (65,536)…
     pub index_records: usize,
-    /// …or once the first of them has waited this long (60 s). Readers see both tables; these
-    /// bound how much of the unindexed one a usage query scans.
+    /// …or once the first of them has waited this long (60 s; checked when the next batch is
+    /// written, so an idle writer leaves a few records where they are). Readers see both tables;
+    /// these bound how much of the unindexed one a usage query scans.
     pub index_interval: Duration,
 }
 
