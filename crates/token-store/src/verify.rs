@@ -212,24 +212,26 @@ impl Store {
         token: &Token,
         now: OffsetDateTime,
     ) -> Result<Arc<Cached>, Failure> {
-        match self.inner.cache.get(token, now, self.inner.max_staleness) {
-            Lookup::Fresh(cached) => usable(cached, now),
-            // The database and scrypt, boxed: their futures are large, and inlined they made every
-            // request's future large too, cached or not (a 3 KB allocation per request).
-            lookup => Box::pin(self.authenticate_uncached(token, now, lookup)).await,
-        }
+        let stale = match self.inner.cache.get(token, now, self.inner.max_staleness) {
+            Lookup::Fresh(cached) => return usable(cached, now),
+            Lookup::Stale(cached) => Some(cached),
+            Lookup::Miss => None,
+        };
+        // The database and scrypt, boxed: their futures are large, and inlined they made every
+        // verification's future 2 KB, cached or not (328 bytes now).
+        Box::pin(self.authenticate_uncached(token, now, stale)).await
     }
 
-    /// [`Store::authenticate`] when the cache has no fresh answer.
+    /// [`Store::authenticate`] when the cache has no fresh answer: `stale` is the cached entry
+    /// whose check is too old, if there is one.
     async fn authenticate_uncached(
         &self,
         token: &Token,
         now: OffsetDateTime,
-        lookup: Lookup,
+        stale: Option<Arc<Cached>>,
     ) -> Result<Arc<Cached>, Failure> {
-        let row = match lookup {
-            Lookup::Fresh(cached) => return usable(cached, now),
-            Lookup::Stale(cached) => {
+        let row = match stale {
+            Some(cached) => {
                 let row = self.lookup(token.id()).await?;
                 if row.phc == cached.phc {
                     // Same stored hash the secret was proven against: only the state may have
@@ -241,7 +243,7 @@ impl Store {
                 self.inner.cache.evict(token.id());
                 row
             }
-            Lookup::Miss => self.lookup(token.id()).await?,
+            None => self.lookup(token.id()).await?,
         };
         // Refuse revoked and expired tokens before spending scrypt on them.
         let known = usable(cached_from_row(&row), now)?;
