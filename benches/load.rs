@@ -127,6 +127,7 @@ fn options() -> StoreOptions {
     // with the production parameters.
     StoreOptions {
         hash_params: HashParams::insecure_for_tests(),
+        failures_per_minute: 0,
         ..StoreOptions::default()
     }
 }
@@ -283,7 +284,7 @@ async fn main() {
             .with_state(app.clone()),
     )
     .await;
-    let guard = Guard::with_options(store.clone(), 0, None, None);
+    let guard = Guard::with_options(store.clone(), None, None);
     let recorded = serve(
         Router::new()
             .route("/v1/notes", get(list_authenticated))
@@ -363,7 +364,7 @@ async fn main() {
         let pg_tokens = dir.path().join("pg-tokens.txt");
         let (notes, workspace) = populate(&pg_store, TOKENS, &pg_tokens).await;
         let app = App { notes, workspace };
-        let guard = Guard::with_options(pg_store.clone(), 0, None, None);
+        let guard = Guard::with_options(pg_store.clone(), None, None);
         let addr = serve(
             Router::new()
                 .route("/v1/notes", get(list_authenticated))

@@ -35,6 +35,7 @@ async fn run(name: &str, db: audit::db::Db) {
             status: Some(200),
             user_agent: Some("bench/1.0".into()),
             outcome: UsageOutcome::Accepted,
+            reported_by: None,
         };
         let mut record = Some(record);
         while let Some(r) = record.take() {
@@ -84,6 +85,7 @@ async fn paced(db: audit::db::Db) {
         status: Some(200),
         user_agent: None,
         outcome: UsageOutcome::Accepted,
+        reported_by: None,
     };
     let warm_up = 3 * PACED_TOKENS;
     for i in 0..warm_up {

@@ -9,7 +9,7 @@ use std::error::Error;
 use audit::{Actor, Context};
 use time::Duration;
 use token_core::{Scope, Scopes};
-use token_store::{Call, NewMember, NewToken, Role, Rotation, Store, StoreOptions};
+use token_store::{Call, NewMember, NewToken, Revocation, Role, Rotation, Store, StoreOptions};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -50,6 +50,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         route: "/v1/notes".into(),
         user_agent: Some("deploy-bot/2.1".into()),
         request_id: Some("req-1".into()),
+        ..Call::default()
     };
     let verified = store
         .verify(token.expose_secret(), Scope::Write.into(), &call)
@@ -68,7 +69,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Ok(_) => return Err("a read/write token must not pass an admin route".into()),
     }
 
-    // Rotate with a one-hour grace period, then revoke the new token.
+    // Rotate with a one-hour grace period, then revoke the new token: revocation takes the
+    // family, so the old token (still in its grace period) dies with it.
     let rotation = Rotation {
         grace: Some(Duration::hours(1)),
         expires_at: None,
@@ -80,9 +82,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "rotated to {} (the old one keeps working for an hour)",
         new_token.masked()
     );
-    store
-        .revoke_token(&workspace.id, rotated.id, "example finished", &as_ada)
+    let revoked = store
+        .revoke_token(
+            &workspace.id,
+            rotated.id,
+            &Revocation::family("example finished"),
+            &as_ada,
+        )
         .await?;
+    println!("revoked {} token(s) of the family", revoked.revoked.len());
     match store
         .verify(new_token.expose_secret(), Scope::Read.into(), &call)
         .await
@@ -93,7 +101,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // The security log: every change, hash-chained; and who used the token, from where.
     store.usage_writer().flush().await?;
-    let report = store.audit().verify(None).await?;
+    let report = store.audit().verify(&[]).await?;
     println!(
         "audit chain: {} events, intact: {}, head {}",
         report.events,

@@ -48,7 +48,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let metrics = Arc::new(Metrics::default());
     let state = AppState {
         store: store.clone(),
-        guard: Guard::with_options(store.clone(), 20, None, Some(metrics.clone())),
+        guard: Guard::with_options(store.clone(), None, Some(metrics.clone())),
         notes: Notes::open(store.db().clone()).await?,
         metrics,
     };

@@ -1,13 +1,16 @@
 //! The hash chain: each event's hash covers the previous hash and all of the event's fields, so
 //! changing, removing or reordering any stored event breaks every hash after it.
 
+use hmac::Mac;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
+use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use crate::db::{Db, from_micros, to_micros};
+use crate::db::{Arg, Db, Sql, from_micros, to_micros};
 use crate::error::Error;
 use crate::event::{Context, Event, NewEvent, bounded};
+use crate::key::AuditKey;
 
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -63,19 +66,21 @@ pub enum BreakReason {
     Truncated,
     /// The event at the checkpoint's sequence number has another hash (history rewritten).
     CheckpointMismatch,
+    /// An event hashed without the key follows one hashed with it: someone rewrote keyed
+    /// events as unkeyed ones, which anyone with database access could compute.
+    Downgraded,
 }
 
 /// Appends `event` inside the caller's transaction, so that the event is written if and only if
-/// the change it records is. Returns its sequence number.
+/// the change it records is. Returns its sequence number. With a key, the event's hash is an
+/// HMAC (version 2); without, plain SHA-256 (version 1).
 ///
 /// Taking the next sequence number updates the single `audit_head` row, which locks it until the
 /// transaction ends: concurrent writers (other connections, other server instances) wait their
 /// turn, so the chain never forks.
-///
-/// # Errors
-/// [`Error::Database`]; the caller's transaction should then be rolled back (dropping it does).
-pub async fn append(
+pub(crate) async fn append(
     conn: &mut AnyConnection,
+    key: Option<&AuditKey>,
     context: &Context,
     event: &NewEvent,
     at: OffsetDateTime,
@@ -100,13 +105,15 @@ pub async fn append(
         outcome: event.outcome.as_str().to_owned(),
         details: event.details.clone(),
         prev_hash,
+        hash_version: if key.is_some() { KEYED } else { UNKEYED },
         hash: String::new(),
     };
-    let hash = event_hash(&stored);
+    let hash = event_hash(&stored, key).ok_or(Error::KeyRequired)?;
     sqlx::query(
         "INSERT INTO audit_events (seq, at_us, workspace_id, actor_kind, actor_id, action, \
-         target_kind, target_id, client_ip, user_agent, request_id, outcome, details, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         target_kind, target_id, client_ip, user_agent, request_id, outcome, details, prev_hash, \
+         hash, hash_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(seq)
     .bind(to_micros(stored.at))
@@ -123,6 +130,7 @@ pub async fn append(
     .bind(stored.details.to_string())
     .bind(stored.prev_hash.as_str())
     .bind(hash.as_str())
+    .bind(i64::from(stored.hash_version))
     .execute(&mut *conn)
     .await?;
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
@@ -132,15 +140,36 @@ pub async fn append(
     Ok(seq)
 }
 
-/// SHA-256 over a domain tag, the previous hash, the sequence number and every field, each
+/// `hash_version` of events hashed with plain SHA-256: written before the chain was keyed.
+pub const UNKEYED: u8 = 1;
+/// `hash_version` of events hashed with HMAC-SHA-256 under the audit key.
+pub const KEYED: u8 = 2;
+
+/// The hash of `event` by its `hash_version`: SHA-256 (version 1) or HMAC-SHA-256 under `key`
+/// (version 2) over a domain tag, the previous hash, the sequence number and every field, each
 /// length-prefixed (absent fields have their own marker), so no two different events encode
-/// alike.
-pub(crate) fn event_hash(event: &Event) -> String {
-    let mut h = Sha256::new();
-    h.update(b"knowmind-audit-v1\0");
-    h.update(event.prev_hash.as_bytes());
-    h.update(event.seq.to_be_bytes());
-    h.update(to_micros(event.at).to_be_bytes());
+/// alike. `None` for a keyed event without the key, or an unknown version.
+pub(crate) fn event_hash(event: &Event, key: Option<&AuditKey>) -> Option<String> {
+    match event.hash_version {
+        UNKEYED => {
+            let mut h = Sha256::new();
+            encode(event, b"knowmind-audit-v1\0", |bytes| h.update(bytes));
+            Some(hex::encode(h.finalize()))
+        }
+        KEYED => {
+            let mut mac = key?.mac();
+            encode(event, b"knowmind-audit-v2\0", |bytes| mac.update(bytes));
+            Some(hex::encode(mac.finalize().into_bytes()))
+        }
+        _ => None,
+    }
+}
+
+fn encode(event: &Event, tag: &[u8], mut update: impl FnMut(&[u8])) {
+    update(tag);
+    update(event.prev_hash.as_bytes());
+    update(&event.seq.to_be_bytes());
+    update(&to_micros(event.at).to_be_bytes());
     let details = event.details.to_string();
     let fields: [Option<&str>; 11] = [
         event.workspace_id.as_deref(),
@@ -157,24 +186,13 @@ pub(crate) fn event_hash(event: &Event) -> String {
     ];
     for field in fields {
         match field {
-            None => h.update(u64::MAX.to_be_bytes()),
+            None => update(&u64::MAX.to_be_bytes()),
             Some(text) => {
-                h.update((text.len() as u64).to_be_bytes());
-                h.update(text.as_bytes());
+                update(&(text.len() as u64).to_be_bytes());
+                update(text.as_bytes());
             }
         }
     }
-    hex(&h.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
 }
 
 /// Reads events with `seq` in `(after, after + limit]`, in order.
@@ -191,7 +209,7 @@ pub(crate) async fn read_range(db: &Db, after: i64, limit: i64) -> Result<Vec<Ev
 
 pub(crate) const SELECT_EVENT: &str = "SELECT seq, at_us, workspace_id, actor_kind, actor_id, \
     action, target_kind, target_id, client_ip, user_agent, request_id, outcome, details, \
-    prev_hash, hash FROM audit_events";
+    prev_hash, hash, hash_version FROM audit_events";
 
 pub(crate) fn event_from_row(row: &sqlx::any::AnyRow) -> Result<Event, Error> {
     let details: String = row.try_get("details")?;
@@ -211,18 +229,25 @@ pub(crate) fn event_from_row(row: &sqlx::any::AnyRow) -> Result<Event, Error> {
         details: serde_json::from_str(&details)
             .map_err(|_| Error::Corrupt("details are not JSON"))?,
         prev_hash: row.try_get("prev_hash")?,
+        hash_version: u8::try_from(row.try_get::<i64, _>("hash_version")?)
+            .map_err(|_| Error::Corrupt("hash version"))?,
         hash: row.try_get("hash")?,
     })
 }
 
 /// Walks the whole chain (in pages) and reports the first problem.
-pub(crate) async fn verify(db: &Db, checkpoint: Option<&Checkpoint>) -> Result<ChainReport, Error> {
+pub(crate) async fn verify(
+    db: &Db,
+    key: Option<&AuditKey>,
+    checkpoints: &[Checkpoint],
+) -> Result<ChainReport, Error> {
     const PAGE: i64 = 1_000;
     // Read the head first: events appended while we walk must not look like a truncation.
     let head_at_start = checkpoint_of(db).await?.seq;
     let mut expected_seq = 1;
     let mut running = GENESIS.to_owned();
     let mut count = 0u64;
+    let mut keyed_since = None;
     let mut broken = None;
     'walk: loop {
         let page = read_range(db, expected_seq - 1, PAGE).await?;
@@ -235,12 +260,13 @@ pub(crate) async fn verify(db: &Db, checkpoint: Option<&Checkpoint>) -> Result<C
                 Some(BreakReason::Missing)
             } else if event.prev_hash != running {
                 Some(BreakReason::PrevHashMismatch)
-            } else if event_hash(event) != event.hash {
-                Some(BreakReason::HashMismatch)
-            } else if checkpoint.is_some_and(|c| c.seq == event.seq && c.hash != event.hash) {
-                Some(BreakReason::CheckpointMismatch)
             } else {
-                None
+                check_event(event, key, &mut keyed_since)?.or_else(|| {
+                    checkpoints
+                        .iter()
+                        .any(|c| c.seq == event.seq && c.hash != event.hash)
+                        .then_some(BreakReason::CheckpointMismatch)
+                })
             };
             if let Some(reason) = reason {
                 broken = Some(Break {
@@ -255,8 +281,11 @@ pub(crate) async fn verify(db: &Db, checkpoint: Option<&Checkpoint>) -> Result<C
         }
     }
     let last = expected_seq - 1;
-    // The head row and the checkpoint both say how long the log must at least be.
-    let claimed = checkpoint.map_or(head_at_start, |c| c.seq.max(head_at_start));
+    // The head row and the checkpoints all say how long the log must at least be.
+    let claimed = checkpoints
+        .iter()
+        .map(|c| c.seq)
+        .fold(head_at_start, i64::max);
     if broken.is_none() && claimed > last {
         broken = Some(Break {
             seq: last + 1,
@@ -271,6 +300,151 @@ pub(crate) async fn verify(db: &Db, checkpoint: Option<&Checkpoint>) -> Result<C
         },
         broken,
     })
+}
+
+/// Checks one event's own hash, and that no unkeyed event follows a keyed one (`keyed_since`
+/// is the first keyed sequence number seen so far).
+///
+/// # Errors
+/// [`Error::KeyRequired`] for a keyed event when `key` is `None`.
+fn check_event(
+    event: &Event,
+    key: Option<&AuditKey>,
+    keyed_since: &mut Option<i64>,
+) -> Result<Option<BreakReason>, Error> {
+    if event.hash_version == KEYED {
+        if key.is_none() {
+            return Err(Error::KeyRequired);
+        }
+        keyed_since.get_or_insert(event.seq);
+    } else if keyed_since.is_some() {
+        return Ok(Some(BreakReason::Downgraded));
+    }
+    let ok =
+        event_hash(event, key).is_some_and(|h| h.as_bytes().ct_eq(event.hash.as_bytes()).into());
+    Ok((!ok).then_some(BreakReason::HashMismatch))
+}
+
+/// What [`crate::Audit::verify_workspace`] found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorkspaceChainReport {
+    /// How many of the workspace's events were checked.
+    pub events: u64,
+    /// The last sequence number checked; pass it back as `after` to continue.
+    pub last_seq: i64,
+    /// Whether more of the workspace's events follow (the check stopped at its limit).
+    pub more: bool,
+    /// The first problem, if any.
+    pub broken: Option<Break>,
+}
+
+/// Checks the events of one workspace after `after`, at most `limit` of them: each event's own
+/// hash, that it follows the event before it (whichever workspace that one belongs to: only its
+/// hash is read), and that no unkeyed event follows a keyed one.
+pub(crate) async fn verify_workspace(
+    db: &Db,
+    key: Option<&AuditKey>,
+    workspace: &str,
+    after: i64,
+    limit: i64,
+) -> Result<WorkspaceChainReport, Error> {
+    let first_keyed: Option<i64> =
+        sqlx::query("SELECT MIN(seq) AS s FROM audit_events WHERE hash_version = $1")
+            .bind(i64::from(KEYED))
+            .fetch_one(db.pool())
+            .await?
+            .try_get("s")?;
+    let rows = sqlx::query(&format!(
+        "{SELECT_EVENT} WHERE workspace_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+    ))
+    .bind(workspace)
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(db.pool())
+    .await?;
+    let more = rows.len() as i64 > limit;
+    let events = rows
+        .iter()
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .map(event_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut report = WorkspaceChainReport {
+        events: 0,
+        last_seq: after,
+        more,
+        broken: None,
+    };
+    for chunk in events.chunks(500) {
+        let previous = previous_hashes(db, chunk).await?;
+        for event in chunk {
+            let mut keyed_since = first_keyed.filter(|&k| k < event.seq);
+            let expected_prev = if event.seq == 1 {
+                Some(GENESIS)
+            } else {
+                previous.get(&(event.seq - 1)).map(String::as_str)
+            };
+            let reason = match expected_prev {
+                None => Some(BreakReason::Missing),
+                Some(prev) if prev != event.prev_hash => Some(BreakReason::PrevHashMismatch),
+                Some(_) => check_event(event, key, &mut keyed_since)?,
+            };
+            if let Some(reason) = reason {
+                let seq = if reason == BreakReason::Missing {
+                    event.seq - 1
+                } else {
+                    event.seq
+                };
+                report.broken = Some(Break { seq, reason });
+                report.more = false;
+                return Ok(report);
+            }
+            report.events += 1;
+            report.last_seq = event.seq;
+        }
+    }
+    Ok(report)
+}
+
+/// The hashes of the events just before each of `events`.
+async fn previous_hashes(
+    db: &Db,
+    events: &[Event],
+) -> Result<std::collections::HashMap<i64, String>, Error> {
+    let mut sql = Sql::new(
+        db.backend(),
+        "SELECT seq, hash FROM audit_events WHERE seq IN (",
+    );
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(Arg::Int(event.seq - 1));
+    }
+    sql.push(")");
+    sql.query()
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("seq")?, row.try_get("hash")?)))
+        .collect()
+}
+
+/// Checks that `key` is the key the log's newest keyed event was written with.
+pub(crate) async fn check_key(db: &Db, key: &AuditKey) -> Result<(), Error> {
+    let row = sqlx::query(&format!(
+        "{SELECT_EVENT} WHERE seq = (SELECT MAX(seq) FROM audit_events WHERE hash_version = $1)"
+    ))
+    .bind(i64::from(KEYED))
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    let event = event_from_row(&row)?;
+    match event_hash(&event, Some(key)) {
+        Some(hash) if bool::from(hash.as_bytes().ct_eq(event.hash.as_bytes())) => Ok(()),
+        _ => Err(Error::KeyMismatch),
+    }
 }
 
 /// The current head.

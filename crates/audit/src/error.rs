@@ -30,6 +30,19 @@ pub enum Error {
     /// The usage writer has stopped.
     #[error("the usage writer has stopped")]
     Closed,
+    /// The chain holds events hashed with the audit key, and no key was given.
+    #[error("the audit log is keyed: verifying or appending needs the audit key")]
+    KeyRequired,
+    /// The audit key is not the one the log was written with (or the newest keyed event was
+    /// altered).
+    #[error(
+        "the audit key does not match the one the audit log was written with; every instance \
+         sharing a database must use the same key"
+    )]
+    KeyMismatch,
+    /// The operating system's random generator failed.
+    #[error("the operating system's random generator failed")]
+    Random,
 }
 
 /// A database error, opaque so that the driver's types stay out of our API.

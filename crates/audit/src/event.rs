@@ -19,22 +19,26 @@ pub enum Actor {
     Member(String),
     /// A request authenticated with a token, by token id.
     Token(TokenId),
+    /// Someone with shell access on the server's machine, through a local command of
+    /// `knowmind-server` (such as `admin-token`), not through the API.
+    Operator,
 }
 
 impl Actor {
-    /// `system`, `member` or `token`.
+    /// `system`, `member`, `token` or `operator`.
     pub fn kind(&self) -> &'static str {
         match self {
             Actor::System => "system",
             Actor::Member(_) => "member",
             Actor::Token(_) => "token",
+            Actor::Operator => "operator",
         }
     }
 
     /// The member or token id; `None` for the system.
     pub fn id(&self) -> Option<String> {
         match self {
-            Actor::System => None,
+            Actor::System | Actor::Operator => None,
             Actor::Member(id) => Some(id.clone()),
             Actor::Token(id) => Some(id.to_string()),
         }
@@ -132,6 +136,8 @@ named_enum! {
     Action {
         /// A workspace was created (with its owner).
         WorkspaceCreated => "workspace.created",
+        /// A workspace's policy (how it treats its tokens) changed.
+        WorkspacePolicyChanged => "workspace.policy_changed",
         /// A member joined a workspace.
         MemberAdded => "member.added",
         /// A member's name, email or role changed.
@@ -146,7 +152,8 @@ named_enum! {
         TokenRotated => "token.rotated",
         /// A token's stored hash was upgraded to the current scrypt parameters.
         TokenRehashed => "token.rehashed",
-        /// A revoked token was presented again: it is still in someone's hands.
+        /// A revoked token was presented again by someone holding its secret: it is still in
+        /// someone's hands.
         TokenReuse => "token.reuse",
     }
 }
@@ -230,6 +237,9 @@ pub struct Event {
     pub details: serde_json::Value,
     /// Hash of the previous event (64 hex digits; zeros before the first).
     pub prev_hash: String,
+    /// How `hash` was made: 1 = SHA-256 (before the chain was keyed), 2 = HMAC-SHA-256 under
+    /// the audit key.
+    pub hash_version: u8,
     /// This event's hash, covering `prev_hash` and every field above.
     pub hash: String,
 }

@@ -1,11 +1,13 @@
 //! knowmind's security log.
 //!
 //! - **Audit events** record every state change (token created, rotated, revoked, updated;
-//!   member and workspace changes). [`append`] writes an event *inside the caller's
+//!   member and workspace changes). [`Audit::append`] writes an event *inside the caller's
 //!   transaction*, so the change and its record commit together or not at all. The table is
 //!   append-only (database triggers refuse `UPDATE` and `DELETE`) and tamper-evident: each event
-//!   carries the hash of the previous one, [`Audit::verify`] walks the chain and names the first
-//!   bad sequence number, and a [`Checkpoint`] kept elsewhere also exposes a removed tail.
+//!   carries the hash of the previous one, keyed with an [`AuditKey`] kept outside the database
+//!   (HMAC-SHA-256), so that someone who can write to the database cannot recompute it;
+//!   [`Audit::verify`] walks the chain and names the first bad sequence number, and a
+//!   [`SignedCheckpoint`] kept elsewhere also exposes a removed tail.
 //! - **Usage records** answer "which calls ran on this token, from where": one per verification
 //!   of a known token, written in batches by a [`UsageWriter`].
 //!
@@ -21,17 +23,18 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let db = Db::connect(dir.path().join("k.db").to_str().unwrap(), &DbOptions::default()).await?;
 //! audit::migrate(&db).await?;
-//! let audit = Audit::new(db.clone());
+//! let key = std::sync::Arc::new(audit::AuditKey::generate()?);
+//! let audit = Audit::with_key(db.clone(), key);
 //!
 //! // A change and its event in one transaction.
 //! let mut tx = db.begin_write().await?;
 //! let event = NewEvent { workspace_id: Some("ws_1".into()), action: Action::WorkspaceCreated,
 //!     target_kind: Some("workspace"), target_id: Some("ws_1".into()),
 //!     outcome: audit::Outcome::Success, details: serde_json::json!({"name": "acme"}) };
-//! audit::append(&mut tx, &Context::system(), &event, datetime!(2026-11-27 12:00 UTC)).await?;
+//! audit.append(&mut tx, &Context::system(), &event, datetime!(2026-11-27 12:00 UTC)).await?;
 //! tx.commit().await.map_err(audit::Error::from)?;
 //!
-//! let report = audit.verify(None).await?;
+//! let report = audit.verify(&[]).await?;
 //! assert!(report.is_intact());
 //! assert_eq!(report.events, 1);
 //! # Ok(()) }
@@ -41,17 +44,24 @@ mod chain;
 pub mod db;
 mod error;
 mod event;
+mod key;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod usage;
 
+use std::sync::Arc;
+
+use sqlx::AnyConnection;
 use time::OffsetDateTime;
 use token_core::TokenId;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-pub use chain::{Break, BreakReason, ChainReport, Checkpoint, GENESIS, append};
+pub use chain::{
+    Break, BreakReason, ChainReport, Checkpoint, GENESIS, KEYED, UNKEYED, WorkspaceChainReport,
+};
 pub use error::{DbError, Error};
 pub use event::{Action, Actor, Context, Event, NewEvent, Outcome};
+pub use key::{AuditKey, SignedCheckpoint};
 pub use usage::{
     Committed, IpUse, RouteUse, StoredUsage, UsageConfig, UsageOutcome, UsageRecord,
     UsageRecordView, UsageSlot, UsageSummary, UsageWriter,
@@ -97,16 +107,51 @@ pub struct Page<T> {
     pub next_cursor: Option<i64>,
 }
 
-/// Reads and verifies the security log. Cheap to clone.
+/// Writes, reads and verifies the security log. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Audit {
     db: Db,
+    key: Option<Arc<AuditKey>>,
 }
 
 impl Audit {
-    /// An audit log over `db` (already migrated).
+    /// An audit log over `db` (already migrated) whose events are hashed without a key: anyone
+    /// who can write to the database can rewrite it consistently. For tools that only read an
+    /// unkeyed log; services use [`Audit::with_key`].
     pub fn new(db: Db) -> Self {
-        Audit { db }
+        Audit { db, key: None }
+    }
+
+    /// An audit log over `db` whose new events are keyed with `key` (HMAC-SHA-256). Events
+    /// written before a key was used keep verifying; after the first keyed event, every event
+    /// must be keyed.
+    pub fn with_key(db: Db, key: Arc<AuditKey>) -> Self {
+        Audit { db, key: Some(key) }
+    }
+
+    /// Whether new events are keyed.
+    pub fn is_keyed(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Appends `event` inside the caller's transaction, so that the event is written if and
+    /// only if the change it records is. Returns its sequence number.
+    ///
+    /// Taking the next sequence number locks the chain's head row until the transaction ends:
+    /// concurrent writers (other connections, other server instances) take turns, so the chain
+    /// never forks.
+    ///
+    /// # Errors
+    /// [`Error::Database`]; the caller's transaction should then be rolled back (dropping it
+    /// does).
+    pub async fn append(
+        &self,
+        conn: &mut AnyConnection,
+        context: &Context,
+        event: &NewEvent,
+        at: OffsetDateTime,
+    ) -> Result<i64, Error> {
+        chain::append(conn, self.key.as_deref(), context, event, at).await
     }
 
     /// Appends an event in a transaction of its own: for security events that accompany no
@@ -121,7 +166,7 @@ impl Audit {
         at: OffsetDateTime,
     ) -> Result<i64, Error> {
         let mut tx = self.db.begin_write().await?;
-        let seq = append(&mut tx, context, event, at).await?;
+        let seq = self.append(&mut tx, context, event, at).await?;
         tx.commit().await?;
         Ok(seq)
     }
@@ -189,13 +234,52 @@ impl Audit {
         Ok(written)
     }
 
-    /// Walks the whole chain. With a `checkpoint` taken earlier, also detects that events up
-    /// to it were removed or rewritten.
+    /// Walks the whole chain. With `checkpoints` taken earlier (and kept outside the
+    /// database), also detects that events up to each were removed or rewritten.
     ///
     /// # Errors
-    /// [`Error::Database`] (a broken chain is a report, not an error).
-    pub async fn verify(&self, checkpoint: Option<&Checkpoint>) -> Result<ChainReport, Error> {
-        chain::verify(&self.db, checkpoint).await
+    /// [`Error::Database`]; [`Error::KeyRequired`] for a keyed chain without the key (a broken
+    /// chain is a report, not an error).
+    pub async fn verify(&self, checkpoints: &[Checkpoint]) -> Result<ChainReport, Error> {
+        chain::verify(&self.db, self.key.as_deref(), checkpoints).await
+    }
+
+    /// Checks, cheaply, that this log's key is the one its newest keyed event was written with:
+    /// run it at start-up, so that an instance with the wrong key refuses to start instead of
+    /// writing events that will never verify.
+    ///
+    /// # Errors
+    /// [`Error::KeyMismatch`]; [`Error::Database`].
+    pub async fn check_key(&self) -> Result<(), Error> {
+        match &self.key {
+            Some(key) => chain::check_key(&self.db, key).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Checks one workspace's events after sequence number `after`, at most `limit` (1 to
+    /// 10,000) of them: each event's own hash and its link to the event before it. Bounded and
+    /// confined to the workspace, for its admins; [`Audit::verify`] walks everything.
+    ///
+    /// # Errors
+    /// As [`Audit::verify`].
+    pub async fn verify_workspace(
+        &self,
+        workspace: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<WorkspaceChainReport, Error> {
+        let limit = i64::from(limit.clamp(1, 10_000));
+        chain::verify_workspace(&self.db, self.key.as_deref(), workspace, after, limit).await
+    }
+
+    /// The current head, signed with the audit key, taken `at`.
+    ///
+    /// # Errors
+    /// [`Error::KeyRequired`] without a key; [`Error::Database`].
+    pub async fn signed_checkpoint(&self, at: OffsetDateTime) -> Result<SignedCheckpoint, Error> {
+        let key = self.key.as_deref().ok_or(Error::KeyRequired)?;
+        Ok(SignedCheckpoint::sign(key, self.checkpoint().await?, at))
     }
 
     /// The current head of the chain, to keep outside the database.

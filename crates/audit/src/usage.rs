@@ -91,6 +91,10 @@ pub struct UsageRecord {
     pub user_agent: Option<String>,
     /// What the verification concluded.
     pub outcome: UsageOutcome,
+    /// The introspect token of the resource server that reported the call (`POST
+    /// /v1/tokens/verify`): address, route and user agent are its report, not knowmind's own
+    /// observation. `None` when knowmind saw the call itself.
+    pub reported_by: Option<TokenId>,
 }
 
 /// A stored usage record.
@@ -123,6 +127,9 @@ pub struct UsageRecordView {
     pub user_agent: Option<String>,
     /// Outcome.
     pub outcome: UsageOutcome,
+    /// The resource server (its introspect token) that reported address, route and user agent;
+    /// `null` when knowmind observed the call itself.
+    pub reported_by: Option<TokenId>,
 }
 
 /// Where a token was used from.
@@ -424,8 +431,8 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Message>, config: UsageConfig) {
     }
 }
 
-const USAGE_COLUMNS: &str =
-    "id, at_us, token_id, workspace_id, client_ip, method, route, status, user_agent, outcome";
+const USAGE_COLUMNS: &str = "id, at_us, token_id, workspace_id, client_ip, method, route, status, \
+     user_agent, outcome, reported_by";
 
 /// Moves every record in `usage_recent` into `usage_records`, sorted by token so that each
 /// token's run is written in one pass, and adds them to the per-token counts by address and by
@@ -520,7 +527,7 @@ async fn write_with_retry(db: &Db, records: &[UsageRecord], stored: &mut LastUse
 /// Rows per statement, largest first. A batch is split greedily into these sizes, so there are only
 /// a handful of distinct statement texts and every one stays prepared: statements whose row count
 /// followed the batch size were prepared afresh almost every time (measured by the load bench).
-/// 256 rows of 9 values stay well under SQLite's 32,766 parameters.
+/// 256 rows of 10 values stay well under SQLite's 32,766 parameters.
 const CHUNK_SIZES: [usize; 4] = [256, 32, 4, 1];
 
 fn fixed_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
@@ -541,7 +548,7 @@ async fn write_batch(db: &Db, records: &[UsageRecord], stored: &mut LastUses) ->
         let mut sql = Sql::new(
             db.backend(),
             "INSERT INTO usage_recent (at_us, token_id, workspace_id, client_ip, method, route, \
-             status, user_agent, outcome) VALUES ",
+             status, user_agent, outcome, reported_by) VALUES ",
         );
         for (i, r) in chunk.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" });
@@ -562,6 +569,8 @@ async fn write_batch(db: &Db, records: &[UsageRecord], stored: &mut LastUses) ->
                 .bind(Arg::OptText(bounded(r.user_agent.as_deref(), 256)))
                 .push(", ")
                 .bind(Arg::Text(r.outcome.as_str().to_owned()))
+                .push(", ")
+                .bind(Arg::OptText(r.reported_by.map(|id| id.to_string())))
                 .push(")");
         }
         sql.query().execute(&mut *tx).await?;
@@ -655,6 +664,7 @@ pub(crate) async fn records(
             let token_id: String = row.try_get("token_id")?;
             let status: Option<i64> = row.try_get("status")?;
             let outcome: String = row.try_get("outcome")?;
+            let reported_by: Option<String> = row.try_get("reported_by")?;
             Ok(StoredUsage {
                 id: row.try_get("id")?,
                 record: UsageRecordView {
@@ -666,6 +676,9 @@ pub(crate) async fn records(
                     status: status.and_then(|s| u16::try_from(s).ok()),
                     user_agent: row.try_get("user_agent")?,
                     outcome: UsageOutcome::parse(&outcome)?,
+                    reported_by: reported_by
+                        .map(|id| id.parse().map_err(|_| Error::Corrupt("token id")))
+                        .transpose()?,
                 },
             })
         })

@@ -26,7 +26,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
@@ -39,7 +38,6 @@ use tower::{Layer, Service};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::rate_limit::FailureLimiter;
 use crate::remote::RemoteVerifier;
 
 /// Response header carrying the token's expiry (RFC 3339), on every authenticated response of a
@@ -75,7 +73,6 @@ pub struct Guard {
 #[derive(Debug)]
 struct GuardInner {
     verifier: Verifier,
-    limiter: FailureLimiter,
     trusted_proxy_header: Option<HeaderName>,
     metrics: Option<Arc<Metrics>>,
 }
@@ -94,75 +91,63 @@ enum Verifier {
 }
 
 impl Guard {
-    /// A guard verifying in process against `store`: the client address is the peer address, and
-    /// 20 failed authentications per minute per address are allowed.
+    /// A guard verifying in process against `store` (whose options set the failure limits): the
+    /// client address is the peer address.
     pub fn new(store: Store) -> Self {
-        Guard::with_options(store, 20, None, None)
+        Guard::with_options(store, None, None)
     }
 
     /// A guard verifying through a knowmind server, for services without access to its database.
     pub fn remote(verifier: RemoteVerifier) -> Self {
-        Guard::build(Verifier::Remote(verifier), 20, None, None)
+        Guard::build(Verifier::Remote(verifier), None, None)
     }
 
-    /// A local guard with a failure limit per address per minute (0 disables it), the header a
-    /// trusted reverse proxy puts the client address in (its rightmost entry is used), and metrics.
+    /// A local guard with the header a trusted reverse proxy puts the client address in (its
+    /// rightmost entry is used), and metrics.
     pub fn with_options(
         store: Store,
-        failures_per_minute: u32,
         trusted_proxy_header: Option<HeaderName>,
         metrics: Option<Arc<Metrics>>,
     ) -> Self {
-        Guard::build(
-            Verifier::Local(store),
-            failures_per_minute,
-            trusted_proxy_header,
-            metrics,
-        )
+        Guard::build(Verifier::Local(store), trusted_proxy_header, metrics)
     }
 
     /// A local guard that records no usage: for the load test only (feature `bench-internals`).
     #[cfg(feature = "bench-internals")]
     pub fn unrecorded_for_benchmarks(store: Store) -> Self {
-        Guard::build(Verifier::Unrecorded(store), 0, None, None)
+        Guard::build(Verifier::Unrecorded(store), None, None)
     }
 
     fn build(
         verifier: Verifier,
-        failures_per_minute: u32,
         trusted_proxy_header: Option<HeaderName>,
         metrics: Option<Arc<Metrics>>,
     ) -> Self {
         Guard {
             inner: Arc::new(GuardInner {
                 verifier,
-                limiter: FailureLimiter::new(failures_per_minute, Duration::from_secs(60)),
                 trusted_proxy_header,
                 metrics,
             }),
         }
     }
 
-    /// The per-address failure limiter.
-    pub fn limiter(&self) -> &FailureLimiter {
-        &self.inner.limiter
-    }
-
-    /// The client address of a request: the peer, or the rightmost address in the trusted proxy
-    /// header when one is configured and present.
+    /// The client address of a request: the peer, or — when a trusted proxy header is
+    /// configured and present — the rightmost entry of its last occurrence, which is what our
+    /// own proxy appended (entries to its left came from the client and prove nothing). If that
+    /// entry does not parse (`ip`, `ip:port` or `[v6]:port`), the peer address.
     pub fn client_ip(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
-        if let Some(name) = &self.inner.trusted_proxy_header
-            && let Some(ip) = headers
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|part| part.trim().parse::<IpAddr>().ok())
-                .next_back()
-        {
-            return Some(ip);
-        }
-        peer
+        let Some(name) = &self.inner.trusted_proxy_header else {
+            return peer;
+        };
+        let Some(last) = headers.get_all(name).iter().next_back() else {
+            return peer;
+        };
+        last.to_str()
+            .ok()
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|entry| forwarded_address(entry.trim()))
+            .or(peer)
     }
 
     /// Authenticates `req` for `access`, runs `inner` with [`Authenticated`] in the request's
@@ -181,12 +166,7 @@ impl Guard {
         let peer = peer_ip(&mut parts).await;
         let req = Request::from_parts(parts, body);
         let client_ip = self.client_ip(req.headers(), peer);
-        if let Some(ip) = client_ip
-            && let Err(wait) = self.inner.limiter.check(ip)
-        {
-            self.count("rate_limited");
-            return ApiError::rate_limited(wait).into_response();
-        }
+        // A missing or garbled header costs nothing: refused, not counted against the address.
         let Some(presented) = bearer(req.headers()) else {
             self.fail(client_ip, "missing_or_malformed_header");
             return ApiError::unauthorized().into_response();
@@ -208,6 +188,8 @@ impl Guard {
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
+            workspace: None,
+            reported_by: None,
         };
         let store = match &self.inner.verifier {
             Verifier::Local(store) => store,
@@ -219,6 +201,8 @@ impl Guard {
                     Err(e) => {
                         if e.status == axum::http::StatusCode::UNAUTHORIZED {
                             self.fail(client_ip, "remote_refusal");
+                        } else if e.status == axum::http::StatusCode::TOO_MANY_REQUESTS {
+                            self.count("rate_limited");
                         }
                         e.into_response()
                     }
@@ -252,6 +236,7 @@ impl Guard {
                 self.count(match &e {
                     token_store::Error::Forbidden { .. } => "insufficient_scope",
                     token_store::Error::Busy => "busy",
+                    token_store::Error::RateLimited { .. } => "rate_limited",
                     _ => "error",
                 });
                 ApiError::from(e).into_response()
@@ -262,9 +247,6 @@ impl Guard {
     fn fail(&self, client_ip: Option<IpAddr>, reason: &str) {
         tracing::info!(reason, client_ip = ?client_ip, "authentication failed");
         self.count("unauthorized");
-        if let Some(ip) = client_ip {
-            self.inner.limiter.failure(ip);
-        }
     }
 
     fn count(&self, outcome: &'static str) {
@@ -303,6 +285,14 @@ pub(crate) async fn peer_ip(parts: &mut Parts) -> Option<IpAddr> {
         .await
         .ok()
         .map(|c| c.0.ip())
+}
+
+/// An address as a proxy writes it: `ip`, `ip:port` or `[v6]:port`.
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    entry.parse::<SocketAddr>().ok().map(|s| s.ip())
 }
 
 /// The token of `Authorization: Bearer <token>`: exactly one header, the `Bearer` scheme (any
@@ -424,6 +414,56 @@ mod tests {
             map.append(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
         }
         map
+    }
+
+    fn guard_with_proxy_header() -> Guard {
+        Guard::build(
+            Verifier::Remote(
+                RemoteVerifier::new(
+                    "http://127.0.0.1:9",
+                    secrecy::SecretString::from("x".to_owned()),
+                    std::time::Duration::ZERO,
+                )
+                .unwrap(),
+            ),
+            Some(HeaderName::from_static("x-forwarded-for")),
+            None,
+        )
+    }
+
+    #[test]
+    fn the_client_address_is_the_rightmost_forwarded_entry_or_the_peer() {
+        let guard = guard_with_proxy_header();
+        let peer: Option<IpAddr> = Some("10.0.0.1".parse().unwrap());
+        let with = |values: &[&str]| {
+            let mut map = HeaderMap::new();
+            for v in values {
+                map.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+            }
+            guard.client_ip(&map, peer).map(|ip| ip.to_string())
+        };
+        assert_eq!(with(&["198.51.100.7"]).as_deref(), Some("198.51.100.7"));
+        assert_eq!(
+            with(&["1.1.1.1, 198.51.100.7"]).as_deref(),
+            Some("198.51.100.7")
+        );
+        assert_eq!(with(&["203.0.113.9:41234"]).as_deref(), Some("203.0.113.9"));
+        assert_eq!(with(&["[2001:db8::1]:443"]).as_deref(), Some("2001:db8::1"));
+        // The spoof from the review: a parsable entry to the left of one that does not parse
+        // must not be picked; the peer is used instead.
+        assert_eq!(
+            with(&["10.0.1.5, 203.0.113.9:41234"]).as_deref(),
+            Some("203.0.113.9")
+        );
+        assert_eq!(
+            with(&["198.51.100.7, garbage"]).as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(
+            with(&["198.51.100.7", "unknown"]).as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(with(&[]).as_deref(), Some("10.0.0.1"));
     }
 
     #[test]

@@ -1,55 +1,71 @@
-//! The first start: a workspace, its owner and an admin token, so the server is usable at once.
+//! Getting in: the first start creates a workspace, its owner and an admin token and hands the
+//! token over in a 0600 file — in the same transaction, so a workspace is never committed whose
+//! admin token nobody received — and an operator with shell access can always issue a new admin
+//! token (`knowmind-server admin-token`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use audit::Context;
+use audit::{Actor, Context};
 use token_core::{Scope, Token};
-use token_store::{NewMember, NewToken, Role, Store, Workspace};
+use token_store::{NewMember, NewToken, Role, Store, TokenRecord, Workspace};
 
 /// Name of the file the bootstrap token is written to, in the data directory.
 pub const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-token";
 
-/// Creates workspace `name` with an owner (`owner_email`) and an admin token for them.
+fn owner(email: &str) -> NewMember {
+    NewMember {
+        name: "Owner".into(),
+        email: email.into(),
+        role: Role::Owner,
+    }
+}
+
+fn admin_token(name: &str, description: &str) -> NewToken {
+    NewToken {
+        owner_id: String::new(), // the new owner
+        name: name.into(),
+        description: description.into(),
+        client: String::new(),
+        scopes: Scope::Admin.into(),
+        expires_at: None,
+    }
+}
+
+/// Creates workspace `name` with an owner (`owner_email`) and an admin token for them; the
+/// token is given to `hand_over` before anything is committed.
 ///
 /// # Errors
-/// If the name is taken or invalid, or the database fails.
+/// If the name is taken or invalid, handing over fails, or the database fails.
 pub async fn create_workspace(
     store: &Store,
     name: &str,
     owner_email: &str,
+    hand_over: impl FnOnce(&Token) -> Result<(), String>,
 ) -> anyhow::Result<(Workspace, Token)> {
-    let owner = NewMember {
-        name: "Owner".into(),
-        email: owner_email.into(),
-        role: Role::Owner,
-    };
-    let (workspace, owner) = store
-        .create_workspace(name, owner, &Context::system())
+    let first = admin_token(
+        "bootstrap",
+        "created when the workspace was; replace it with your own admin token, then revoke it",
+    );
+    let (workspace, _, token) = store
+        .create_workspace_with_token(
+            name,
+            owner(owner_email),
+            first,
+            &Context::system(),
+            hand_over,
+        )
         .await
         .with_context(|| format!("cannot create workspace {name:?}"))?;
-    let new = NewToken {
-        owner_id: owner.id,
-        name: "bootstrap".into(),
-        description:
-            "created when the workspace was; replace it with your own admin token, then revoke it"
-                .into(),
-        client: String::new(),
-        scopes: Scope::Admin.into(),
-        expires_at: None,
-    };
-    let (_, token) = store
-        .create_token(&workspace.id, new, &Context::system())
-        .await?;
     Ok((workspace, token))
 }
 
 /// On an empty database, creates the first workspace and writes its admin token to
-/// `<data_dir>/bootstrap-token` with mode 0600. Returns the file's path if it did.
+/// `<data_dir>/bootstrap-token` (mode 0600) before committing. Returns the file's path if it
+/// did.
 ///
 /// # Errors
-/// If the database or the file system fails.
+/// If the database or the file system fails; then nothing was committed.
 pub async fn on_first_start(
     store: &Store,
     data_dir: &Path,
@@ -59,34 +75,54 @@ pub async fn on_first_start(
     if !store.list_workspaces().await?.is_empty() {
         return Ok(None);
     }
-    let (workspace, token) = match create_workspace(store, name, owner_email).await {
-        Ok(created) => created,
+    let path = data_dir.join(BOOTSTRAP_TOKEN_FILE);
+    let write = |token: &Token| {
+        let contents = zeroize::Zeroizing::new(format!("{}\n", token.expose_secret()));
+        crate::secret_file::write(&path, contents.as_bytes(), true)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
+    };
+    let workspace = match create_workspace(store, name, owner_email, write).await {
+        Ok((workspace, _)) => workspace,
         // Another instance bootstrapped the shared database a moment ago.
         Err(_) if !store.list_workspaces().await?.is_empty() => return Ok(None),
         Err(e) => return Err(e),
     };
-    let path = data_dir.join(BOOTSTRAP_TOKEN_FILE);
-    write_secret_file(&path, token.expose_secret())?;
     tracing::info!(workspace = %workspace.id, path = %path.display(), "created the first workspace; its admin token is in the file");
     Ok(Some(path))
 }
 
-/// Writes `secret` to a new file readable by its owner only (any old file is replaced).
-fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot replace {}", path.display())),
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(secret.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    Ok(())
+/// Issues a new admin token for the owner of workspace `name`, as the local operator: the way
+/// back in for someone with shell access when no admin token is left. Audited (actor
+/// `operator`).
+///
+/// # Errors
+/// An unknown workspace, one without an owner, or a database failure.
+pub async fn operator_admin_token(
+    store: &Store,
+    name: &str,
+) -> anyhow::Result<(Workspace, TokenRecord, Token)> {
+    let workspace = store
+        .list_workspaces()
+        .await?
+        .into_iter()
+        .find(|w| w.name == name)
+        .with_context(|| format!("no workspace is named {name:?}"))?;
+    let owner = store
+        .list_members(&workspace.id)
+        .await?
+        .into_iter()
+        .find(|m| m.role == Role::Owner)
+        .with_context(|| format!("workspace {name:?} has no owner"))?;
+    let new = NewToken {
+        owner_id: owner.id,
+        ..admin_token(
+            "operator",
+            "issued from the server's shell with `knowmind-server admin-token`",
+        )
+    };
+    let (record, token) = store
+        .create_token(&workspace.id, new, &Context::of(Actor::Operator))
+        .await?;
+    Ok((workspace, record, token))
 }

@@ -47,6 +47,11 @@ pub struct Common {
     /// Log filter, e.g. `info` or `knowmind_server=debug,info`.
     #[arg(long, env = "KNOWMIND_LOG", default_value = "info", global = true)]
     pub log: String,
+    /// A file holding the audit key (64 hex digits) that keys the audit log's hash chain.
+    /// Default: `<data-dir>/audit-key`, created on first start. Every instance sharing one
+    /// database must use the same key.
+    #[arg(long, env = "KNOWMIND_AUDIT_KEY_FILE", global = true)]
+    pub audit_key_file: Option<PathBuf>,
 }
 
 /// How logs are written.
@@ -67,9 +72,20 @@ pub enum Command {
     Init(InitArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Issue a new admin token for a workspace's owner and print it, once, on stdout: the way
+    /// back in for an operator with shell access. Audited as an operator action.
+    AdminToken(AdminTokenArgs),
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+/// `admin-token` settings.
+#[derive(Debug, Args)]
+pub struct AdminTokenArgs {
+    /// The workspace's name.
+    #[arg(long, env = "KNOWMIND_WORKSPACE")]
+    pub workspace: String,
 }
 
 /// `serve` settings.
@@ -88,9 +104,30 @@ pub struct ServeArgs {
     /// Requests taking longer are answered 408.
     #[arg(long, env = "KNOWMIND_REQUEST_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub request_timeout: time::Duration,
-    /// Failed authentications allowed per client address per minute (0 = no limit).
+    /// Failed authentications allowed per client address (IPv6: per /64) per minute before
+    /// lookups and scrypt for the address are refused with 429 (0 = no limit). Tokens the server
+    /// has already verified are always served.
     #[arg(long, env = "KNOWMIND_AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
     pub auth_failures_per_minute: u32,
+    /// Failed verifications allowed per introspect token (a resource server using
+    /// `/v1/tokens/verify`) per minute (0 = no limit).
+    #[arg(
+        long,
+        env = "KNOWMIND_INTROSPECT_FAILURES_PER_MINUTE",
+        default_value_t = 300
+    )]
+    pub introspect_failures_per_minute: u32,
+    /// Time a client has to send a request's headers, from opening the connection or from the
+    /// previous response: also the keep-alive idle timeout.
+    #[arg(long, env = "KNOWMIND_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub header_read_timeout: time::Duration,
+    /// Connections served at once; beyond that the server stops accepting until one closes.
+    #[arg(long, env = "KNOWMIND_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// How often a signed audit checkpoint is written to `<data-dir>/checkpoints/` (when the log
+    /// has grown).
+    #[arg(long, env = "KNOWMIND_CHECKPOINT_INTERVAL", default_value = "10m", value_parser = duration)]
+    pub checkpoint_interval: time::Duration,
     /// Threads for scrypt (default: the number of CPUs).
     #[arg(long, env = "KNOWMIND_HASH_THREADS")]
     pub hash_threads: Option<usize>,
@@ -127,20 +164,10 @@ pub enum AuditCommand {
 /// `audit verify` settings.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// A checkpoint kept outside the database: its sequence number…
-    #[arg(
-        long,
-        env = "KNOWMIND_AUDIT_CHECKPOINT_SEQ",
-        requires = "checkpoint_hash"
-    )]
-    pub checkpoint_seq: Option<i64>,
-    /// …and its hash.
-    #[arg(
-        long,
-        env = "KNOWMIND_AUDIT_CHECKPOINT_HASH",
-        requires = "checkpoint_seq"
-    )]
-    pub checkpoint_hash: Option<String>,
+    /// Signed checkpoints to verify the chain against: files, or directories of them. Default:
+    /// `<data-dir>/checkpoints`, where the server writes them.
+    #[arg(long = "checkpoint", value_name = "PATH")]
+    pub checkpoints: Vec<PathBuf>,
 }
 
 fn duration(text: &str) -> Result<time::Duration, String> {
@@ -185,6 +212,13 @@ impl Common {
                 .to_string_lossy()
                 .into_owned()),
         }
+    }
+
+    /// The audit key's file: `--audit-key-file`, or `<data-dir>/audit-key`.
+    pub fn audit_key_path(&self) -> PathBuf {
+        self.audit_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit-key"))
     }
 
     /// Creates the data directory (0700) if it is missing.

@@ -71,7 +71,8 @@ impl ApiError {
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "RATE_LIMITED",
-                "too many failed authentications from this address; try again later",
+                "too many failed authentications from this address; a token this server has \
+                 already verified still works, others must wait",
             )
         }
     }
@@ -142,8 +143,17 @@ impl From<token_store::Error> for ApiError {
                 "TOKEN_NOT_ACTIVE",
                 format!("the token is {state}"),
             ),
+            E::AlreadyRotated { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "TOKEN_NOT_ACTIVE", e.to_string())
+            }
             E::Unauthorized(_) => ApiError::unauthorized(),
             E::Forbidden { missing } => ApiError::forbidden(missing),
+            E::LifetimeExceeded { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "LIFETIME_EXCEEDED",
+                e.to_string(),
+            ),
+            E::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
             E::Busy => ApiError::busy(),
             E::Storage(audit::Error::Database(db)) if db.is_pool_timeout() => ApiError::busy(),
             other => {

@@ -1,6 +1,7 @@
 //! Prometheus metrics. Labels are methods, route templates, statuses and refusal kinds — never a
 //! token id, client address or anything else unbounded or identifying.
 
+use axum::http::Method;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -76,11 +77,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts one request.
-    pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    /// Counts one request. Methods other than the standard ones are counted as `OTHER`, so
+    /// unauthenticated clients inventing methods cannot grow the series without bound (routes
+    /// are templates or `unmatched`, statuses a small set).
+    pub fn request(&self, method: &Method, route: &str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {
-                method: method.to_owned(),
+                method: method_label(method).to_owned(),
                 route: route.to_owned(),
                 status,
             })
@@ -92,7 +95,7 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Counts one authentication refusal of kind `outcome`.
+    /// Counts one authentication refusal of kind `outcome` (a fixed set of names).
     pub fn auth_refused(&self, outcome: &str) {
         self.auth_refusals
             .get_or_create(&OutcomeLabels {
@@ -108,5 +111,43 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// The label of a method: the standard ones by name, anything else `OTHER`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invented_methods_share_one_series() {
+        let metrics = Metrics::default();
+        for i in 0..500 {
+            let method = Method::from_bytes(format!("X{i}").as_bytes()).unwrap();
+            metrics.request(&method, "unmatched", 405, 0.001);
+        }
+        metrics.request(&Method::GET, "unmatched", 404, 0.001);
+        let text = metrics.render();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("knowmind_http_requests_total{"))
+            .count();
+        assert_eq!(series, 2, "{text}");
+        assert!(text.contains(r#"method="OTHER""#), "{text}");
     }
 }

@@ -47,7 +47,7 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
     };
     let status = response.status().as_u16();
     let elapsed = start.elapsed();
-    metrics.request(method.as_str(), &route, status, elapsed.as_secs_f64());
+    metrics.request(&method, &route, status, elapsed.as_secs_f64());
     tracing::info!(
         method = %method,
         route,

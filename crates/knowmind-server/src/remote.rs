@@ -1,7 +1,10 @@
 //! Verifying tokens through a knowmind server (`POST /v1/tokens/verify`), for services that do not
-//! share its database. Valid answers are cached for a short time (5 s by default), keyed by a
-//! keyed hash of the whole token and the required scopes; refusals are never cached, so a
-//! token that becomes valid (or a fixed scope) is seen at once, and a revoked one within the TTL.
+//! share its database. Valid answers are cached for a short time (5 s by default, never past the
+//! token's expiry), keyed by a keyed hash of the whole token and the required scopes; refusals
+//! are never cached, so a token that becomes valid (or a fixed scope) is seen at once, and a
+//! revoked one within the TTL. Failed verifications are limited per client address here, before
+//! the question is sent: the knowmind server counts failures per introspect token, and one
+//! client sending garbage must not use up this service's budget there.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,8 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use token_core::rand::TryRng;
-use token_core::{Scopes, TokenId};
-use token_store::{Call, Principal};
+use token_core::{Clock, Scopes, SystemClock, TokenId};
+use token_store::{Call, FailureLimiter, Principal, Source};
 use zeroize::Zeroizing;
 
 use crate::error::ApiError;
@@ -30,6 +33,7 @@ struct Inner {
     ttl: Duration,
     key: Zeroizing<[u8; 32]>,
     cache: Mutex<HashMap<[u8; 32], (Instant, Principal)>>,
+    limiter: FailureLimiter,
 }
 
 impl std::fmt::Debug for RemoteVerifier {
@@ -102,6 +106,7 @@ impl RemoteVerifier {
                 ttl,
                 key,
                 cache: Mutex::new(HashMap::new()),
+                limiter: FailureLimiter::new(20, Duration::from_secs(60), Arc::new(SystemClock)),
             }),
         })
     }
@@ -118,8 +123,8 @@ impl RemoteVerifier {
     ///
     /// # Errors
     /// 401 for an unusable token (whatever the reason), 403 naming the missing scope, 429 when
-    /// the server rate-limits the caller's address, 503 when the server cannot be reached or is
-    /// busy.
+    /// the client's address (20 failures a minute) or this service (at the server) failed too
+    /// often, 503 when the server cannot be reached or is busy.
     pub async fn verify(
         &self,
         presented: &str,
@@ -133,10 +138,16 @@ impl RemoteVerifier {
         let now = Instant::now();
         {
             let cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((until, principal)) = cache.get(&key).filter(|(until, _)| *until > now) {
-                let _ = until;
+            if let Some((_, principal)) = cache.get(&key).filter(|(until, _)| *until > now) {
                 return Ok(principal.clone());
             }
+        }
+        let source = call.client_ip.map(Source::Address);
+        if let Some(source) = source {
+            self.inner
+                .limiter
+                .check(source)
+                .map_err(ApiError::rate_limited)?;
         }
         let question = Question {
             token: presented,
@@ -177,16 +188,31 @@ impl RemoteVerifier {
                     scopes,
                     expires_at: answer.expires_at,
                 };
-                let mut cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
-                if cache.len() >= CACHE_CAPACITY {
-                    cache.clear();
+                // Trusted for the TTL, but never past the token's own expiry.
+                let ttl = match answer.expires_at {
+                    Some(at) => {
+                        let left = Duration::try_from(at - SystemClock.now()).unwrap_or_default();
+                        left.min(self.inner.ttl)
+                    }
+                    None => self.inner.ttl,
+                };
+                if !ttl.is_zero() {
+                    let mut cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+                    if cache.len() >= CACHE_CAPACITY {
+                        cache.clear();
+                    }
+                    cache.insert(key, (now + ttl, principal.clone()));
                 }
-                cache.insert(key, (now + self.inner.ttl, principal.clone()));
                 Ok(principal)
             }
             "INSUFFICIENT_SCOPE" => Err(ApiError::forbidden(required)),
             "RATE_LIMITED" => Err(ApiError::rate_limited(60)),
-            _ => Err(ApiError::unauthorized()),
+            _ => {
+                if let Some(source) = source {
+                    self.inner.limiter.failure(source);
+                }
+                Err(ApiError::unauthorized())
+            }
         }
     }
 }

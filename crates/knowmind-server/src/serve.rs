@@ -4,16 +4,18 @@
 //! stderr. Nothing else in the library does.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use audit::{AuditKey, Checkpoint, SignedCheckpoint};
 use token_store::{Store, StoreOptions};
 use tracing_subscriber::EnvFilter;
 
 use crate::api::{AppState, router};
 use crate::auth::Guard;
-use crate::cli::{AuditCommand, Cli, Command, Common, InitArgs, LogFormat, ServeArgs};
+use crate::cli::{AuditCommand, Cli, Command, Common, InitArgs, LogFormat, ServeArgs, VerifyArgs};
+use crate::connections::ConnectionLimits;
 use crate::metrics::Metrics;
 use crate::notes::Notes;
 
@@ -39,54 +41,181 @@ pub fn init_tracing(common: &Common) -> anyhow::Result<()> {
 /// # Errors
 /// Whatever stops the command; the binary prints it and exits 1.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let common = &cli.common;
     match cli.command {
-        Command::Serve(args) => serve(&cli.common, &args).await.map(|()| 0),
-        Command::Init(args) => init(&cli.common, &args).await.map(|()| 0),
+        Command::Serve(args) => serve(common, &args).await.map(|()| 0),
+        Command::Init(args) => init(common, &args).await.map(|()| 0),
         Command::Migrate => {
-            let (store, _) = open(&cli.common, StoreOptions::default()).await?;
+            let (store, _) = open(common, StoreOptions::default(), Key::None).await?;
             store.close().await;
             eprintln!("the database schema is up to date");
             Ok(0)
         }
-        Command::Audit(AuditCommand::Verify(args)) => {
-            let (store, _) = open(&cli.common, StoreOptions::default()).await?;
-            let checkpoint = match (args.checkpoint_seq, args.checkpoint_hash) {
-                (Some(seq), Some(hash)) => Some(audit::Checkpoint { seq, hash }),
-                _ => None,
-            };
-            let report = store.audit().verify(checkpoint.as_ref()).await?;
+        Command::AdminToken(args) => {
+            let (store, _) = open(common, StoreOptions::default(), Key::Create).await?;
+            let (workspace, record, token) =
+                crate::bootstrap::operator_admin_token(&store, &args.workspace).await?;
             store.close().await;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(if report.is_intact() { 0 } else { 1 })
+            eprintln!(
+                "issued admin token {} for the owner of {} ({}); it follows, shown this once:",
+                record.id, workspace.name, workspace.id
+            );
+            println!("{}", token.expose_secret()); // stdout, once, on purpose
+            Ok(0)
         }
+        Command::Audit(AuditCommand::Verify(args)) => audit_verify(common, &args).await,
     }
 }
 
-/// Opens the store (running migrations) and the notes.
-async fn open(common: &Common, options: StoreOptions) -> anyhow::Result<(Store, Notes)> {
+/// Whether a command needs the audit key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    /// It writes events: use the key, creating it on first start, and check it matches the log.
+    Create,
+    /// It only reads: use the key if there is one.
+    IfPresent,
+    /// It writes no events.
+    None,
+}
+
+/// Opens the store (running migrations) and the notes, with the audit key.
+async fn open(common: &Common, options: StoreOptions, key: Key) -> anyhow::Result<(Store, Notes)> {
+    common.ensure_data_dir()?;
+    let audit_key = match key {
+        Key::Create => Some(audit_key(common, true)?),
+        Key::IfPresent => {
+            let path = common.audit_key_path();
+            path.exists()
+                .then(|| audit_key(common, false))
+                .transpose()?
+        }
+        Key::None => None,
+    };
     let url = common.database_url()?;
-    if !url.starts_with("postgres") {
-        common.ensure_data_dir()?;
+    let store = Store::open(
+        &url,
+        StoreOptions {
+            audit_key,
+            ..options
+        },
+    )
+    .await
+    .context("cannot open the database (--database-url / KNOWMIND_DATABASE_URL)")?;
+    if key == Key::Create {
+        store.audit().check_key().await.with_context(|| {
+            format!(
+                "the audit key in {} is not the one this database's audit log was written with \
+                 (--audit-key-file / KNOWMIND_AUDIT_KEY_FILE)",
+                common.audit_key_path().display()
+            )
+        })?;
     }
-    let store = Store::open(&url, options)
-        .await
-        .context("cannot open the database (--database-url / KNOWMIND_DATABASE_URL)")?;
     let notes = Notes::open(store.db().clone()).await?;
     Ok((store, notes))
 }
 
+/// Reads the audit key, or — with `create`, when its file does not exist — makes one and writes
+/// it (0600, atomically; if another instance wrote one first, that one is used).
+fn audit_key(common: &Common, create: bool) -> anyhow::Result<Arc<AuditKey>> {
+    let path = common.audit_key_path();
+    if create && !path.exists() {
+        let key = AuditKey::generate()?;
+        let hex = key.expose_hex();
+        if crate::secret_file::write(&path, format!("{}\n", *hex).as_bytes(), false)? {
+            tracing::info!(path = %path.display(), "created the audit key; keep a copy somewhere safe");
+        }
+    }
+    let text = crate::secret_file::read(&path)
+        .context("the audit key is needed (--audit-key-file / KNOWMIND_AUDIT_KEY_FILE)")?;
+    let key = AuditKey::from_hex(&text)
+        .with_context(|| format!("{} does not hold an audit key", path.display()))?;
+    Ok(Arc::new(key))
+}
+
 async fn init(common: &Common, args: &InitArgs) -> anyhow::Result<()> {
-    let (store, _) = open(common, StoreOptions::default()).await?;
+    let (store, _) = open(common, StoreOptions::default(), Key::Create).await?;
     let (workspace, token) =
-        crate::bootstrap::create_workspace(&store, &args.workspace, &args.owner_email).await?;
+        crate::bootstrap::create_workspace(&store, &args.workspace, &args.owner_email, |_| Ok(()))
+            .await?;
     store.close().await;
     eprintln!(
         "created workspace {} ({}); its admin token follows, shown this once:",
         workspace.name, workspace.id
     );
     println!("{}", token.expose_secret()); // stdout, once, on purpose
-
     Ok(())
+}
+
+async fn audit_verify(common: &Common, args: &VerifyArgs) -> anyhow::Result<i32> {
+    let (store, _) = open(common, StoreOptions::default(), Key::IfPresent).await?;
+    let paths = if args.checkpoints.is_empty() {
+        let default = common.data_dir.join(CHECKPOINTS_DIR);
+        if default.is_dir() {
+            vec![default]
+        } else {
+            Vec::new()
+        }
+    } else {
+        args.checkpoints.clone()
+    };
+    let signed = read_checkpoints(&paths)?;
+    let key = (!signed.is_empty())
+        .then(|| audit_key(common, false))
+        .transpose()?;
+    let forged: Vec<&SignedCheckpoint> = signed
+        .iter()
+        .filter(|c| key.as_ref().is_none_or(|k| !c.is_signed_by(k)))
+        .collect();
+    let checkpoints: Vec<Checkpoint> = signed.iter().map(SignedCheckpoint::checkpoint).collect();
+    let report = store.audit().verify(&checkpoints).await?;
+    store.close().await;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "events": report.events,
+            "head": report.head,
+            "broken": report.broken,
+            "checkpoints": checkpoints.len(),
+            "badly_signed_checkpoints": forged.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        }))?
+    );
+    Ok(if report.is_intact() && forged.is_empty() {
+        0
+    } else {
+        1
+    })
+}
+
+/// Where signed checkpoints are written, under the data directory.
+pub const CHECKPOINTS_DIR: &str = "checkpoints";
+
+/// Every signed checkpoint in `paths` (files, or directories of `*.json` files).
+fn read_checkpoints(paths: &[PathBuf]) -> anyhow::Result<Vec<SignedCheckpoint>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+            {
+                let file = entry?.path();
+                if file.extension().is_some_and(|e| e == "json") {
+                    files.push(file);
+                }
+            }
+        } else {
+            files.push(path.clone());
+        }
+    }
+    files.sort();
+    files
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a signed checkpoint", file.display()))
+        })
+        .collect()
 }
 
 async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
@@ -95,9 +224,11 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         max_staleness: args.max_staleness,
         hash_threads: args.hash_threads.unwrap_or(defaults.hash_threads),
         hash_queue: 2 * args.hash_threads.unwrap_or(defaults.hash_threads),
+        failures_per_minute: args.auth_failures_per_minute,
+        reported_failures_per_minute: args.introspect_failures_per_minute,
         ..defaults
     };
-    let (store, notes) = open(common, options).await?;
+    let (store, notes) = open(common, options, Key::Create).await?;
     crate::bootstrap::on_first_start(
         &store,
         &common.data_dir,
@@ -108,12 +239,22 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let guard = Guard::with_options(
         store.clone(),
-        args.auth_failures_per_minute,
         args.trusted_proxy_header.clone(),
         Some(metrics.clone()),
     );
-    let timeout = std::time::Duration::try_from(args.request_timeout)
-        .context("--request-timeout must be positive")?;
+    let positive = |d: time::Duration, flag: &str| {
+        std::time::Duration::try_from(d)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .with_context(|| format!("{flag} must be positive"))
+    };
+    let timeout = positive(args.request_timeout, "--request-timeout")?;
+    let limits = ConnectionLimits {
+        header_read_timeout: positive(args.header_read_timeout, "--header-read-timeout")?,
+        max_connections: args.max_connections.max(1),
+        shutdown_grace: timeout,
+    };
+    let every = positive(args.checkpoint_interval, "--checkpoint-interval")?;
     let app = router(
         AppState {
             store: store.clone(),
@@ -132,16 +273,17 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
             )
         })?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    let pruner = tokio::spawn(prune_usage_hourly(store.clone()));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("the server failed")?;
-    pruner.abort();
+    let checkpoints = common.data_dir.join(CHECKPOINTS_DIR);
+    let background = [
+        tokio::spawn(prune_usage_hourly(store.clone())),
+        tokio::spawn(write_checkpoints(store.clone(), checkpoints.clone(), every)),
+    ];
+    crate::connections::serve(listener, app, limits, shutdown_signal()).await;
+    for task in background {
+        task.abort();
+    }
     tracing::info!("draining: committing usage records and closing the database");
+    write_checkpoint(&store, &checkpoints).await;
     store.close().await;
     Ok(())
 }
@@ -155,6 +297,40 @@ async fn prune_usage_hourly(store: Store) {
             Ok(n) => tracing::info!(records = n, "pruned usage records past retention"),
             Err(e) => tracing::warn!(error = %e, "usage pruning failed"),
         }
+    }
+}
+
+/// Writes a signed checkpoint now and then `every` (when the log has grown).
+async fn write_checkpoints(store: Store, dir: PathBuf, every: std::time::Duration) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        write_checkpoint(&store, &dir).await;
+    }
+}
+
+/// Writes the current head, signed, as `<dir>/<seq>.json` unless that file exists, and logs it
+/// (a log shipper keeps another copy).
+async fn write_checkpoint(store: &Store, dir: &Path) {
+    let result: anyhow::Result<()> = async {
+        let signed = store.audit().signed_checkpoint(store.now()).await?;
+        if signed.seq == 0 {
+            return Ok(());
+        }
+        let path = dir.join(format!("{:020}.json", signed.seq));
+        if path.exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let text = serde_json::to_string_pretty(&signed)?;
+        if crate::secret_file::write(&path, text.as_bytes(), false)? {
+            tracing::info!(seq = signed.seq, hash = %signed.hash, "audit checkpoint");
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = format!("{e:#}"), "audit checkpoint not written");
     }
 }
 

@@ -4,7 +4,8 @@
 //! Entries are found by token id and unlocked by a keyed SHA-256 digest of the *whole* token (the
 //! key is random per process), compared in constant time: knowing an id, or an id and a wrong
 //! secret, never hits. An entry carries what a decision needs (scopes, expiry, revocation time) and
-//! when the database last confirmed it; an entry older than the staleness bound is re-read (one
+//! when the database last confirmed it, on the store clock's monotonic reading (so a wall-clock
+//! step cannot extend trust); an entry older than the staleness bound is re-read (one
 //! indexed lookup, no scrypt) — unless a revocation sync (see `sync.rs`) that started after the
 //! entry was cached is itself younger than the bound. The map is bounded: when full, an arbitrary
 //! entry makes room.
@@ -12,6 +13,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -23,22 +25,34 @@ use crate::model::Principal;
 
 /// What a decision about a proven token needs, shared (not copied) between the cache and the
 /// requests that hit it.
-#[derive(Debug)]
 pub(crate) struct Cached {
     /// Who the token speaks for.
     pub(crate) principal: Principal,
     /// When it is (or will be) revoked.
     pub(crate) revoked_at: Option<OffsetDateTime>,
+    /// Whether it was rotated (a successor exists): presenting it after `revoked_at` is reuse.
+    pub(crate) rotated: bool,
     /// The stored hash the secret was proven against; a different one means re-verify.
     pub(crate) phc: String,
+}
+
+impl std::fmt::Debug for Cached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cached")
+            .field("principal", &self.principal)
+            .field("revoked_at", &self.revoked_at)
+            .field("rotated", &self.rotated)
+            .field("phc", &"[REDACTED]")
+            .finish()
+    }
 }
 
 #[derive(Debug)]
 struct Entry {
     digest: [u8; 32],
     cached: Arc<Cached>,
-    /// When the database last confirmed this entry.
-    checked_at: OffsetDateTime,
+    /// When the database last confirmed this entry (monotonic).
+    checked_at: Duration,
     /// The generation of the first revocation sync that started after this entry was in the map;
     /// syncs from that one on would have evicted it.
     inserted_gen: u64,
@@ -46,9 +60,10 @@ struct Entry {
 
 struct Entries {
     map: HashMap<TokenId, Entry>,
-    /// The last completed revocation sync: its generation and when it started. Every revocation
-    /// committed before that start has been evicted from entries that were in the map then.
-    synced: Option<(u64, OffsetDateTime)>,
+    /// The last completed revocation sync: its generation and when it started (monotonic). Every
+    /// revocation committed before that start has been evicted from entries that were in the map
+    /// then.
+    synced: Option<(u64, Duration)>,
 }
 
 pub(crate) struct Cache {
@@ -98,12 +113,7 @@ impl Cache {
 
     /// Looks `token` up. An entry is fresh while its own database check, or a revocation sync that
     /// covers it, is less than `max_staleness` old; otherwise it is stale.
-    pub(crate) fn get(
-        &self,
-        token: &Token,
-        now: OffsetDateTime,
-        max_staleness: time::Duration,
-    ) -> Lookup {
+    pub(crate) fn get(&self, token: &Token, now: Duration, max_staleness: Duration) -> Lookup {
         if self.capacity == 0 {
             return Lookup::Miss;
         }
@@ -112,9 +122,9 @@ impl Cache {
         match entries.map.get(&token.id()) {
             Some(entry) if bool::from(entry.digest.ct_eq(&digest)) => {
                 let synced = entries.synced.is_some_and(|(generation, started)| {
-                    generation >= entry.inserted_gen && now - started < max_staleness
+                    generation >= entry.inserted_gen && now.saturating_sub(started) < max_staleness
                 });
-                if synced || now - entry.checked_at < max_staleness {
+                if synced || now.saturating_sub(entry.checked_at) < max_staleness {
                     Lookup::Fresh(entry.cached.clone())
                 } else {
                     Lookup::Stale(entry.cached.clone())
@@ -125,7 +135,7 @@ impl Cache {
     }
 
     /// Remembers `token` as verified, as of `checked_at`.
-    pub(crate) fn insert(&self, token: &Token, cached: Arc<Cached>, checked_at: OffsetDateTime) {
+    pub(crate) fn insert(&self, token: &Token, cached: Arc<Cached>, checked_at: Duration) {
         if self.capacity == 0 {
             return;
         }
@@ -157,7 +167,7 @@ impl Cache {
     }
 
     /// Evicts `ids` and records the sync `generation`, started at `started`, as complete.
-    pub(crate) fn finish_sync(&self, generation: u64, started: OffsetDateTime, ids: &[TokenId]) {
+    pub(crate) fn finish_sync(&self, generation: u64, started: Duration, ids: &[TokenId]) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         for id in ids {
             entries.map.remove(id);
@@ -199,19 +209,19 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
-    use time::Duration;
-    use time::macros::datetime;
     use token_core::rand;
 
     use super::*;
 
-    const NOW: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
+    const NOW: Duration = Duration::from_secs(1_000);
+    const SECOND: Duration = Duration::from_secs(1);
 
     fn cached(token: &Token) -> Arc<Cached> {
         Arc::new(Cached {
             principal: principal(token),
             revoked_at: None,
-            phc: String::new(),
+            rotated: false,
+            phc: "$scrypt$secret-looking".into(),
         })
     }
 
@@ -235,15 +245,12 @@ mod tests {
         let cache = Cache::new(10, [7; 32]);
         let [a, b] = <[Token; 2]>::try_from(tokens(2)).ok().unwrap();
         cache.insert(&a, cached(&a), NOW);
+        assert!(matches!(cache.get(&a, NOW, SECOND), Lookup::Fresh(_)));
         assert!(matches!(
-            cache.get(&a, NOW, Duration::SECOND),
-            Lookup::Fresh(_)
-        ));
-        assert!(matches!(
-            cache.get(&a, NOW + Duration::SECOND, Duration::SECOND),
+            cache.get(&a, NOW + SECOND, SECOND),
             Lookup::Stale(_)
         ));
-        assert!(matches!(cache.get(&b, NOW, Duration::SECOND), Lookup::Miss));
+        assert!(matches!(cache.get(&b, NOW, SECOND), Lookup::Miss));
         // Same id, other secret: a token with a's id but b's secret (checksum recomputed).
         let body = format!(
             "{}{}",
@@ -252,12 +259,9 @@ mod tests {
         );
         let forged: Token = token_core::checksummed(&body).parse().unwrap();
         assert_eq!(forged.id(), a.id());
-        assert!(matches!(
-            cache.get(&forged, NOW, Duration::SECOND),
-            Lookup::Miss
-        ));
+        assert!(matches!(cache.get(&forged, NOW, SECOND), Lookup::Miss));
         cache.evict(a.id());
-        assert!(matches!(cache.get(&a, NOW, Duration::SECOND), Lookup::Miss));
+        assert!(matches!(cache.get(&a, NOW, SECOND), Lookup::Miss));
     }
 
     #[test]
@@ -278,32 +282,36 @@ mod tests {
         cache.insert(&ts[0], cached(&ts[0]), NOW);
         let generation = cache.begin_sync();
         cache.insert(&ts[1], cached(&ts[1]), NOW); // cached while the sync was reading
-        cache.finish_sync(generation, NOW + Duration::seconds(5), &[ts[2].id()]);
-        let later = NOW + Duration::seconds(5) + Duration::milliseconds(500);
+        cache.finish_sync(generation, NOW + Duration::from_secs(5), &[ts[2].id()]);
+        let later = NOW + Duration::from_millis(5_500);
         assert!(
-            matches!(cache.get(&ts[0], later, Duration::SECOND), Lookup::Fresh(_)),
+            matches!(cache.get(&ts[0], later, SECOND), Lookup::Fresh(_)),
             "covered by the sync"
         );
         assert!(
-            matches!(cache.get(&ts[1], later, Duration::SECOND), Lookup::Stale(_)),
+            matches!(cache.get(&ts[1], later, SECOND), Lookup::Stale(_)),
             "not covered"
         );
-        let much_later = NOW + Duration::seconds(7);
+        let much_later = NOW + Duration::from_secs(7);
         assert!(
-            matches!(
-                cache.get(&ts[0], much_later, Duration::SECOND),
-                Lookup::Stale(_)
-            ),
+            matches!(cache.get(&ts[0], much_later, SECOND), Lookup::Stale(_)),
             "the sync is old"
         );
         // A sync evicts what it names.
         cache.insert(&ts[2], cached(&ts[2]), NOW);
         let generation = cache.begin_sync();
         cache.finish_sync(generation, NOW, &[ts[2].id()]);
-        assert!(matches!(
-            cache.get(&ts[2], NOW, Duration::SECOND),
-            Lookup::Miss
-        ));
+        assert!(matches!(cache.get(&ts[2], NOW, SECOND), Lookup::Miss));
+    }
+
+    #[test]
+    fn debug_never_shows_the_stored_hash() {
+        let t = tokens(1).pop().unwrap();
+        let shown = format!("{:?}", cached(&t));
+        assert!(
+            shown.contains("[REDACTED]") && !shown.contains("scrypt"),
+            "{shown}"
+        );
     }
 
     #[test]

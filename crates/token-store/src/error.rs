@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use token_core::Scopes;
+use token_core::{Scopes, TokenId};
 
 use crate::model::TokenState;
 
@@ -35,6 +35,12 @@ pub enum Error {
         /// Its state.
         state: TokenState,
     },
+    /// The token was rotated already; only its successor can be rotated.
+    #[error("the token was already rotated into {successor}; rotate that one")]
+    AlreadyRotated {
+        /// The token that replaced it.
+        successor: TokenId,
+    },
     /// The presented token is not usable. The message is the same whatever the reason; the
     /// reason itself ([`Refusal`]) is for logs and the usage record.
     #[error("the token was refused")]
@@ -45,12 +51,52 @@ pub enum Error {
         /// The required scopes it does not grant.
         missing: Scopes,
     },
+    /// A rotation asked for more lifetime than the token had. Rotation renews a credential; it
+    /// must not let a token (or whoever stole it) extend its own life.
+    #[error(
+        "a rotation cannot give a token more lifetime than it had: at most {} from now \
+         (its original lifetime), and an expiry is required",
+        describe_lifetime(*.max)
+    )]
+    LifetimeExceeded {
+        /// The longest lifetime allowed: the token's original one.
+        max: time::Duration,
+    },
     /// Verification capacity (the scrypt pool or the usage writer) is exhausted: try again soon.
     #[error("too busy to verify the token now")]
     Busy,
+    /// Too many failed verifications from this source (client address or reporting resource
+    /// server); work for it is refused until the window ends.
+    #[error("too many failed authentications; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until the source may try again.
+        retry_after_secs: u64,
+    },
+    /// The first token of a new workspace could not be handed over (written to its file, say);
+    /// nothing was committed.
+    #[error("the token could not be handed over: {reason}")]
+    HandOver {
+        /// Why.
+        reason: String,
+    },
+    /// The operating system failed us (its random generator, a thread that would not start).
+    /// Nothing was written; the fault is not the caller's.
+    #[error("system failure: {0}")]
+    System(&'static str),
     /// The database or the audit log failed; nothing was written.
     #[error(transparent)]
     Storage(#[from] audit::Error),
+}
+
+/// A lifetime as the API writes durations: whole days, hours, minutes or seconds.
+fn describe_lifetime(d: time::Duration) -> String {
+    let s = d.whole_seconds();
+    match s {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 impl Error {

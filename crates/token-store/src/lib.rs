@@ -52,18 +52,23 @@
 
 mod cache;
 mod error;
+mod family;
 mod hash_pool;
+mod limiter;
 mod listener;
 mod model;
+mod policy;
 mod store;
 mod sync;
 mod validate;
 mod verify;
 
 pub use error::{Error, Refusal};
+pub use limiter::{FailureLimiter, Source};
 pub use model::{
-    Call, Member, MemberUpdate, NewMember, NewToken, Page, Principal, Role, Rotation, TokenFilter,
-    TokenRecord, TokenState, TokenUpdate, Workspace,
+    Call, Member, MemberUpdate, NewMember, NewToken, Origin, Page, Principal, Reach,
+    ReuseDetection, Revocation, Revoked, Role, Rotation, TokenFilter, TokenRecord, TokenState,
+    TokenUpdate, Workspace, WorkspacePolicy,
 };
 pub use store::{Store, StoreOptions};
 pub use verify::Verified;

@@ -178,6 +178,11 @@ pub struct TokenRecord {
     pub rotated_from: Option<TokenId>,
     /// The token that replaced this one.
     pub rotated_to: Option<TokenId>,
+    /// The first token of its family (itself unless it came from a rotation): a token and every
+    /// token rotated from it, transitively, form one family, and revocation takes the family.
+    pub family_id: TokenId,
+    /// How it came to be: issued, or rotated — by the token itself or by someone else.
+    pub origin: Origin,
     /// Last accepted use.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
@@ -185,6 +190,142 @@ pub struct TokenRecord {
     pub last_used_ip: Option<String>,
     /// State when this record was read.
     pub state: TokenState,
+}
+
+/// How a token came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Issued by a member, an admin token or the system.
+    Issued,
+    /// Rotated from its predecessor by someone else (a member or an admin token).
+    Rotated,
+    /// Rotated by its predecessor itself (`POST /v1/tokens/self/rotate`): whoever held the old
+    /// token made this one. A successor its owner did not create stands out by this.
+    SelfRotated,
+}
+
+impl Origin {
+    /// `issued`, `rotated` or `self_rotated`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Origin::Issued => "issued",
+            Origin::Rotated => "rotated",
+            Origin::SelfRotated => "self_rotated",
+        }
+    }
+
+    /// The origin of a token created by `created_by` (`token:…`, `member:…`, `system`) from
+    /// `rotated_from`.
+    pub fn of(created_by: &str, rotated_from: Option<TokenId>) -> Origin {
+        match rotated_from {
+            None => Origin::Issued,
+            Some(old) if created_by.strip_prefix("token:") == Some(old.as_str()) => {
+                Origin::SelfRotated
+            }
+            Some(_) => Origin::Rotated,
+        }
+    }
+}
+
+/// How far a revocation reaches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Reach {
+    /// The token and every live token of its family: its successors (tokens rotated from it,
+    /// transitively) and predecessors still in a rotation grace period. The default.
+    #[default]
+    Family,
+    /// Only the named token. Ignored for the reasons `compromised` and `leaked`, which always
+    /// take the family.
+    OnlyThis,
+}
+
+/// A revocation to make.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revocation {
+    /// Why (up to 200 characters; empty means `revoked`). `compromised` and `leaked` always
+    /// revoke the whole family.
+    pub reason: String,
+    /// How far it reaches.
+    pub reach: Reach,
+}
+
+impl Revocation {
+    /// Revokes the token's family, for `reason`.
+    pub fn family(reason: impl Into<String>) -> Self {
+        Revocation {
+            reason: reason.into(),
+            reach: Reach::Family,
+        }
+    }
+
+    /// Revokes only the named token (unless `reason` is `compromised` or `leaked`).
+    pub fn only_this(reason: impl Into<String>) -> Self {
+        Revocation {
+            reason: reason.into(),
+            reach: Reach::OnlyThis,
+        }
+    }
+}
+
+/// What a revocation did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Revoked {
+    /// The named token, as it is now.
+    #[serde(flatten)]
+    pub token: TokenRecord,
+    /// Every token this call revoked (the named one first, if it was live), each with its own
+    /// `token.revoked` audit event. Empty when everything was already revoked.
+    pub revoked: Vec<TokenId>,
+}
+
+/// What presenting a token of a family after its rotation grace has ended does.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ReuseDetection {
+    /// A `token.reuse` security event (the default): a stale client cannot lock out the updated
+    /// one.
+    #[default]
+    Alert,
+    /// The event, and the family's live tokens are revoked: a thief who rotated a stolen token
+    /// loses the successor the moment the old token is presented again, at the price that a
+    /// client still holding the old token locks out the updated one.
+    RevokeFamily,
+}
+
+impl ReuseDetection {
+    /// `alert` or `revoke_family`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ReuseDetection::Alert => "alert",
+            ReuseDetection::RevokeFamily => "revoke_family",
+        }
+    }
+}
+
+impl FromStr for ReuseDetection {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "alert" => Ok(ReuseDetection::Alert),
+            "revoke_family" => Ok(ReuseDetection::RevokeFamily),
+            _ => Err(Error::invalid(
+                "reuse_detection",
+                "expected alert or revoke_family",
+            )),
+        }
+    }
+}
+
+/// A workspace's rules for its tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspacePolicy {
+    /// What reuse of a rotated token does.
+    pub reuse_detection: ReuseDetection,
 }
 
 /// A token to issue.
@@ -259,6 +400,13 @@ pub struct Call {
     pub user_agent: Option<String>,
     /// Request id.
     pub request_id: Option<String>,
+    /// Only tokens of this workspace are considered: any other is refused as unknown, with no
+    /// usage record, security event or cache entry (introspection by a resource server).
+    pub workspace: Option<String>,
+    /// The introspect token of the resource server that reported this call: the address, route
+    /// and user agent above are its report, not knowmind's own observation, and failures count
+    /// against its budget rather than the address's.
+    pub reported_by: Option<TokenId>,
 }
 
 /// Who a verified token speaks for.

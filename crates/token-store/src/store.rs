@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use audit::db::{Arg, Backend, Db, DbOptions, Sql, from_micros, to_micros};
-use audit::{Action, Audit, Context, NewEvent, Outcome, UsageConfig, UsageWriter};
+use audit::{Action, Audit, AuditKey, Context, NewEvent, Outcome, UsageConfig, UsageWriter};
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -17,6 +17,7 @@ use token_core::{Clock, HashParams, Scopes, SystemClock, Token, TokenHash, Token
 use crate::cache::Cache;
 use crate::error::Error;
 use crate::hash_pool::HashPool;
+use crate::limiter::FailureLimiter;
 use crate::model::*;
 use crate::validate;
 
@@ -41,6 +42,16 @@ pub struct StoreOptions {
     pub max_staleness: Duration,
     /// The usage writer's queue, batch size and retention.
     pub usage: UsageConfig,
+    /// The key of the audit chain (HMAC-SHA-256), kept outside the database. Without one, events
+    /// are hashed with plain SHA-256 and anyone who can write to the database can rewrite the
+    /// chain consistently; the server always sets one.
+    pub audit_key: Option<Arc<AuditKey>>,
+    /// Failed verifications allowed per client address (IPv6: per /64) per minute before work
+    /// for the address that costs (lookups, scrypt) is refused; 0 = no limit. Cached valid
+    /// tokens are always served.
+    pub failures_per_minute: u32,
+    /// The same for calls reported by a resource server (introspection), per introspect token.
+    pub reported_failures_per_minute: u32,
 }
 
 impl Default for StoreOptions {
@@ -55,6 +66,9 @@ impl Default for StoreOptions {
             cache_capacity: 100_000,
             max_staleness: Duration::SECOND,
             usage: UsageConfig::default(),
+            audit_key: None,
+            failures_per_minute: 20,
+            reported_failures_per_minute: 300,
         }
     }
 }
@@ -69,6 +83,12 @@ impl std::fmt::Debug for StoreOptions {
             .field("cache_capacity", &self.cache_capacity)
             .field("max_staleness", &self.max_staleness)
             .field("usage", &self.usage)
+            .field("audit_key", &self.audit_key)
+            .field("failures_per_minute", &self.failures_per_minute)
+            .field(
+                "reported_failures_per_minute",
+                &self.reported_failures_per_minute,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -88,11 +108,14 @@ pub(crate) struct Inner {
     pub(crate) hasher: HashPool,
     pub(crate) cache: Arc<Cache>,
     pub(crate) usage: UsageWriter,
-    pub(crate) max_staleness: Duration,
+    pub(crate) max_staleness: std::time::Duration,
     pub(crate) usage_retention: Duration,
     pub(crate) notify_channel: String,
-    /// When each revoked token was last reported as reused, to report it once a minute at most.
-    pub(crate) reuse_reported: Mutex<HashMap<TokenId, OffsetDateTime>>,
+    pub(crate) address_limiter: FailureLimiter,
+    pub(crate) reporter_limiter: FailureLimiter,
+    /// When each revoked token was last reported as reused by its holder (monotonic), to report
+    /// it once a minute at most.
+    pub(crate) reuse_reported: Mutex<HashMap<TokenId, std::time::Duration>>,
     /// Background tasks (revocation listener and sync), stopped with the store.
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -140,7 +163,7 @@ impl Store {
         let mut key = [0u8; 32];
         SysRng
             .try_fill_bytes(&mut key)
-            .map_err(|_| Error::invalid("random", "the operating system's generator failed"))?;
+            .map_err(|_| Error::System("the operating system's random generator failed"))?;
         let cache = Arc::new(Cache::new(options.cache_capacity, key));
         let notify_channel = format!("knowmind_tokens_{}", db.schema().unwrap_or("public"));
         let head = audit::Audit::new(db.clone()).checkpoint().await?.seq;
@@ -160,17 +183,33 @@ impl Store {
         .into_iter()
         .flatten()
         .collect();
+        let audit = match options.audit_key {
+            Some(key) => Audit::with_key(db.clone(), key),
+            None => Audit::new(db.clone()),
+        };
+        let minute = std::time::Duration::from_secs(60);
         Ok(Store {
             inner: Arc::new(Inner {
-                audit: Audit::new(db.clone()),
+                audit,
                 usage: UsageWriter::spawn(db.clone(), &options.usage),
                 hasher: HashPool::new(options.hash_threads, options.hash_queue)?,
                 params: options.hash_params,
-                clock: ClockHandle(options.clock),
+                clock: ClockHandle(options.clock.clone()),
                 cache,
-                max_staleness: options.max_staleness,
+                max_staleness: std::time::Duration::try_from(options.max_staleness)
+                    .unwrap_or_default(),
                 usage_retention: options.usage.retention,
                 notify_channel,
+                address_limiter: FailureLimiter::new(
+                    options.failures_per_minute,
+                    minute,
+                    options.clock.clone(),
+                ),
+                reporter_limiter: FailureLimiter::new(
+                    options.reported_failures_per_minute,
+                    minute,
+                    options.clock.clone(),
+                ),
                 reuse_reported: Mutex::new(HashMap::new()),
                 tasks,
                 db,
@@ -231,8 +270,60 @@ impl Store {
         owner: NewMember,
         context: &Context,
     ) -> Result<(Workspace, Member), Error> {
-        let name = validate::line("workspace name", name, 64)?;
         let now = self.now();
+        let mut tx = self.inner.db.begin_write().await?;
+        let created = self
+            .insert_workspace(&mut tx, name, owner, context, now)
+            .await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// Creates a workspace, its owner and a first token for the owner (`first.owner_id` is
+    /// ignored), in one transaction. The token is given to `hand_over` before the commit; if
+    /// handing it over fails, nothing is committed: a workspace is never created whose first
+    /// token nobody received.
+    ///
+    /// # Errors
+    /// As [`Store::create_workspace`] and [`Store::create_token`]; [`Error::HandOver`] when
+    /// `hand_over` fails.
+    pub async fn create_workspace_with_token(
+        &self,
+        name: &str,
+        owner: NewMember,
+        first: NewToken,
+        context: &Context,
+        hand_over: impl FnOnce(&Token) -> Result<(), String>,
+    ) -> Result<(Workspace, TokenRecord, Token), Error> {
+        let now = self.now();
+        let checked = check_new(first, now)?;
+        let (token, hash) = self.generate().await?;
+        let mut tx = self.inner.db.begin_write().await?;
+        let (workspace, owner) = self
+            .insert_workspace(&mut tx, name, owner, context, now)
+            .await?;
+        let checked = Checked {
+            owner_id: owner.id,
+            ..checked
+        };
+        let record = issued_record(&workspace.id, token.id(), checked, context, now)?;
+        self.insert_issued(&mut tx, &record, &hash, context, now)
+            .await?;
+        hand_over(&token).map_err(|reason| Error::HandOver { reason })?;
+        tx.commit().await?;
+        self.remember(&token, &record, &hash);
+        Ok((workspace, record, token))
+    }
+
+    async fn insert_workspace(
+        &self,
+        tx: &mut AnyConnection,
+        name: &str,
+        owner: NewMember,
+        context: &Context,
+        now: OffsetDateTime,
+    ) -> Result<(Workspace, Member), Error> {
+        let name = validate::line("workspace name", name, 64)?;
         let workspace = Workspace {
             id: new_id("ws_")?,
             name,
@@ -242,7 +333,6 @@ impl Store {
             role: Role::Owner,
             ..owner
         };
-        let mut tx = self.inner.db.begin_write().await?;
         sqlx::query("INSERT INTO workspaces (id, name, created_at_us) VALUES ($1, $2, $3)")
             .bind(workspace.id.as_str())
             .bind(workspace.name.as_str())
@@ -258,9 +348,9 @@ impl Store {
             outcome: Outcome::Success,
             details: json!({ "name": workspace.name }),
         };
-        audit::append(&mut tx, context, &event, now).await?;
-        let member = insert_member(&mut tx, &workspace.id, owner, context, now).await?;
-        tx.commit().await?;
+        self.inner.audit.append(tx, context, &event, now).await?;
+        let member =
+            insert_member(&self.inner.audit, tx, &workspace.id, owner, context, now).await?;
         Ok((workspace, member))
     }
 
@@ -316,7 +406,15 @@ impl Store {
         let now = self.now();
         let mut tx = self.inner.db.begin_write().await?;
         ensure_workspace(&mut tx, workspace_id).await?;
-        let member = insert_member(&mut tx, workspace_id, member, context, now).await?;
+        let member = insert_member(
+            &self.inner.audit,
+            &mut tx,
+            workspace_id,
+            member,
+            context,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(member)
     }
@@ -368,7 +466,10 @@ impl Store {
                 "role": changed(&current.role.as_str(), &updated.role.as_str()),
             }),
         };
-        audit::append(&mut tx, context, &event, now).await?;
+        self.inner
+            .audit
+            .append(&mut tx, context, &event, now)
+            .await?;
         tx.commit().await?;
         Ok(updated)
     }
@@ -418,44 +519,32 @@ impl Store {
         context: &Context,
     ) -> Result<(TokenRecord, Token), Error> {
         let now = self.now();
-        let name = validate::line("name", &new.name, 100)?;
-        let description = validate::text("description", &new.description, 1_000)?;
-        let client = validate::optional_line("client", &new.client, 100)?;
-        check_scopes(new.scopes)?;
-        check_expiry(new.expires_at, now)?;
+        let checked = check_new(new, now)?; // before spending scrypt on it
         let (token, hash) = self.generate().await?;
-        let record = TokenRecord {
-            id: token.id(),
-            workspace_id: workspace_id.to_owned(),
-            owner_id: new.owner_id,
-            name,
-            description,
-            client,
-            scopes: new.scopes,
-            created_at: from_micros(to_micros(now))?,
-            created_by: context.actor.to_string(),
-            expires_at: new
-                .expires_at
-                .map(|t| from_micros(to_micros(t)))
-                .transpose()?,
-            revoked_at: None,
-            revoked_reason: None,
-            revoked_by: None,
-            rotated_from: None,
-            rotated_to: None,
-            last_used_at: None,
-            last_used_ip: None,
-            state: TokenState::Active,
-        };
+        let record = issued_record(workspace_id, token.id(), checked, context, now)?;
         let mut tx = self.inner.db.begin_write().await?;
         ensure_member(&mut tx, workspace_id, &record.owner_id).await?;
-        insert_token(&mut tx, &record, &hash).await?;
-        let event = NewEvent::on_token(workspace_id, Action::TokenCreated, record.id)
-            .with_details(token_details(&record));
-        audit::append(&mut tx, context, &event, now).await?;
+        self.insert_issued(&mut tx, &record, &hash, context, now)
+            .await?;
         tx.commit().await?;
-        self.remember(&token, &record, &hash, now);
+        self.remember(&token, &record, &hash);
         Ok((record, token))
+    }
+
+    /// Inserts an issued token and its `token.created` event.
+    async fn insert_issued(
+        &self,
+        tx: &mut AnyConnection,
+        record: &TokenRecord,
+        hash: &TokenHash,
+        context: &Context,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        insert_token(tx, record, hash).await?;
+        let event = NewEvent::on_token(&record.workspace_id, Action::TokenCreated, record.id)
+            .with_details(token_details(record));
+        self.inner.audit.append(tx, context, &event, now).await?;
+        Ok(())
     }
 
     /// A token of a workspace.
@@ -599,141 +688,18 @@ impl Store {
                 "name": changed(&current.name, &updated.name),
                 "description_changed": current.description != updated.description,
             }));
-        audit::append(&mut tx, context, &event, now).await?;
+        self.inner
+            .audit
+            .append(&mut tx, context, &event, now)
+            .await?;
         tx.commit().await?;
         Ok(updated)
-    }
-
-    /// Revokes a token now. Idempotent: revoking a revoked token changes nothing and records
-    /// nothing. A token in a rotation grace period is revoked at once.
-    ///
-    /// # Errors
-    /// [`Error::NotFound`]; [`Error::Invalid`] for a bad reason text.
-    pub async fn revoke_token(
-        &self,
-        workspace_id: &str,
-        id: TokenId,
-        reason: &str,
-        context: &Context,
-    ) -> Result<TokenRecord, Error> {
-        let now = self.now();
-        let reason = validate::optional_line("reason", reason, 200)?;
-        let reason = if reason.is_empty() {
-            "revoked".to_owned()
-        } else {
-            reason
-        };
-        let mut tx = self.inner.db.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE tokens SET revoked_at_us = $1, revoked_reason = $2, revoked_by = $3 \
-             WHERE id = $4 AND workspace_id = $5 AND (revoked_at_us IS NULL OR revoked_at_us > $1)",
-        )
-        .bind(to_micros(now))
-        .bind(reason.as_str())
-        .bind(context.actor.to_string())
-        .bind(id.as_str())
-        .bind(workspace_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 1 {
-            let event = NewEvent::on_token(workspace_id, Action::TokenRevoked, id)
-                .with_details(json!({ "reason": reason }));
-            audit::append(&mut tx, context, &event, now).await?;
-            self.notify(&mut tx, id).await?;
-            tx.commit().await?;
-            self.inner.cache.evict(id);
-        } else {
-            drop(tx);
-        }
-        self.get_token(workspace_id, id).await
-    }
-
-    /// Replaces a token with a new one: same name, description, scopes, owner and client. The
-    /// old token is revoked at once, or when `rotation.grace` ends; both tokens remember the
-    /// link. One transaction.
-    ///
-    /// # Errors
-    /// [`Error::NotFound`]; [`Error::NotActive`] for a revoked or expired token;
-    /// [`Error::Conflict`] if it was rotated concurrently; [`Error::Invalid`] for a grace period
-    /// over 7 days or an expiry in the past; [`Error::Busy`].
-    pub async fn rotate_token(
-        &self,
-        workspace_id: &str,
-        id: TokenId,
-        rotation: Rotation,
-        context: &Context,
-    ) -> Result<(TokenRecord, Token), Error> {
-        let now = self.now();
-        let old = self.get_token(workspace_id, id).await?;
-        if old.state != TokenState::Active || old.rotated_to.is_some() {
-            let state = if old.state == TokenState::Active {
-                TokenState::Revoked
-            } else {
-                old.state
-            };
-            return Err(Error::NotActive { state });
-        }
-        let grace = rotation.grace.unwrap_or(Duration::ZERO);
-        if grace.is_negative() || grace > Duration::days(7) {
-            return Err(Error::invalid(
-                "grace_period",
-                "must be between 0 and 7 days",
-            ));
-        }
-        let expires_at = match rotation.expires_at {
-            Some(explicit) => explicit,
-            None => old.expires_at.map(|e| now + (e - old.created_at)),
-        };
-        check_expiry(expires_at, now)?;
-        let (token, hash) = self.generate().await?;
-        let new = TokenRecord {
-            id: token.id(),
-            created_at: from_micros(to_micros(now))?,
-            created_by: context.actor.to_string(),
-            expires_at: expires_at.map(|t| from_micros(to_micros(t))).transpose()?,
-            rotated_from: Some(old.id),
-            last_used_at: None,
-            last_used_ip: None,
-            ..old.clone()
-        };
-        let revoke_at = now + grace;
-        let mut tx = self.inner.db.begin_write().await?;
-        insert_token(&mut tx, &new, &hash).await?;
-        let done = sqlx::query(
-            "UPDATE tokens SET revoked_at_us = $1, revoked_reason = 'rotated', revoked_by = $2, \
-             rotated_to = $3 WHERE id = $4 AND rotated_to IS NULL \
-             AND (revoked_at_us IS NULL OR revoked_at_us > $5)",
-        )
-        .bind(to_micros(revoke_at))
-        .bind(context.actor.to_string())
-        .bind(new.id.as_str())
-        .bind(old.id.as_str())
-        .bind(to_micros(now))
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(Error::Conflict(
-                "the token was rotated or revoked concurrently".into(),
-            ));
-        }
-        let event =
-            NewEvent::on_token(workspace_id, Action::TokenRotated, old.id).with_details(json!({
-                "new_token_id": new.id,
-                "grace_seconds": grace.whole_seconds(),
-                "old_revoked_at": revoke_at.unix_timestamp(),
-            }));
-        audit::append(&mut tx, context, &event, now).await?;
-        self.notify(&mut tx, old.id).await?;
-        tx.commit().await?;
-        self.inner.cache.evict(old.id);
-        self.remember(&token, &new, &hash, now);
-        Ok((new, token))
     }
 
     // ----- helpers -----
 
     /// A new token and its hash, computed on the scrypt pool.
-    async fn generate(&self) -> Result<(Token, TokenHash), Error> {
+    pub(crate) async fn generate(&self) -> Result<(Token, TokenHash), Error> {
         let params = self.inner.params;
         self.inner
             .hasher
@@ -743,21 +709,23 @@ impl Store {
                 Ok::<_, token_core::Error>((token, hash))
             })
             .await?
-            .map_err(|e| Error::invalid("token", e.to_string()))
+            .map_err(|_| Error::System("the operating system's random generator failed"))
     }
 
     /// Caches a token issued on this process, so its first use needs no scrypt.
-    fn remember(&self, token: &Token, record: &TokenRecord, hash: &TokenHash, now: OffsetDateTime) {
+    pub(crate) fn remember(&self, token: &Token, record: &TokenRecord, hash: &TokenHash) {
         let cached = crate::cache::Cached {
             principal: principal_of(record),
             revoked_at: record.revoked_at,
+            rotated: record.rotated_to.is_some(),
             phc: hash.as_phc().to_owned(),
         };
-        self.inner.cache.insert(token, Arc::new(cached), now);
+        let monotonic = self.inner.clock.0.monotonic();
+        self.inner.cache.insert(token, Arc::new(cached), monotonic);
     }
 
     /// Tells other instances (PostgreSQL) that a token changed; delivered on commit.
-    async fn notify(&self, conn: &mut AnyConnection, id: TokenId) -> Result<(), Error> {
+    pub(crate) async fn notify(&self, conn: &mut AnyConnection, id: TokenId) -> Result<(), Error> {
         if self.inner.db.backend() == Backend::Postgres {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(self.inner.notify_channel.as_str())
@@ -770,12 +738,7 @@ impl Store {
 
     /// A token and its stored hash, by id, in any workspace.
     pub(crate) async fn token_row(&self, id: TokenId) -> Result<Option<TokenRow>, Error> {
-        let row = sqlx::query(&format!("{SELECT_TOKEN} WHERE t.id = $1"))
-            .bind(id.as_str())
-            .fetch_optional(self.inner.db.pool())
-            .await?;
-        let now = self.now();
-        row.map(|row| token_from_row(&row, now)).transpose()
+        read_token_row(self.inner.db.pool(), id, self.now()).await
     }
 }
 
@@ -798,11 +761,29 @@ pub(crate) fn principal_of(record: &TokenRecord) -> Principal {
 const SELECT_MEMBER: &str =
     "SELECT id, workspace_id, name, email, role, created_at_us FROM members";
 
-const SELECT_TOKEN: &str = "SELECT t.id, t.workspace_id, t.owner_id, t.name, t.description, \
-    t.client, t.scopes, t.created_at_us, t.created_by, t.expires_at_us, t.revoked_at_us, \
-    t.revoked_reason, t.revoked_by, t.rotated_from, t.rotated_to, t.hash, \
+pub(crate) const SELECT_TOKEN: &str = "SELECT t.id, t.workspace_id, t.owner_id, t.name, \
+    t.description, t.client, t.scopes, t.created_at_us, t.created_by, t.expires_at_us, \
+    t.revoked_at_us, t.revoked_reason, t.revoked_by, t.rotated_from, t.rotated_to, t.family_id, \
+    t.hash, \
     l.at_us AS last_used_us, l.client_ip AS last_used_ip \
     FROM tokens t LEFT JOIN token_last_use l ON l.token_id = t.id";
+
+/// A token and its stored hash, by id, in any workspace, through `executor` (the pool, or a
+/// transaction that must read what it has locked).
+pub(crate) async fn read_token_row<'e, E>(
+    executor: E,
+    id: TokenId,
+    now: OffsetDateTime,
+) -> Result<Option<TokenRow>, Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query(&format!("{SELECT_TOKEN} WHERE t.id = $1"))
+        .bind(id.as_str())
+        .fetch_optional(executor)
+        .await?;
+    row.map(|row| token_from_row(&row, now)).transpose()
+}
 
 fn member_from_row(row: &AnyRow) -> Result<Member, Error> {
     let role: String = row.try_get("role")?;
@@ -816,7 +797,7 @@ fn member_from_row(row: &AnyRow) -> Result<Member, Error> {
     })
 }
 
-fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenRow, Error> {
+pub(crate) fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenRow, Error> {
     let corrupt = |what: &'static str| Error::Storage(audit::Error::Corrupt(what));
     let opt_time = |column: &str| -> Result<Option<OffsetDateTime>, Error> {
         let us: Option<i64> = row.try_get(column)?;
@@ -828,12 +809,15 @@ fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenRow, Error> 
             .transpose()
     };
     let id: String = row.try_get("id")?;
+    let id: TokenId = id.parse().map_err(|_| corrupt("token id"))?;
     let scopes: String = row.try_get("scopes")?;
     let expires_at = opt_time("expires_at_us")?;
     let revoked_at = opt_time("revoked_at_us")?;
+    let created_by: String = row.try_get("created_by")?;
+    let rotated_from = opt_id("rotated_from")?;
     Ok(TokenRow {
         record: TokenRecord {
-            id: id.parse().map_err(|_| corrupt("token id"))?,
+            id,
             workspace_id: row.try_get("workspace_id")?,
             owner_id: row.try_get("owner_id")?,
             name: row.try_get("name")?,
@@ -841,13 +825,15 @@ fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenRow, Error> 
             client: row.try_get("client")?,
             scopes: scopes.parse::<Scopes>().map_err(|_| corrupt("scopes"))?,
             created_at: from_micros(row.try_get("created_at_us")?)?,
-            created_by: row.try_get("created_by")?,
+            origin: Origin::of(&created_by, rotated_from),
+            created_by,
             expires_at,
             revoked_at,
             revoked_reason: row.try_get("revoked_reason")?,
             revoked_by: row.try_get("revoked_by")?,
-            rotated_from: opt_id("rotated_from")?,
+            rotated_from,
             rotated_to: opt_id("rotated_to")?,
+            family_id: opt_id("family_id")?.unwrap_or(id),
             last_used_at: opt_time("last_used_us")?,
             last_used_ip: row.try_get("last_used_ip")?,
             state: TokenState::at(now, revoked_at, expires_at),
@@ -857,6 +843,7 @@ fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenRow, Error> 
 }
 
 async fn insert_member(
+    audit: &Audit,
     conn: &mut AnyConnection,
     workspace_id: &str,
     new: NewMember,
@@ -892,19 +879,19 @@ async fn insert_member(
         outcome: Outcome::Success,
         details: json!({ "name": member.name, "email": member.email, "role": member.role }),
     };
-    audit::append(conn, context, &event, now).await?;
+    audit.append(conn, context, &event, now).await?;
     Ok(member)
 }
 
-async fn insert_token(
+pub(crate) async fn insert_token(
     conn: &mut AnyConnection,
     r: &TokenRecord,
     hash: &TokenHash,
 ) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO tokens (id, workspace_id, owner_id, name, description, client, scopes, \
-         created_at_us, created_by, expires_at_us, rotated_from, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         created_at_us, created_by, expires_at_us, rotated_from, family_id, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(r.id.as_str())
     .bind(r.workspace_id.as_str())
@@ -917,6 +904,7 @@ async fn insert_token(
     .bind(r.created_by.as_str())
     .bind(r.expires_at.map(to_micros))
     .bind(r.rotated_from.map(|id| id.to_string()))
+    .bind(r.family_id.as_str())
     .bind(hash.as_phc())
     .execute(&mut *conn)
     .await?;
@@ -957,12 +945,72 @@ fn token_details(r: &TokenRecord) -> serde_json::Value {
     })
 }
 
-fn changed<T: serde::Serialize + PartialEq + ?Sized>(old: &T, new: &T) -> serde_json::Value {
+pub(crate) fn changed<T: serde::Serialize + PartialEq + ?Sized>(
+    old: &T,
+    new: &T,
+) -> serde_json::Value {
     if old == new {
         serde_json::Value::Null
     } else {
         json!({ "from": old, "to": new })
     }
+}
+
+/// The fields of a token to issue, checked.
+struct Checked {
+    owner_id: String,
+    name: String,
+    description: String,
+    client: String,
+    scopes: Scopes,
+    expires_at: Option<OffsetDateTime>,
+}
+
+fn check_new(new: NewToken, now: OffsetDateTime) -> Result<Checked, Error> {
+    check_scopes(new.scopes)?;
+    check_expiry(new.expires_at, now)?;
+    Ok(Checked {
+        owner_id: new.owner_id,
+        name: validate::line("name", &new.name, 100)?,
+        description: validate::text("description", &new.description, 1_000)?,
+        client: validate::optional_line("client", &new.client, 100)?,
+        scopes: new.scopes,
+        expires_at: new
+            .expires_at
+            .map(|t| from_micros(to_micros(t)))
+            .transpose()?,
+    })
+}
+
+fn issued_record(
+    workspace_id: &str,
+    id: TokenId,
+    checked: Checked,
+    context: &Context,
+    now: OffsetDateTime,
+) -> Result<TokenRecord, Error> {
+    Ok(TokenRecord {
+        id,
+        workspace_id: workspace_id.to_owned(),
+        owner_id: checked.owner_id,
+        name: checked.name,
+        description: checked.description,
+        client: checked.client,
+        scopes: checked.scopes,
+        created_at: from_micros(to_micros(now))?,
+        created_by: context.actor.to_string(),
+        expires_at: checked.expires_at,
+        revoked_at: None,
+        revoked_reason: None,
+        revoked_by: None,
+        rotated_from: None,
+        rotated_to: None,
+        family_id: id,
+        origin: Origin::Issued,
+        last_used_at: None,
+        last_used_ip: None,
+        state: TokenState::Active,
+    })
 }
 
 fn check_scopes(scopes: Scopes) -> Result<(), Error> {
@@ -972,7 +1020,10 @@ fn check_scopes(scopes: Scopes) -> Result<(), Error> {
     Ok(())
 }
 
-fn check_expiry(expires_at: Option<OffsetDateTime>, now: OffsetDateTime) -> Result<(), Error> {
+pub(crate) fn check_expiry(
+    expires_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
     match expires_at {
         Some(at) if at <= now => Err(Error::invalid("expires_at", "must be in the future")),
         _ => Ok(()),
@@ -981,7 +1032,7 @@ fn check_expiry(expires_at: Option<OffsetDateTime>, now: OffsetDateTime) -> Resu
 
 fn new_id(prefix: &str) -> Result<String, Error> {
     random_id(&mut SysRng, prefix)
-        .map_err(|_| Error::invalid("random", "the operating system's generator failed"))
+        .map_err(|_| Error::System("the operating system's random generator failed"))
 }
 
 /// Maps a uniqueness violation to [`Error::Conflict`]; anything else stays a storage error.

@@ -40,7 +40,7 @@ async fn run(db: Db, cache: Arc<Cache>, clock: Arc<dyn Clock>, every: Duration, 
     loop {
         ticker.tick().await;
         let generation = cache.begin_sync();
-        let started = clock.now();
+        let started = clock.monotonic();
         match changes_since(&db, last_seq).await {
             Ok((ids, seq)) => {
                 last_seq = seq;

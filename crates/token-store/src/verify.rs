@@ -1,11 +1,15 @@
 //! The verification pipeline: one entry point, [`Store::verify`].
 //!
 //! 1. parse and checksum — no I/O, garbage costs nanoseconds;
-//! 2. the cache of verified tokens — a fresh hit needs no database read and no scrypt;
-//! 3. on a miss, one indexed lookup by id — unknown, revoked or expired tokens are refused
+//! 2. the cache of verified tokens — a fresh hit needs no database read and no scrypt, and is
+//!    served even to a source over its failure limit;
+//! 3. on a miss, the source's failure limit, then one indexed lookup by id — unknown and expired
+//!    tokens, and tokens of another workspace when the call is confined to one, are refused
 //!    without running scrypt;
 //! 4. scrypt on the bounded pool — [`Error::Busy`] at once when it is saturated; success fills
-//!    the cache, and a hash with outdated parameters is upgraded;
+//!    the cache, and a hash with outdated parameters is upgraded. A revoked token is checked too
+//!    (at most once a minute per token once its holder is proven): reuse of a revoked token is a
+//!    security event only when the presenter holds its secret, since its id is public;
 //! 5. expiry and scope against the required scopes, with `now` from the store's clock.
 //!
 //! Every verification of a known token id becomes a usage record. An accepted call's record has
@@ -14,7 +18,7 @@
 //! [`Verified`] is dropped. Refusals are recorded while the queue is less than half full: an
 //! attacker can cause refusals of a known id at will, and must not crowd out accepted calls.
 
-use audit::{Action, Context, NewEvent, Outcome, UsageOutcome, UsageRecord, UsageSlot};
+use audit::{Action, Context, NewEvent, UsageOutcome, UsageRecord, UsageSlot};
 use serde_json::json;
 use time::OffsetDateTime;
 use token_core::{Grant, Scopes, Token, TokenHash, TokenId};
@@ -23,6 +27,7 @@ use std::sync::Arc;
 
 use crate::cache::{Cached, Lookup};
 use crate::error::{Error, Refusal};
+use crate::limiter::{FailureLimiter, Source};
 use crate::model::{Call, Principal};
 use crate::store::{Store, TokenRow, principal_of};
 
@@ -68,7 +73,15 @@ impl Drop for Verified {
 
 /// Why authentication failed, before it is turned into a usage record and an [`Error`].
 enum Failure {
+    /// Refused; the workspace is known when the id is (and then the refusal is recorded).
     Refused(Refusal, Option<String>),
+    /// A revoked token presented by someone who holds its secret.
+    Reused {
+        workspace: String,
+        /// It was rotated: a successor exists, and the workspace's reuse detection applies.
+        rotated: bool,
+    },
+    RateLimited(u64),
     Busy(String),
     Storage(Error),
 }
@@ -84,8 +97,10 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::Unauthorized`] for any unusable token (malformed, unknown id, wrong secret,
-    /// revoked, expired — the [`Refusal`] says which, for logs only); [`Error::Forbidden`] naming
-    /// the missing scopes; [`Error::Busy`] when the scrypt pool or the usage writer is saturated;
+    /// revoked, expired, another workspace's when [`Call::workspace`] is set — the [`Refusal`]
+    /// says which, for logs only); [`Error::Forbidden`] naming the missing scopes;
+    /// [`Error::RateLimited`] when the call's source has failed too often and the cache cannot
+    /// answer; [`Error::Busy`] when the scrypt pool or the usage writer is saturated;
     /// [`Error::Storage`].
     #[tracing::instrument(skip_all, fields(route = %call.route))]
     pub async fn verify(
@@ -99,7 +114,10 @@ impl Store {
         };
         let now = self.now();
         let usage_writer = &self.inner.usage;
-        let known = match self.authenticate(&token, now).await {
+        let refused = |workspace: String, outcome, status| {
+            usage_writer.record_if_room(usage(&token, workspace, call, now, outcome, status));
+        };
+        let known = match self.authenticate(&token, now, call).await {
             Ok(known) => known,
             Err(Failure::Refused(refusal, workspace)) => {
                 tracing::info!(token_id = %token.id(), reason = refusal.code(), "token refused");
@@ -109,29 +127,21 @@ impl Store {
                         Refusal::Expired => UsageOutcome::Expired,
                         _ => UsageOutcome::WrongSecret,
                     };
-                    usage_writer.record_if_room(usage(
-                        &token,
-                        workspace.clone(),
-                        call,
-                        now,
-                        outcome,
-                        401,
-                    ));
-                    if refusal == Refusal::Revoked {
-                        Box::pin(self.report_reuse(token.id(), &workspace, call, now)).await;
-                    }
+                    refused(workspace, outcome, 401);
                 }
                 return Err(Error::Unauthorized(refusal));
             }
+            Err(Failure::Reused { workspace, rotated }) => {
+                tracing::warn!(token_id = %token.id(), "a revoked token was presented by its holder");
+                refused(workspace.clone(), UsageOutcome::Revoked, 401);
+                Box::pin(self.report_reuse(token.id(), &workspace, rotated, call, now)).await;
+                return Err(Error::Unauthorized(Refusal::Revoked));
+            }
+            Err(Failure::RateLimited(retry_after_secs)) => {
+                return Err(Error::RateLimited { retry_after_secs });
+            }
             Err(Failure::Busy(workspace)) => {
-                usage_writer.record_if_room(usage(
-                    &token,
-                    workspace,
-                    call,
-                    now,
-                    UsageOutcome::Busy,
-                    503,
-                ));
+                refused(workspace, UsageOutcome::Busy, 503);
                 return Err(Error::Busy);
             }
             Err(Failure::Storage(e)) => return Err(e),
@@ -141,17 +151,21 @@ impl Store {
             scopes: principal.scopes,
             expires_at: principal.expires_at,
         };
-        if let Err(token_core::Error::MissingScopes { missing }) = grant.check(required, now) {
-            let workspace = principal.workspace_id.clone();
-            usage_writer.record_if_room(usage(
-                &token,
-                workspace,
-                call,
-                now,
-                UsageOutcome::InsufficientScope,
-                403,
-            ));
-            return Err(Error::Forbidden { missing });
+        match grant.check(required, now) {
+            Ok(()) => {}
+            Err(token_core::Error::MissingScopes { missing }) => {
+                refused(
+                    principal.workspace_id.clone(),
+                    UsageOutcome::InsufficientScope,
+                    403,
+                );
+                return Err(Error::Forbidden { missing });
+            }
+            // `authenticate` refuses expired tokens; anything else the grant says is a refusal.
+            Err(_) => {
+                refused(principal.workspace_id.clone(), UsageOutcome::Expired, 401);
+                return Err(Error::Unauthorized(Refusal::Expired));
+            }
         }
         // An accepted call is served only if its record has room: if the writer cannot keep up,
         // say so rather than serve the call unrecorded.
@@ -192,9 +206,13 @@ impl Store {
             .parse()
             .map_err(|_| Error::Unauthorized(Refusal::Malformed))?;
         let now = self.now();
-        let known = match self.authenticate(&token, now).await {
+        let known = match self.authenticate(&token, now, &Call::default()).await {
             Ok(known) => known,
             Err(Failure::Refused(refusal, _)) => return Err(Error::Unauthorized(refusal)),
+            Err(Failure::Reused { .. }) => return Err(Error::Unauthorized(Refusal::Revoked)),
+            Err(Failure::RateLimited(retry_after_secs)) => {
+                return Err(Error::RateLimited { retry_after_secs });
+            }
             Err(Failure::Busy(_)) => return Err(Error::Busy),
             Err(Failure::Storage(e)) => return Err(e),
         };
@@ -211,15 +229,25 @@ impl Store {
         &self,
         token: &Token,
         now: OffsetDateTime,
+        call: &Call,
     ) -> Result<Arc<Cached>, Failure> {
-        let stale = match self.inner.cache.get(token, now, self.inner.max_staleness) {
-            Lookup::Fresh(cached) => return usable(cached, now),
+        let monotonic = self.inner.clock.0.monotonic();
+        let stale = match self
+            .inner
+            .cache
+            .get(token, monotonic, self.inner.max_staleness)
+        {
+            Lookup::Fresh(cached) => {
+                confined(&cached.principal.workspace_id, call)?;
+                // The digest matched the whole token: whoever presented it holds the secret.
+                return usable(cached, now, true);
+            }
             Lookup::Stale(cached) => Some(cached),
             Lookup::Miss => None,
         };
         // The database and scrypt, boxed: their futures are large, and inlined they made every
         // verification's future 2 KB, cached or not (328 bytes now).
-        Box::pin(self.authenticate_uncached(token, now, stale)).await
+        Box::pin(self.authenticate_uncached(token, now, stale, call)).await
     }
 
     /// [`Store::authenticate`] when the cache has no fresh answer: `stale` is the cached entry
@@ -229,24 +257,119 @@ impl Store {
         token: &Token,
         now: OffsetDateTime,
         stale: Option<Arc<Cached>>,
+        call: &Call,
     ) -> Result<Arc<Cached>, Failure> {
+        let monotonic = self.inner.clock.0.monotonic();
         let row = match stale {
             Some(cached) => {
-                let row = self.lookup(token.id()).await?;
+                // A proven token: re-reading its state is one lookup, whatever the limiter says.
+                let row = self.lookup(token.id(), call).await?;
                 if row.phc == cached.phc {
                     // Same stored hash the secret was proven against: only the state may have
                     // changed, and the row says what it is now.
                     let fresh = cached_from_row(&row);
-                    self.inner.cache.insert(token, fresh.clone(), now);
-                    return usable(fresh, now);
+                    self.inner.cache.insert(token, fresh.clone(), monotonic);
+                    return usable(fresh, now, true);
                 }
                 self.inner.cache.evict(token.id());
                 row
             }
-            None => self.lookup(token.id()).await?,
+            None => {
+                let source = source_of(call);
+                if let Some(source) = source {
+                    self.limiter(call)
+                        .check(source)
+                        .map_err(Failure::RateLimited)?;
+                }
+                let counted = |failure: Failure| {
+                    if let (Some(source), Failure::Refused(..) | Failure::Reused { .. }) =
+                        (source, &failure)
+                    {
+                        self.limiter(call).failure(source);
+                    }
+                    failure
+                };
+                return self
+                    .authenticate_row(token, now, call)
+                    .await
+                    .map_err(counted);
+            }
         };
-        // Refuse revoked and expired tokens before spending scrypt on them.
-        let known = usable(cached_from_row(&row), now)?;
+        self.prove(token, row, now).await
+    }
+
+    /// A cache miss: one lookup, then scrypt.
+    async fn authenticate_row(
+        &self,
+        token: &Token,
+        now: OffsetDateTime,
+        call: &Call,
+    ) -> Result<Arc<Cached>, Failure> {
+        let row = self.lookup(token.id(), call).await?;
+        self.prove(token, row, now).await
+    }
+
+    /// Checks the presented secret against the row's hash (refusing unusable tokens without
+    /// scrypt where that is safe) and caches the result.
+    async fn prove(
+        &self,
+        token: &Token,
+        row: TokenRow,
+        now: OffsetDateTime,
+    ) -> Result<Arc<Cached>, Failure> {
+        let workspace = row.record.workspace_id.clone();
+        let unproven = usable(cached_from_row(&row), now, false);
+        let known = match unproven {
+            Ok(known) => known,
+            // Revoked: worth one scrypt to learn whether the presenter holds the secret (a
+            // reuse to report), unless its holder was proven within the last minute.
+            Err(Failure::Refused(Refusal::Revoked, _))
+                if !self.reuse_recently_reported(token.id()) =>
+            {
+                return match self.check_secret(token, &row).await {
+                    Ok(Some(_)) => Err(Failure::Reused {
+                        workspace,
+                        rotated: row.record.rotated_to.is_some(),
+                    }),
+                    Ok(None) => Err(Failure::Refused(Refusal::WrongSecret, Some(workspace))),
+                    // Could not check: still refused as revoked.
+                    Err(_) => Err(Failure::Refused(Refusal::Revoked, Some(workspace))),
+                };
+            }
+            // Expired (or revoked and already reported): refused without scrypt.
+            Err(failure) => return Err(failure),
+        };
+        match self.check_secret(token, &row).await {
+            Ok(Some(upgraded)) => {
+                let known = match upgraded {
+                    Some(new) => {
+                        self.spawn_rehash(token.id(), &workspace, row.phc.clone(), &new);
+                        Arc::new(Cached {
+                            principal: known.principal.clone(),
+                            revoked_at: known.revoked_at,
+                            rotated: known.rotated,
+                            phc: new.as_phc().to_owned(),
+                        })
+                    }
+                    None => known,
+                };
+                let monotonic = self.inner.clock.0.monotonic();
+                self.inner.cache.insert(token, known.clone(), monotonic);
+                Ok(known)
+            }
+            Ok(None) => Err(Failure::Refused(Refusal::WrongSecret, Some(workspace))),
+            Err(Failure::Busy(_)) => Err(Failure::Busy(workspace)),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// scrypt on the pool: `Some(upgraded hash, if the parameters are outdated)` when the
+    /// secret matches, `None` when it does not.
+    async fn check_secret(
+        &self,
+        token: &Token,
+        row: &TokenRow,
+    ) -> Result<Option<Option<TokenHash>>, Failure> {
         let stored: TokenHash = row
             .phc
             .parse()
@@ -260,49 +383,36 @@ impl Store {
             .inner
             .hasher
             .run(move || {
-                stored.verify(&presented)?;
+                if stored.verify(&presented).is_err() {
+                    return None;
+                }
                 // Upgrade outdated parameters now, while the plaintext is at hand.
-                let upgraded = if stored.needs_rehash(&params) {
+                Some(if stored.needs_rehash(&params) {
                     TokenHash::new(&presented, &params, &mut token_core::rand::rngs::SysRng).ok()
                 } else {
                     None
-                };
-                Ok::<_, token_core::Error>(upgraded)
+                })
             })
             .await;
-        match outcome {
-            Ok(Ok(upgraded)) => {
-                let known = match upgraded {
-                    Some(new) => {
-                        self.spawn_rehash(
-                            token.id(),
-                            &known.principal.workspace_id,
-                            row.phc.clone(),
-                            &new,
-                        );
-                        Arc::new(Cached {
-                            principal: known.principal.clone(),
-                            revoked_at: known.revoked_at,
-                            phc: new.as_phc().to_owned(),
-                        })
-                    }
-                    None => known,
-                };
-                self.inner.cache.insert(token, known.clone(), now);
-                Ok(known)
-            }
-            Ok(Err(_)) => Err(Failure::Refused(
-                Refusal::WrongSecret,
-                Some(row.record.workspace_id),
-            )),
-            Err(_) => Err(Failure::Busy(row.record.workspace_id)),
-        }
+        outcome.map_err(|_| Failure::Busy(row.record.workspace_id.clone()))
     }
 
-    async fn lookup(&self, id: TokenId) -> Result<TokenRow, Failure> {
-        self.token_row(id)
+    /// The row of `id`, if it exists and the call may see it.
+    async fn lookup(&self, id: TokenId, call: &Call) -> Result<TokenRow, Failure> {
+        let row = self
+            .token_row(id)
             .await?
-            .ok_or(Failure::Refused(Refusal::NotFound, None))
+            .ok_or(Failure::Refused(Refusal::NotFound, None))?;
+        confined(&row.record.workspace_id, call)?;
+        Ok(row)
+    }
+
+    /// Which budget a call's failures count against.
+    fn limiter(&self, call: &Call) -> &FailureLimiter {
+        match call.reported_by {
+            Some(_) => &self.inner.reporter_limiter,
+            None => &self.inner.address_limiter,
+        }
     }
 
     /// Stores an upgraded hash (if the row still holds the old one) and records it.
@@ -324,7 +434,11 @@ impl Store {
                 if done.rows_affected() == 1 {
                     let event = NewEvent::on_token(&workspace, Action::TokenRehashed, id)
                         .with_details(json!({ "params": params }));
-                    audit::append(&mut tx, &Context::system(), &event, now).await?;
+                    store
+                        .inner
+                        .audit
+                        .append(&mut tx, &Context::system(), &event, now)
+                        .await?;
                     tx.commit().await?;
                 }
                 Ok(())
@@ -335,41 +449,24 @@ impl Store {
             }
         });
     }
+}
 
-    /// A revoked token presented again is a security event: someone still holds it. Reported at
-    /// most once a minute per token, so a replay flood cannot flood the audit log.
-    async fn report_reuse(&self, id: TokenId, workspace: &str, call: &Call, now: OffsetDateTime) {
-        {
-            let mut reported = self
-                .inner
-                .reuse_reported
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if reported
-                .get(&id)
-                .is_some_and(|at| now - *at < time::Duration::MINUTE)
-            {
-                return;
-            }
-            if reported.len() > 10_000 {
-                reported.clear();
-            }
-            reported.insert(id, now);
-        }
-        let context = Context {
-            actor: audit::Actor::Token(id),
-            client_ip: call.client_ip,
-            user_agent: call.user_agent.clone(),
-            request_id: call.request_id.clone(),
-        };
-        let event = NewEvent {
-            outcome: Outcome::Denied,
-            ..NewEvent::on_token(workspace, Action::TokenReuse, id)
-        }
-        .with_details(json!({ "method": call.method, "route": call.route }));
-        if let Err(e) = self.inner.audit.record(&context, &event, now).await {
-            tracing::warn!(token_id = %id, error = %e, "token.reuse event not recorded");
-        }
+/// The source whose failure budget a call uses: the reporting resource server, else the client
+/// address; `None` (no limit) for a call with neither.
+fn source_of(call: &Call) -> Option<Source> {
+    match (call.reported_by, call.client_ip) {
+        (Some(reporter), _) => Some(Source::Reporter(reporter)),
+        (None, Some(ip)) => Some(Source::Address(ip)),
+        (None, None) => None,
+    }
+}
+
+/// A token outside the call's workspace is, to this call, a token that does not exist: refused
+/// as unknown, with nothing recorded.
+fn confined(workspace: &str, call: &Call) -> Result<(), Failure> {
+    match &call.workspace {
+        Some(only) if only != workspace => Err(Failure::Refused(Refusal::NotFound, None)),
+        _ => Ok(()),
     }
 }
 
@@ -377,18 +474,27 @@ fn cached_from_row(row: &TokenRow) -> Arc<Cached> {
     Arc::new(Cached {
         principal: principal_of(&row.record),
         revoked_at: row.record.revoked_at,
+        rotated: row.record.rotated_to.is_some(),
         phc: row.phc.clone(),
     })
 }
 
-/// Refuses a revoked or expired token (revocation first).
-fn usable(known: Arc<Cached>, now: OffsetDateTime) -> Result<Arc<Cached>, Failure> {
-    let workspace = || Some(known.principal.workspace_id.clone());
+/// Refuses a revoked or expired token (revocation first). `proven`: the presenter is known to
+/// hold the secret, so a revoked token is a reuse.
+fn usable(known: Arc<Cached>, now: OffsetDateTime, proven: bool) -> Result<Arc<Cached>, Failure> {
+    let workspace = || known.principal.workspace_id.clone();
     if known.revoked_at.is_some_and(|at| at <= now) {
-        return Err(Failure::Refused(Refusal::Revoked, workspace()));
+        return Err(if proven {
+            Failure::Reused {
+                workspace: workspace(),
+                rotated: known.rotated,
+            }
+        } else {
+            Failure::Refused(Refusal::Revoked, Some(workspace()))
+        });
     }
     if known.principal.expires_at.is_some_and(|at| at <= now) {
-        return Err(Failure::Refused(Refusal::Expired, workspace()));
+        return Err(Failure::Refused(Refusal::Expired, Some(workspace())));
     }
     Ok(known)
 }
@@ -411,5 +517,6 @@ fn usage(
         status: (status != 0).then_some(status),
         user_agent: call.user_agent.clone(),
         outcome,
+        reported_by: call.reported_by,
     }
 }

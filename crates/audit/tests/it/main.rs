@@ -74,7 +74,10 @@ pub fn member(id: &str) -> Context {
 /// Appends `event` in a transaction of its own, at `at`.
 pub async fn append(db: &Db, context: &Context, event: &NewEvent, at: OffsetDateTime) -> i64 {
     let mut tx = db.begin_write().await.unwrap();
-    let seq = audit::append(&mut tx, context, event, at).await.unwrap();
+    let seq = audit::Audit::new(db.clone())
+        .append(&mut tx, context, event, at)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     seq
 }

@@ -27,6 +27,7 @@ fn record(
         }),
         user_agent: Some("curl/8".into()),
         outcome,
+        reported_by: None,
     }
 }
 

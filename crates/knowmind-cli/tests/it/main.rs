@@ -37,6 +37,7 @@ pub async fn env() -> Env {
     let test_db = audit::testing::sqlite().await.unwrap();
     let options = StoreOptions {
         hash_params: HashParams::insecure_for_tests(),
+        failures_per_minute: 0,
         ..StoreOptions::default()
     };
     let store = Store::with_db(test_db.db.clone(), options).await.unwrap();
@@ -52,7 +53,7 @@ pub async fn env() -> Env {
     let metrics = Arc::new(Metrics::default());
     let state = AppState {
         store: store.clone(),
-        guard: Guard::with_options(store.clone(), 0, None, Some(metrics.clone())),
+        guard: Guard::with_options(store.clone(), None, Some(metrics.clone())),
         notes: Notes::open(store.db().clone()).await.unwrap(),
         metrics,
     };

@@ -97,8 +97,30 @@ pub(super) async fn export(
     Ok(response)
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VerifyQuery {
+    /// Check events after this sequence number (the previous report's `last_seq`).
+    after: Option<i64>,
+    /// At most this many events (default and maximum 10,000).
+    limit: Option<u32>,
+}
+
+/// Checks the caller's workspace's events (bounded; page with `after`): each event's hash and
+/// its link to the one before. The whole chain is checked by `knowmind-server audit verify`.
 pub(super) async fn verify(
     State(app): State<AppState>,
-) -> Result<axum::Json<audit::ChainReport>, ApiError> {
-    Ok(axum::Json(app.store().audit().verify(None).await?))
+    Authenticated(who): Authenticated,
+    ApiQuery(query): ApiQuery<VerifyQuery>,
+) -> Result<axum::Json<audit::WorkspaceChainReport>, ApiError> {
+    let report = app
+        .store()
+        .audit()
+        .verify_workspace(
+            &who.workspace_id,
+            query.after.unwrap_or(0).max(0),
+            query.limit.unwrap_or(10_000),
+        )
+        .await?;
+    Ok(axum::Json(report))
 }

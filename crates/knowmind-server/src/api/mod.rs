@@ -5,6 +5,7 @@ mod audit_log;
 mod notes;
 mod ops;
 mod tokens;
+mod workspace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::{Access, Authenticated, Guard, RequireScope};
@@ -169,6 +171,20 @@ pub fn routes() -> Vec<RouteSpec> {
         ),
         spec(
             M::GET,
+            "/v1/workspace/policy",
+            ADMIN,
+            "The workspace's policy (reuse detection)",
+            || get(workspace::policy),
+        ),
+        spec(
+            M::PUT,
+            "/v1/workspace/policy",
+            ADMIN,
+            "Replace the workspace's policy (audited)",
+            || put(workspace::set_policy),
+        ),
+        spec(
+            M::GET,
             "/v1/audit/events",
             ADMIN,
             "Audit events (filters, cursor paging)",
@@ -185,7 +201,7 @@ pub fn routes() -> Vec<RouteSpec> {
             M::GET,
             "/v1/audit/verify",
             ADMIN,
-            "Verify the audit log's hash chain",
+            "Verify this workspace's audit events (bounded; page with `after`)",
             || get(audit_log::verify),
         ),
         spec(M::GET, "/v1/notes", READ, "List notes", || get(notes::list)),
@@ -261,6 +277,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .with_state(state)
 }
 
@@ -276,9 +296,9 @@ impl MakeRequestId for RandomRequestId {
 
 /// The audit context of an authenticated request: the token, the client address, the user agent
 /// and the request id.
-struct Origin(Context);
+struct Caller(Context);
 
-impl FromRequestParts<AppState> for Origin {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -291,7 +311,7 @@ impl FromRequestParts<AppState> for Origin {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        Ok(Origin(Context {
+        Ok(Caller(Context {
             actor: Actor::Token(principal.token_id),
             client_ip: state.guard.client_ip(&parts.headers, peer),
             user_agent: text(header::USER_AGENT),

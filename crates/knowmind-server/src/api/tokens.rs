@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use token_core::{Scope, Scopes, Token, TokenId, parse_duration};
 use token_store::{
-    Call, NewToken, Principal, Refusal, Rotation, TokenFilter, TokenRecord, TokenState, TokenUpdate,
+    Call, NewToken, Origin, Principal, Reach, Refusal, Revocation, Revoked, Rotation, TokenFilter,
+    TokenRecord, TokenState, TokenUpdate,
 };
 
-use super::{AppState, Origin, no_store, optional_json, parse_time};
+use super::{AppState, Caller, no_store, optional_json, parse_time};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
@@ -81,7 +82,7 @@ fn token_id(text: &str) -> Result<TokenId, ApiError> {
 pub(super) async fn create(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Origin(context): Origin,
+    Caller(context): Caller,
     ApiJson(body): ApiJson<CreateRequest>,
 ) -> Result<Response, ApiError> {
     let store = app.store();
@@ -164,26 +165,72 @@ pub(super) async fn list(
     .into_response())
 }
 
+/// A token's record with its family: every token it was rotated from or into, oldest first.
+#[derive(Serialize)]
+pub(super) struct TokenDetail {
+    #[serde(flatten)]
+    record: TokenRecord,
+    family: Vec<Relative>,
+}
+
+/// A token of a family, as its lineage shows it.
+#[derive(Serialize)]
+struct Relative {
+    id: TokenId,
+    name: String,
+    state: TokenState,
+    origin: Origin,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    created_by: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    revoked_at: Option<OffsetDateTime>,
+    revoked_reason: Option<String>,
+    rotated_from: Option<TokenId>,
+    rotated_to: Option<TokenId>,
+}
+
+async fn detail(app: &AppState, workspace: &str, id: TokenId) -> Result<TokenDetail, ApiError> {
+    let family = app.store().token_family(workspace, id).await?;
+    let record = family
+        .iter()
+        .find(|t| t.id == id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("token"))?;
+    let family = family
+        .into_iter()
+        .map(|t| Relative {
+            id: t.id,
+            name: t.name,
+            state: t.state,
+            origin: t.origin,
+            created_at: t.created_at,
+            created_by: t.created_by,
+            revoked_at: t.revoked_at,
+            revoked_reason: t.revoked_reason,
+            rotated_from: t.rotated_from,
+            rotated_to: t.rotated_to,
+        })
+        .collect();
+    Ok(TokenDetail { record, family })
+}
+
 pub(super) async fn get_one(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
     Path(id): Path<String>,
-) -> Result<axum::Json<TokenRecord>, ApiError> {
+) -> Result<axum::Json<TokenDetail>, ApiError> {
     Ok(axum::Json(
-        app.store()
-            .get_token(&who.workspace_id, token_id(&id)?)
-            .await?,
+        detail(&app, &who.workspace_id, token_id(&id)?).await?,
     ))
 }
 
 pub(super) async fn get_self(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-) -> Result<axum::Json<TokenRecord>, ApiError> {
+) -> Result<axum::Json<TokenDetail>, ApiError> {
     Ok(axum::Json(
-        app.store()
-            .get_token(&who.workspace_id, who.token_id)
-            .await?,
+        detail(&app, &who.workspace_id, who.token_id).await?,
     ))
 }
 
@@ -197,7 +244,7 @@ pub(super) struct UpdateRequest {
 pub(super) async fn update(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Origin(context): Origin,
+    Caller(context): Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateRequest>,
 ) -> Result<axum::Json<TokenRecord>, ApiError> {
@@ -216,38 +263,49 @@ pub(super) async fn update(
 #[serde(deny_unknown_fields)]
 pub(super) struct RevokeQuery {
     reason: Option<String>,
+    /// Revoke only this token, not the tokens rotated from it (ignored when the reason is
+    /// `compromised` or `leaked`).
+    #[serde(default)]
+    only_this: bool,
 }
 
 pub(super) async fn revoke(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Origin(context): Origin,
+    Caller(context): Caller,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<RevokeQuery>,
-) -> Result<axum::Json<TokenRecord>, ApiError> {
-    let reason = query.reason.unwrap_or_default();
-    let record = app
+) -> Result<axum::Json<Revoked>, ApiError> {
+    let revocation = Revocation {
+        reason: query.reason.unwrap_or_default(),
+        reach: if query.only_this {
+            Reach::OnlyThis
+        } else {
+            Reach::Family
+        },
+    };
+    let revoked = app
         .store()
-        .revoke_token(&who.workspace_id, token_id(&id)?, &reason, &context)
+        .revoke_token(&who.workspace_id, token_id(&id)?, &revocation, &context)
         .await?;
-    Ok(axum::Json(record))
+    Ok(axum::Json(revoked))
 }
 
 pub(super) async fn revoke_self(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Origin(context): Origin,
-) -> Result<axum::Json<TokenRecord>, ApiError> {
-    let store = app.store();
-    let record = store
+    Caller(context): Caller,
+) -> Result<axum::Json<Revoked>, ApiError> {
+    let revoked = app
+        .store()
         .revoke_token(
             &who.workspace_id,
             who.token_id,
-            "revoked by its holder",
+            &Revocation::family("revoked by its holder"),
             &context,
         )
         .await?;
-    Ok(axum::Json(record))
+    Ok(axum::Json(revoked))
 }
 
 #[derive(Deserialize, Default)]
@@ -288,7 +346,7 @@ async fn rotate_token(
 pub(super) async fn rotate(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Origin(context): Origin,
+    Caller(context): Caller,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -298,7 +356,7 @@ pub(super) async fn rotate(
 pub(super) async fn rotate_self(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Origin(context): Origin,
+    Caller(context): Caller,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     rotate_token(&app, &who, who.token_id, &context, &body).await
@@ -354,7 +412,7 @@ pub(super) struct IntrospectRequest {
     /// Scopes the resource server's route needs.
     #[serde(default)]
     scopes: Scopes,
-    /// The original call, for the usage record and per-client rate limiting.
+    /// The original call, recorded as reported by this resource server.
     client_ip: Option<IpAddr>,
     method: Option<String>,
     route: Option<String>,
@@ -392,33 +450,26 @@ pub(super) async fn introspect(
     Authenticated(who): Authenticated,
     ApiJson(body): ApiJson<IntrospectRequest>,
 ) -> Result<axum::Json<impl Serialize>, ApiError> {
-    let guard = &app.guard;
-    if let Some(ip) = body.client_ip
-        && guard.limiter().check(ip).is_err()
-    {
-        return Ok(axum::Json(answer("RATE_LIMITED")));
-    }
     let short =
         |text: Option<String>, max: usize| text.map(|t| t.chars().take(max).collect::<String>());
+    // What the resource server reports about its client's call is recorded as its report, and
+    // only tokens of its own workspace are considered: any other is unknown, with no side effect.
     let call = Call {
         client_ip: body.client_ip,
         method: short(body.method, 16).map_or(Cow::Borrowed("POST"), Cow::Owned),
         route: short(body.route, 256).map_or(Cow::Borrowed("/v1/tokens/verify"), Cow::Owned),
         user_agent: short(body.user_agent, 256),
         request_id: None,
-    };
-    let store = app.store();
-    // A token of another workspace is, to this caller, a token that does not exist.
-    let workspace = who.workspace_id.as_str();
-    let in_workspace = |id: Option<TokenId>| async move {
-        match id {
-            Some(id) => store.get_token(workspace, id).await.is_ok(),
-            None => false,
-        }
+        workspace: Some(who.workspace_id.clone()),
+        reported_by: Some(who.token_id),
     };
     let presented_id = body.token.parse::<Token>().ok().map(|t| t.id());
-    let result = match store.verify(&body.token, body.scopes, &call).await {
-        Ok(verified) if verified.principal().workspace_id == who.workspace_id => {
+    let known = |code| Introspection {
+        token_id: presented_id,
+        ..answer(code)
+    };
+    let result = match app.store().verify(&body.token, body.scopes, &call).await {
+        Ok(verified) => {
             let p = verified.principal();
             let result = Introspection {
                 valid: true,
@@ -432,32 +483,11 @@ pub(super) async fn introspect(
             verified.finish(200);
             result
         }
-        Ok(_) => answer("NOT_FOUND"),
-        Err(token_store::Error::Unauthorized(refusal)) => {
-            if let Some(ip) = body.client_ip {
-                guard.limiter().failure(ip);
-            }
-            let code = match refusal {
-                Refusal::Revoked => "REVOKED",
-                Refusal::Expired => "EXPIRED",
-                _ => "NOT_FOUND",
-            };
-            if code != "NOT_FOUND" && in_workspace(presented_id).await {
-                Introspection {
-                    token_id: presented_id,
-                    ..answer(code)
-                }
-            } else {
-                answer("NOT_FOUND")
-            }
-        }
-        Err(token_store::Error::Forbidden { .. }) if in_workspace(presented_id).await => {
-            Introspection {
-                token_id: presented_id,
-                ..answer("INSUFFICIENT_SCOPE")
-            }
-        }
-        Err(token_store::Error::Forbidden { .. }) => answer("NOT_FOUND"),
+        Err(token_store::Error::Unauthorized(Refusal::Revoked)) => known("REVOKED"),
+        Err(token_store::Error::Unauthorized(Refusal::Expired)) => known("EXPIRED"),
+        Err(token_store::Error::Unauthorized(_)) => answer("NOT_FOUND"),
+        Err(token_store::Error::Forbidden { .. }) => known("INSUFFICIENT_SCOPE"),
+        Err(token_store::Error::RateLimited { .. }) => answer("RATE_LIMITED"),
         Err(e) => return Err(e.into()),
     };
     Ok(axum::Json(result))

@@ -54,7 +54,7 @@ async fn another_service_protects_its_routes_in_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_service_protects_its_routes_through_the_verify_endpoint() {
     let s = server().await;
-    let knowmind = spawn(app_for(s.store.clone(), 20).await).await;
+    let knowmind = spawn(app_for(s.store.clone()).await).await;
     let introspect = SecretString::from(s.issue(&[Scope::Introspect]).await);
     let remote = RemoteVerifier::new(
         &format!("http://{knowmind}"),

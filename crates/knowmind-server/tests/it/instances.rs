@@ -51,8 +51,8 @@ async fn a_token_revoked_on_one_instance_is_refused_by_the_other() {
         .create_token(&ws.id, new(Scope::Read.into()), &Context::system())
         .await
         .unwrap();
-    let a = spawn(app_for(store_a, 20).await).await;
-    let b = spawn(app_for(store_b, 20).await).await;
+    let a = spawn(app_for(store_a).await).await;
+    let b = spawn(app_for(store_b).await).await;
     tokio::time::sleep(Duration::from_millis(300)).await; // B's listener connects
     let (status, _, _) = http(b, "GET", "/v1/notes", Some(reader.expose_secret()), None).await;
     assert_eq!(status, 200, "B accepts (and caches) the token");
@@ -81,4 +81,108 @@ async fn a_token_revoked_on_one_instance_is_refused_by_the_other() {
         delay < Duration::from_secs(1) + Duration::from_millis(500),
         "{delay:?}"
     );
+}
+
+/// Two server instances on one PostgreSQL: an admin rotates a token on one while another revokes
+/// it on the other, 100 times. Once both have answered and the staleness bound has passed, no
+/// token of any of those families works on either instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_and_revoke_racing_on_two_instances_leave_no_live_successor() {
+    let Some(pg) = audit::testing::postgres().await.unwrap() else {
+        println!("skipped: KNOWMIND_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let schema = pg.db.schema().unwrap().to_owned();
+    let url = std::env::var(audit::testing::POSTGRES_URL_VAR).unwrap();
+    let options = || StoreOptions {
+        hash_params: HashParams::insecure_for_tests(),
+        clock: Arc::new(SystemClock),
+        failures_per_minute: 0,
+        ..StoreOptions::default()
+    };
+    let store_a = Store::with_db(pg.db.clone(), options()).await.unwrap();
+    let store_b = Store::with_db(
+        audit::testing::postgres_schema(&url, &schema)
+            .await
+            .unwrap(),
+        options(),
+    )
+    .await
+    .unwrap();
+    let owner = NewMember {
+        name: "Ada".into(),
+        email: "ada@example.org".into(),
+        role: Role::Owner,
+    };
+    let (ws, owner) = store_a
+        .create_workspace("race", owner, &Context::system())
+        .await
+        .unwrap();
+    let admin_token = NewToken {
+        owner_id: owner.id.clone(),
+        name: "admin".into(),
+        description: String::new(),
+        client: String::new(),
+        scopes: Scope::Admin.into(),
+        expires_at: None,
+    };
+    let (_, admin) = store_a
+        .create_token(&ws.id, admin_token, &Context::system())
+        .await
+        .unwrap();
+    let admin = admin.expose_secret().to_owned();
+    let a = spawn(app_for(store_a).await).await;
+    let b = spawn(app_for(store_b).await).await;
+    let mut presented = Vec::new();
+    let (mut rotated_first, mut revoked_first) = (0, 0);
+    for trial in 0..100 {
+        let (status, created, _) = http(
+            a,
+            "POST",
+            "/v1/tokens",
+            Some(&admin),
+            Some(&serde_json::json!({"name": format!("race-{trial}"), "scopes": ["read"]})),
+        )
+        .await;
+        assert_eq!(status, 201);
+        let id = created["id"].as_str().unwrap().to_owned();
+        let token = created["token"].as_str().unwrap().to_owned();
+        for instance in [a, b] {
+            let (status, _, _) = http(instance, "GET", "/v1/notes", Some(&token), None).await;
+            assert_eq!(status, 200, "both instances know the token");
+        }
+        let rotate_path = format!("/v1/tokens/{id}/rotate");
+        let revoke_path = format!("/v1/tokens/{id}");
+        let body = serde_json::json!({"grace_period": "1h"});
+        let (rotated, revoked) = tokio::join!(
+            http(a, "POST", &rotate_path, Some(&admin), Some(&body)),
+            http(b, "DELETE", &revoke_path, Some(&admin), None),
+        );
+        assert_eq!(revoked.0, 200, "{}", revoked.1);
+        match rotated.0 {
+            201 => {
+                rotated_first += 1;
+                let successor = rotated.1["id"].as_str().unwrap();
+                let named: Vec<&str> = revoked.1["revoked"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap())
+                    .collect();
+                assert!(named.contains(&successor), "trial {trial}: {named:?}");
+                presented.push(rotated.1["token"].as_str().unwrap().to_owned());
+            }
+            409 => revoked_first += 1,
+            other => panic!("trial {trial}: rotation answered {other}: {}", rotated.1),
+        }
+        presented.push(token);
+    }
+    println!("rotation first {rotated_first}, revocation first {revoked_first}");
+    tokio::time::sleep(Duration::from_millis(1_200)).await; // the staleness bound (1 s)
+    for token in &presented {
+        for instance in [a, b] {
+            let (status, _, _) = http(instance, "GET", "/v1/notes", Some(token), None).await;
+            assert_eq!(status, 401, "a family member still works");
+        }
+    }
 }

@@ -10,6 +10,7 @@
 
 mod e2e;
 mod embedding;
+mod family;
 mod hostile;
 mod instances;
 mod routes;
@@ -30,7 +31,7 @@ use knowmind_server::notes::Notes;
 use serde_json::Value;
 use time::macros::datetime;
 use token_core::{HashParams, ManualClock, Scope, Scopes};
-use token_store::{NewMember, NewToken, Role, Store, StoreOptions};
+use token_store::{NewMember, NewToken, Revocation, Role, Store, StoreOptions};
 use tower::ServiceExt;
 
 pub const PEER: ([u8; 4], u16) = ([203, 0, 113, 5], 40_000);
@@ -45,15 +46,10 @@ pub struct Server {
     pub _db: audit::testing::TestDb,
 }
 
-pub async fn app_for(store: Store, failures_per_minute: u32) -> Router {
+pub async fn app_for(store: Store) -> Router {
     let metrics = Arc::new(Metrics::default());
     let notes = Notes::open(store.db().clone()).await.unwrap();
-    let guard = Guard::with_options(
-        store.clone(),
-        failures_per_minute,
-        None,
-        Some(metrics.clone()),
-    );
+    let guard = Guard::with_options(store.clone(), None, Some(metrics.clone()));
     router(
         AppState {
             store,
@@ -75,8 +71,16 @@ pub fn store_options(clock: &Arc<ManualClock>) -> StoreOptions {
 }
 
 pub async fn server_on(test_db: audit::testing::TestDb) -> Server {
+    server_with(test_db, |options| options).await
+}
+
+/// A server whose store options `adjust` changes (failure limits, say).
+pub async fn server_with(
+    test_db: audit::testing::TestDb,
+    adjust: impl FnOnce(StoreOptions) -> StoreOptions,
+) -> Server {
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-27 12:00 UTC)));
-    let store = Store::with_db(test_db.db.clone(), store_options(&clock))
+    let store = Store::with_db(test_db.db.clone(), adjust(store_options(&clock)))
         .await
         .unwrap();
     let owner = NewMember {
@@ -89,7 +93,7 @@ pub async fn server_on(test_db: audit::testing::TestDb) -> Server {
         .await
         .unwrap();
     let mut server = Server {
-        app: app_for(store.clone(), 20).await,
+        app: app_for(store.clone()).await,
         store,
         clock,
         ws: ws.id,
@@ -103,6 +107,17 @@ pub async fn server_on(test_db: audit::testing::TestDb) -> Server {
 
 pub async fn server() -> Server {
     server_on(audit::testing::sqlite().await.unwrap()).await
+}
+
+/// A server without failure limits, for tests that fail on purpose many times from one address.
+pub async fn unlimited_server() -> Server {
+    server_with(audit::testing::sqlite().await.unwrap(), |options| {
+        StoreOptions {
+            failures_per_minute: 0,
+            ..options
+        }
+    })
+    .await
 }
 
 impl Server {

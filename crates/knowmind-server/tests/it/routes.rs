@@ -25,8 +25,7 @@ fn method(m: &Method) -> Method {
 
 #[tokio::test]
 async fn every_route_enforces_its_access_rule() {
-    let mut s = server().await;
-    s.app = app_for(s.store.clone(), 0).await; // dozens of deliberate failures from one address
+    let s = unlimited_server().await; // dozens of deliberate failures from one address
     let mut unauthorized_bodies = std::collections::HashSet::new();
     for route in routes() {
         let path = concrete(route.path);
@@ -118,7 +117,7 @@ async fn a_read_token_is_refused_on_every_write_and_admin_route() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 13, "9 admin, 3 write and 1 introspect routes");
+    assert_eq!(checked, 15, "11 admin, 3 write and 1 introspect routes");
     assert_eq!(
         s.call(Method::GET, "/v1/notes", Some(&read), None)
             .await
@@ -564,12 +563,116 @@ async fn introspection_answers_every_code_and_respects_workspaces() {
     let answer = ask(theirs.expose_secret().to_owned(), json!([])).await;
     assert_eq!(answer["code"], "NOT_FOUND");
     assert!(answer.get("workspace").is_none());
+}
 
-    // The original caller's address is rate-limited like any other.
-    for _ in 0..20 {
-        ask("kmt_nonsense".into(), json!([])).await;
+#[tokio::test]
+async fn introspection_is_confined_to_its_workspace_and_limited_per_introspector() {
+    let s = server_with(audit::testing::sqlite().await.unwrap(), |options| {
+        StoreOptions {
+            reported_failures_per_minute: 4,
+            ..options
+        }
+    })
+    .await;
+    let introspector = s.issue(&[Scope::Introspect]).await;
+    let ask = |token: &str| {
+        let body = json!({"token": token, "client_ip": "127.0.0.1", "route": "/things", "user_agent": "their-client/1"});
+        s.call(
+            Method::POST,
+            "/v1/tokens/verify",
+            Some(&introspector),
+            Some(body),
+        )
+    };
+    // Another workspace's tokens, valid or revoked: NOT_FOUND, and nothing written there.
+    let bob = NewMember {
+        name: "Bob".into(),
+        email: "bob@example.org".into(),
+        role: Role::Owner,
+    };
+    let (other_ws, bob) = s
+        .store
+        .create_workspace("other", bob, &Context::system())
+        .await
+        .unwrap();
+    let theirs = |name: &str| NewToken {
+        owner_id: bob.id.clone(),
+        name: name.into(),
+        description: String::new(),
+        client: String::new(),
+        scopes: Scope::Read.into(),
+        expires_at: None,
+    };
+    let (live, live_token) = s
+        .store
+        .create_token(&other_ws.id, theirs("live"), &Context::system())
+        .await
+        .unwrap();
+    let (dead, dead_token) = s
+        .store
+        .create_token(&other_ws.id, theirs("dead"), &Context::system())
+        .await
+        .unwrap();
+    s.store
+        .revoke_token(
+            &other_ws.id,
+            dead.id,
+            &Revocation::family(""),
+            &Context::system(),
+        )
+        .await
+        .unwrap();
+    let events_before = s.store.audit().checkpoint().await.unwrap().seq;
+    for token in [&live_token, &dead_token] {
+        let answer = ask(token.expose_secret()).await;
+        assert_eq!(answer.json, json!({"valid": false, "code": "NOT_FOUND"}));
     }
-    assert_eq!(ask(reader, json!(["read"])).await["code"], "RATE_LIMITED");
+    s.store.usage_writer().flush().await.unwrap();
+    for id in [live.id, dead.id] {
+        let usage = s.store.audit().usage(id, None, 10).await.unwrap();
+        assert!(
+            usage.items.is_empty(),
+            "no usage record in the other workspace"
+        );
+    }
+    assert_eq!(
+        s.store.audit().checkpoint().await.unwrap().seq,
+        events_before,
+        "no security event in the other workspace"
+    );
+    // Its own workspace's token: the report is recorded as the introspector's.
+    let reader = s.issue(&[Scope::Read]).await;
+    assert_eq!(ask(&reader).await.json["code"], "VALID");
+    s.store.usage_writer().flush().await.unwrap();
+    let reader_id: token_core::Token = reader.parse().unwrap();
+    let introspector_id: token_core::Token = introspector.parse().unwrap();
+    let usage = s
+        .store
+        .audit()
+        .usage(reader_id.id(), None, 10)
+        .await
+        .unwrap();
+    let record = &usage.items[0].record;
+    assert_eq!(record.route, "/things");
+    assert_eq!(record.reported_by, Some(introspector_id.id()));
+    // Failures count against the introspector, not against the reported address (127.0.0.1)
+    // nor the introspector's own: after its budget (4: the lookup of the other workspace's
+    // revoked token above — the live one was answered from the cache, at no cost — and three
+    // wrong secrets), costly work for it is refused...
+    let wrong = token_core::checksummed(&format!("{}{}", &reader[4..20], "Q".repeat(32)));
+    for _ in 0..3 {
+        assert_eq!(ask(&wrong).await.json["code"], "NOT_FOUND");
+    }
+    assert_eq!(ask(&wrong).await.json["code"], "RATE_LIMITED");
+    // ...but a token it already proved is still answered,
+    assert_eq!(ask(&reader).await.json["code"], "VALID");
+    // and other clients, at the same or the reported address, are untouched.
+    let admin_call = s
+        .call(Method::GET, "/v1/tokens?limit=1", Some(&s.admin), None)
+        .await;
+    assert_eq!(admin_call.status, StatusCode::OK);
+    let direct = s.call(Method::GET, "/v1/notes", Some(&wrong), None).await;
+    assert_eq!(direct.status, StatusCode::UNAUTHORIZED, "not 429");
 }
 
 #[tokio::test]

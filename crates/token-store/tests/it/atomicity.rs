@@ -46,7 +46,7 @@ async fn a_change_whose_event_cannot_be_written_does_not_happen() {
 
         let revoked = env
             .store
-            .revoke_token(&env.ws, kept.id, "", &env.ctx())
+            .revoke_token(&env.ws, kept.id, &Revocation::family(""), &env.ctx())
             .await;
         assert!(revoked.is_err(), "{}", env.name);
         assert_eq!(

@@ -40,7 +40,12 @@ async fn lifecycle(env: &Env) -> Vec<String> {
         .unwrap()
         .finish(200);
     env.store
-        .revoke_token(&env.ws, rotated.id(), "done", &env.ctx())
+        .revoke_token(
+            &env.ws,
+            rotated.id(),
+            &Revocation::family("done"),
+            &env.ctx(),
+        )
         .await
         .unwrap();
     env.store.usage_writer().flush().await.unwrap();

@@ -44,7 +44,12 @@ async fn other_workspaces_cannot_see_a_token() {
         );
         let err = env
             .store
-            .revoke_token(&other.id, record.id, "", &Context::system())
+            .revoke_token(
+                &other.id,
+                record.id,
+                &Revocation::family(""),
+                &Context::system(),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, Error::NotFound { .. }), "{}", env.name);
@@ -76,7 +81,12 @@ async fn list_filters_by_state_name_scope_and_times() {
         env.clock.advance(Duration::seconds(1));
         let (gone, _) = env.create("gone", &[Scope::Read]).await;
         env.store
-            .revoke_token(&env.ws, gone.id, "left the team", &env.ctx())
+            .revoke_token(
+                &env.ws,
+                gone.id,
+                &Revocation::family("left the team"),
+                &env.ctx(),
+            )
             .await
             .unwrap();
 
@@ -225,18 +235,24 @@ async fn update_and_revoke_are_audited_and_revoke_is_idempotent() {
         );
         let revoked = env
             .store
-            .revoke_token(&env.ws, record.id, "", &env.ctx())
+            .revoke_token(&env.ws, record.id, &Revocation::family(""), &env.ctx())
             .await
             .unwrap();
-        assert_eq!(revoked.state, TokenState::Revoked);
-        assert_eq!(revoked.revoked_reason.as_deref(), Some("revoked"));
+        assert_eq!(revoked.token.state, TokenState::Revoked);
+        assert_eq!(revoked.token.revoked_reason.as_deref(), Some("revoked"));
+        assert_eq!(revoked.revoked, [record.id]);
         let again = env
             .store
-            .revoke_token(&env.ws, record.id, "again", &env.ctx())
+            .revoke_token(&env.ws, record.id, &Revocation::family("again"), &env.ctx())
             .await
             .unwrap();
+        assert!(
+            again.revoked.is_empty(),
+            "{}: nothing left to revoke",
+            env.name
+        );
         assert_eq!(
-            again.revoked_reason.as_deref(),
+            again.token.revoked_reason.as_deref(),
             Some("revoked"),
             "{}: the first revocation stands",
             env.name
@@ -263,7 +279,7 @@ async fn update_and_revoke_are_audited_and_revoke_is_idempotent() {
         let actions: Vec<_> = events.items.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(actions, ["token.revoked", "token.updated", "token.created"]);
         assert_eq!(events.items[1].details["name"]["to"], "new-name");
-        assert!(env.store.audit().verify(None).await.unwrap().is_intact());
+        assert!(env.store.audit().verify(&[]).await.unwrap().is_intact());
     }
 }
 

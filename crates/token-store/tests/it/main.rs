@@ -8,6 +8,7 @@
 )]
 
 mod atomicity;
+mod family;
 mod leaks;
 mod lifecycle;
 mod rotation;
@@ -22,6 +23,7 @@ use audit::testing::TestDb;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use token_core::{HashParams, ManualClock, Scope, Scopes, Token};
+pub use token_store::Revocation;
 use token_store::{Call, NewMember, NewToken, Role, Store, StoreOptions, TokenRecord};
 
 pub const T0: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
@@ -132,6 +134,6 @@ pub fn call(route: &'static str) -> Call {
         method: "GET".into(),
         route: route.into(),
         user_agent: Some("it/1".into()),
-        request_id: None,
+        ..Call::default()
     }
 }

@@ -77,7 +77,7 @@ async fn each_refusal_has_its_reason_inside_and_one_face_outside() {
         );
 
         env.store
-            .revoke_token(&env.ws, record.id, "", &env.ctx())
+            .revoke_token(&env.ws, record.id, &Revocation::family(""), &env.ctx())
             .await
             .unwrap();
         assert_eq!(
@@ -256,7 +256,7 @@ async fn revocation_on_this_process_takes_effect_immediately() {
                 .unwrap();
         }
         env.store
-            .revoke_token(&env.ws, record.id, "", &env.ctx())
+            .revoke_token(&env.ws, record.id, &Revocation::family(""), &env.ctx())
             .await
             .unwrap();
         assert_eq!(
@@ -279,7 +279,7 @@ async fn another_instance_sees_a_revocation_within_the_staleness_bound() {
             .await
             .unwrap();
         env.store
-            .revoke_token(&env.ws, record.id, "", &env.ctx())
+            .revoke_token(&env.ws, record.id, &Revocation::family(""), &env.ctx())
             .await
             .unwrap();
         env.clock.advance(Duration::SECOND);
@@ -305,7 +305,7 @@ async fn another_instance_sees_a_revocation_within_the_staleness_bound() {
             .await
             .unwrap();
         env.store
-            .revoke_token(&env.ws, record.id, "", &env.ctx())
+            .revoke_token(&env.ws, record.id, &Revocation::family(""), &env.ctx())
             .await
             .unwrap();
         let refused = strict
@@ -339,7 +339,7 @@ async fn postgres_notifies_other_instances_of_revocations() {
             .await
             .unwrap();
         env.store
-            .revoke_token(&env.ws, record.id, "", &env.ctx())
+            .revoke_token(&env.ws, record.id, &Revocation::family(""), &env.ctx())
             .await
             .unwrap();
         let delay = refused_within(&b, &token, std::time::Duration::from_secs(5)).await;
@@ -397,7 +397,12 @@ async fn reuse_of_a_revoked_token_is_reported_once_a_minute() {
     for env in envs().await {
         let (record, token) = env.create("leaked", &[Scope::Read]).await;
         env.store
-            .revoke_token(&env.ws, record.id, "leaked", &env.ctx())
+            .revoke_token(
+                &env.ws,
+                record.id,
+                &Revocation::family("leaked"),
+                &env.ctx(),
+            )
             .await
             .unwrap();
         for _ in 0..5 {
@@ -527,7 +532,7 @@ async fn the_revocation_sync_evicts_tokens_revoked_elsewhere() {
             .await
             .unwrap();
         env.store
-            .revoke_token(&env.ws, record.id, "", &env.ctx())
+            .revoke_token(&env.ws, record.id, &Revocation::family(""), &env.ctx())
             .await
             .unwrap();
         let delay = refused_within(&b, &token, std::time::Duration::from_secs(5)).await;

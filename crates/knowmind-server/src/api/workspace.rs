@@ -1,0 +1,31 @@
+//! `/v1/workspace`: the workspace's policy.
+
+use axum::extract::State;
+use token_store::WorkspacePolicy;
+
+use super::{AppState, Caller};
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+
+pub(super) async fn policy(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+) -> Result<axum::Json<WorkspacePolicy>, ApiError> {
+    Ok(axum::Json(
+        app.store().workspace_policy(&who.workspace_id).await?,
+    ))
+}
+
+pub(super) async fn set_policy(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    Caller(context): Caller,
+    ApiJson(policy): ApiJson<WorkspacePolicy>,
+) -> Result<axum::Json<WorkspacePolicy>, ApiError> {
+    Ok(axum::Json(
+        app.store()
+            .set_workspace_policy(&who.workspace_id, policy, &context)
+            .await?,
+    ))
+}

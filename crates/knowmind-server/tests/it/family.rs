@@ -1,0 +1,281 @@
+//! Token families over the API: a stolen token that rotates itself dies with its owner's
+//! revocation; rotation never extends a token's life; lineage and policy are visible.
+
+use serde_json::json;
+use time::Duration;
+
+use crate::*;
+
+async fn create(s: &Server, body: Value) -> (String, String) {
+    let created = s
+        .call(Method::POST, "/v1/tokens", Some(&s.admin), Some(body))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    (
+        created.json["id"].as_str().unwrap().to_owned(),
+        created.json["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_thiefs_self_rotated_successor_dies_with_the_owners_revocation() {
+    let s = server().await;
+    // 1. An admin creates `laptop` (read). Someone steals it.
+    let (id, stolen) = create(
+        &s,
+        json!({"name": "laptop", "scopes": ["read"], "expires_in": "1h"}),
+    )
+    .await;
+    // 2. The thief rotates it, keeping the stolen one alive for an hour.
+    s.clock.advance(Duration::minutes(1));
+    let rotated = s
+        .call(
+            Method::POST,
+            "/v1/tokens/self/rotate",
+            Some(&stolen),
+            Some(json!({"grace_period": "1h"})),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.text);
+    let successor = rotated.json["token"].as_str().unwrap().to_owned();
+    let successor_id = rotated.json["id"].as_str().unwrap().to_owned();
+    assert_eq!(rotated.json["origin"], "self_rotated");
+    assert_eq!(rotated.json["rotated_from"], id.as_str());
+    // The list marks it, so the owner can spot a successor they did not make.
+    let list = s
+        .call(Method::GET, "/v1/tokens?name=laptop", Some(&s.admin), None)
+        .await;
+    let origins: Vec<&str> = list.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["origin"].as_str().unwrap())
+        .collect();
+    assert_eq!(origins, ["self_rotated", "issued"]);
+    // The record shows the family.
+    let view = s
+        .call(
+            Method::GET,
+            &format!("/v1/tokens/{id}"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    let family: Vec<(&str, &str)> = view.json["family"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap(), t["origin"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        family,
+        [
+            (id.as_str(), "issued"),
+            (successor_id.as_str(), "self_rotated")
+        ]
+    );
+    // 3. The owner revokes the token they know about.
+    let revoked = s
+        .call(
+            Method::DELETE,
+            &format!("/v1/tokens/{id}"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
+    assert_eq!(revoked.json["revoked"], json!([id, successor_id]));
+    // 4. Both are refused.
+    for token in [&stolen, &successor] {
+        assert_eq!(
+            s.call(Method::GET, "/v1/notes", Some(token), None)
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+#[tokio::test]
+async fn only_this_is_explicit_and_compromised_always_takes_the_family() {
+    let s = server().await;
+    let (id, token) = create(&s, json!({"name": "ci", "scopes": ["read"]})).await;
+    let rotated = s
+        .call(
+            Method::POST,
+            "/v1/tokens/self/rotate",
+            Some(&token),
+            Some(json!({"grace_period": "1h"})),
+        )
+        .await;
+    let successor = rotated.json["token"].as_str().unwrap().to_owned();
+    let spared = s
+        .call(
+            Method::DELETE,
+            &format!("/v1/tokens/{id}?only_this=true&reason=retired"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(spared.json["revoked"], json!([id]), "{}", spared.text);
+    assert_eq!(
+        s.call(Method::GET, "/v1/notes", Some(&successor), None)
+            .await
+            .status,
+        StatusCode::OK,
+        "asked for explicitly: the successor lives"
+    );
+    let (id, token) = create(&s, json!({"name": "ci2", "scopes": ["read"]})).await;
+    let rotated = s
+        .call(
+            Method::POST,
+            "/v1/tokens/self/rotate",
+            Some(&token),
+            Some(json!({"grace_period": "1h"})),
+        )
+        .await;
+    let successor = rotated.json["token"].as_str().unwrap().to_owned();
+    let all = s
+        .call(
+            Method::DELETE,
+            &format!("/v1/tokens/{id}?only_this=true&reason=compromised"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(all.json["revoked"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        s.call(Method::GET, "/v1/notes", Some(&successor), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let bad = s
+        .call(
+            Method::DELETE,
+            &format!("/v1/tokens/{id}?only_this=perhaps"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+}
+
+#[tokio::test]
+async fn a_token_cannot_extend_its_own_life_by_rotating() {
+    let s = server().await;
+    let (_, short) = create(
+        &s,
+        json!({"name": "short", "scopes": ["read"], "expires_in": "1h"}),
+    )
+    .await;
+    for body in [
+        json!({"expires_in": "36500d"}),
+        json!({"expires_at": "9999-12-31T23:59:59Z"}),
+        json!({"expires_in": "2h"}),
+    ] {
+        let refused = s
+            .call(
+                Method::POST,
+                "/v1/tokens/self/rotate",
+                Some(&short),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            refused.text
+        );
+        assert_eq!(refused.json["code"], "LIFETIME_EXCEEDED");
+        assert!(
+            refused.json["detail"].as_str().unwrap().contains("1h"),
+            "{}",
+            refused.text
+        );
+    }
+    // The same lifetime (the default) or less is fine.
+    s.clock.advance(Duration::minutes(30));
+    let kept = s
+        .call(Method::POST, "/v1/tokens/self/rotate", Some(&short), None)
+        .await;
+    assert_eq!(kept.status, StatusCode::CREATED, "{}", kept.text);
+    assert_eq!(kept.json["expires_at"], "2026-11-27T13:30:00Z");
+    let next = kept.json["token"].as_str().unwrap().to_owned();
+    let shorter = s
+        .call(
+            Method::POST,
+            "/v1/tokens/self/rotate",
+            Some(&next),
+            Some(json!({"expires_in": "10m"})),
+        )
+        .await;
+    assert_eq!(shorter.status, StatusCode::CREATED, "{}", shorter.text);
+    // An admin choosing an explicit expiry for another token may lengthen it.
+    let id = shorter.json["id"].as_str().unwrap();
+    let admin = s
+        .call(
+            Method::POST,
+            &format!("/v1/tokens/{id}/rotate"),
+            Some(&s.admin),
+            Some(json!({"expires_in": "30d"})),
+        )
+        .await;
+    assert_eq!(admin.status, StatusCode::CREATED, "{}", admin.text);
+}
+
+#[tokio::test]
+async fn the_workspace_policy_is_read_changed_and_audited() {
+    let s = server().await;
+    let policy = s
+        .call(Method::GET, "/v1/workspace/policy", Some(&s.admin), None)
+        .await;
+    assert_eq!(policy.json, json!({"reuse_detection": "alert"}));
+    let changed = s
+        .call(
+            Method::PUT,
+            "/v1/workspace/policy",
+            Some(&s.admin),
+            Some(json!({"reuse_detection": "revoke_family"})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    let bad = s
+        .call(
+            Method::PUT,
+            "/v1/workspace/policy",
+            Some(&s.admin),
+            Some(json!({"reuse_detection": "shrug"})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+    let events = s
+        .call(
+            Method::GET,
+            "/v1/audit/events?action=workspace.policy_changed",
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(events.json["items"].as_array().unwrap().len(), 1);
+
+    // Now a reused rotated token takes its family down.
+    let (_, token) = create(&s, json!({"name": "strict", "scopes": ["read"]})).await;
+    let rotated = s
+        .call(Method::POST, "/v1/tokens/self/rotate", Some(&token), None)
+        .await;
+    let successor = rotated.json["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.call(Method::GET, "/v1/notes", Some(&token), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.call(Method::GET, "/v1/notes", Some(&successor), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -1,0 +1,483 @@
+//! Token families: rotation, revocation that follows the rotation chain, lineage, and what
+//! happens when a rotated token is presented again.
+//!
+//! A token and every token rotated from it, transitively, form one family, named by its first
+//! token (`family_id`). Revoking a token revokes every live token of its family in the same
+//! transaction — the successors someone may have made with a stolen token, and predecessors
+//! still in a rotation grace period — unless the caller asks for [`Reach::OnlyThis`].
+//!
+//! Rotation and revocation of a family take its lock first (on PostgreSQL the root token's row,
+//! `FOR UPDATE`; SQLite has one writer at a time) and read the family under it, so they are
+//! linearizable: whatever their interleaving, on one instance or several, either the revocation
+//! comes first and the rotation is refused, or the rotation comes first and the revocation takes
+//! the successor too.
+
+use audit::db::{Backend, to_micros};
+use audit::{Action, Actor, Context, NewEvent};
+use serde_json::json;
+use sqlx::{AnyConnection, Row};
+use time::{Duration, OffsetDateTime};
+use token_core::{Token, TokenId};
+
+use crate::error::Error;
+use crate::model::{
+    Call, Origin, Reach, ReuseDetection, Revocation, Revoked, Rotation, TokenRecord, TokenState,
+};
+use crate::store::{
+    SELECT_TOKEN, Store, check_expiry, insert_token, read_token_row, token_from_row,
+};
+use crate::validate;
+
+/// Reasons that always revoke the whole family, whatever the caller asked.
+const FAMILY_REASONS: [&str; 2] = ["compromised", "leaked"];
+
+/// The reason recorded when reuse detection revokes a family.
+const REUSE_REASON: &str = "reuse_detected";
+
+impl Store {
+    /// Revokes a token now, and — unless `revocation.reach` is [`Reach::OnlyThis`] and the
+    /// reason is neither `compromised` nor `leaked` — every live token of its family. Each
+    /// revoked token gets its own `token.revoked` event in the same transaction. Idempotent:
+    /// revoking what is already revoked changes nothing and records nothing.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Invalid`] for a bad reason text.
+    pub async fn revoke_token(
+        &self,
+        workspace_id: &str,
+        id: TokenId,
+        revocation: &Revocation,
+        context: &Context,
+    ) -> Result<Revoked, Error> {
+        let reason = validate::optional_line("reason", &revocation.reason, 200)?;
+        let reason = if reason.is_empty() {
+            "revoked".to_owned()
+        } else {
+            reason
+        };
+        let family = revocation.reach == Reach::Family
+            || FAMILY_REASONS.contains(&reason.to_lowercase().as_str());
+        let target = self.get_token(workspace_id, id).await?;
+        let now = self.now();
+        let mut tx = self.inner.db.begin_write().await?;
+        self.lock_family(&mut tx, target.family_id).await?;
+        let revoked = self
+            .revoke_in(&mut tx, &target, family, &reason, context, now)
+            .await?;
+        tx.commit().await?;
+        for id in &revoked {
+            self.inner.cache.evict(*id);
+        }
+        Ok(Revoked {
+            token: self.get_token(workspace_id, id).await?,
+            revoked,
+        })
+    }
+
+    /// Inside a transaction holding the family's lock: revokes `target` (if live) and, with
+    /// `family`, the family's other live tokens; appends an event per token and tells other
+    /// instances. Returns the ids revoked, `target` first.
+    async fn revoke_in(
+        &self,
+        tx: &mut AnyConnection,
+        target: &TokenRecord,
+        family: bool,
+        reason: &str,
+        context: &Context,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TokenId>, Error> {
+        let rows = sqlx::query(
+            "UPDATE tokens SET revoked_at_us = $1, revoked_reason = $2, revoked_by = $3 \
+             WHERE workspace_id = $4 AND (revoked_at_us IS NULL OR revoked_at_us > $1) \
+             AND (id = $5 OR ($6 = 1 AND family_id = $7 \
+                  AND (expires_at_us IS NULL OR expires_at_us > $1))) \
+             RETURNING id",
+        )
+        .bind(to_micros(now))
+        .bind(reason)
+        .bind(context.actor.to_string())
+        .bind(target.workspace_id.as_str())
+        .bind(target.id.as_str())
+        .bind(i64::from(family))
+        .bind(target.family_id.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut revoked = rows
+            .iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                id.parse::<TokenId>()
+                    .map_err(|_| Error::Storage(audit::Error::Corrupt("token id")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        revoked.sort_by_key(|id| (*id != target.id, id.to_string()));
+        for id in &revoked {
+            let details = if *id == target.id {
+                json!({
+                    "reason": reason,
+                    "family_revoked": revoked.iter().filter(|other| **other != target.id).collect::<Vec<_>>(),
+                })
+            } else {
+                json!({ "reason": reason, "revoked_with": target.id })
+            };
+            let event = NewEvent::on_token(&target.workspace_id, Action::TokenRevoked, *id)
+                .with_details(details);
+            self.inner.audit.append(tx, context, &event, now).await?;
+            self.notify(tx, *id).await?;
+        }
+        Ok(revoked)
+    }
+
+    /// Replaces a token with a new one: same name, description, scopes, owner, client and
+    /// family. The old token is revoked at once, or when `rotation.grace` ends; both tokens
+    /// remember the link. One transaction, under the family's lock.
+    ///
+    /// The new token's lifetime is the old one's original lifetime (`expires_at − created_at`),
+    /// from now. A token rotating itself (the actor in `context` is the token) may ask for a
+    /// shorter one, never a longer one, and a token that expires may not become one that never
+    /// does: rotation must not let a token — or whoever stole it — extend its own life. Anyone
+    /// else (an admin) may set an explicit expiry.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::NotActive`] for a revoked or expired token, or one already
+    /// rotated; [`Error::LifetimeExceeded`]; [`Error::Invalid`] for a grace period over 7 days
+    /// or an expiry in the past; [`Error::Busy`].
+    pub async fn rotate_token(
+        &self,
+        workspace_id: &str,
+        id: TokenId,
+        rotation: Rotation,
+        context: &Context,
+    ) -> Result<(TokenRecord, Token), Error> {
+        let old = self.get_token(workspace_id, id).await?;
+        rotatable(&old)?;
+        let grace = rotation.grace.unwrap_or(Duration::ZERO);
+        if grace.is_negative() || grace > Duration::days(7) {
+            return Err(Error::invalid(
+                "grace_period",
+                "must be between 0 and 7 days",
+            ));
+        }
+        let now = self.now();
+        let expires_at = rotation_expiry(&old, rotation.expires_at, context, now)?;
+        check_expiry(expires_at, now)?;
+        // scrypt before the transaction: holding SQLite's write lock (or the family's) for 25 ms
+        // would stall every other writer.
+        let (token, hash) = self.generate().await?;
+        let new = TokenRecord {
+            id: token.id(),
+            created_at: audit::db::from_micros(to_micros(now))?,
+            created_by: context.actor.to_string(),
+            expires_at: expires_at
+                .map(|t| audit::db::from_micros(to_micros(t)))
+                .transpose()?,
+            rotated_from: Some(old.id),
+            origin: Origin::of(&context.actor.to_string(), Some(old.id)),
+            last_used_at: None,
+            last_used_ip: None,
+            ..old.clone()
+        };
+        let revoke_at = now + grace;
+        let mut tx = self.inner.db.begin_write().await?;
+        self.lock_family(&mut tx, old.family_id).await?;
+        // Under the lock: a revocation or rotation may have committed since the read above.
+        let current = read_token_row(&mut *tx, id, now)
+            .await?
+            .ok_or(Error::NotFound { what: "token" })?;
+        rotatable(&current.record)?;
+        insert_token(&mut tx, &new, &hash).await?;
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked_at_us = $1, revoked_reason = 'rotated', revoked_by = $2, \
+             rotated_to = $3 WHERE id = $4 AND rotated_to IS NULL AND revoked_at_us IS NULL",
+        )
+        .bind(to_micros(revoke_at))
+        .bind(context.actor.to_string())
+        .bind(new.id.as_str())
+        .bind(old.id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(Error::Conflict(
+                "the token was rotated or revoked concurrently".into(),
+            ));
+        }
+        let event =
+            NewEvent::on_token(workspace_id, Action::TokenRotated, old.id).with_details(json!({
+                "new_token_id": new.id,
+                "grace_seconds": grace.whole_seconds(),
+                "old_revoked_at": revoke_at.unix_timestamp(),
+                "expires_at": new.expires_at.map(|t| t.unix_timestamp()),
+            }));
+        self.inner
+            .audit
+            .append(&mut tx, context, &event, now)
+            .await?;
+        self.notify(&mut tx, old.id).await?;
+        tx.commit().await?;
+        self.inner.cache.evict(old.id);
+        self.remember(&token, &new, &hash);
+        Ok((new, token))
+    }
+
+    /// Every token of `id`'s family — its ancestors and successors, and itself — oldest first.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub async fn token_family(
+        &self,
+        workspace_id: &str,
+        id: TokenId,
+    ) -> Result<Vec<TokenRecord>, Error> {
+        let token = self.get_token(workspace_id, id).await?;
+        let now = self.now();
+        sqlx::query(&format!(
+            "{SELECT_TOKEN} WHERE t.family_id = $1 AND t.workspace_id = $2 \
+             ORDER BY t.created_at_us, t.id"
+        ))
+        .bind(token.family_id.as_str())
+        .bind(workspace_id)
+        .fetch_all(self.inner.db.pool())
+        .await?
+        .iter()
+        .map(|row| token_from_row(row, now).map(|r| r.record))
+        .collect()
+    }
+
+    /// Takes the family's lock for the rest of the transaction: the root token's row on
+    /// PostgreSQL. On SQLite the write transaction already excludes every other writer.
+    async fn lock_family(&self, tx: &mut AnyConnection, family_id: TokenId) -> Result<(), Error> {
+        if self.inner.db.backend() == Backend::Postgres {
+            sqlx::query("SELECT id FROM tokens WHERE id = $1 FOR UPDATE")
+                .bind(family_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the holder of `id` was proven to reuse it within the last minute (then it is
+    /// refused without spending scrypt again).
+    pub(crate) fn reuse_recently_reported(&self, id: TokenId) -> bool {
+        let now = self.inner.clock.0.monotonic();
+        self.inner
+            .reuse_reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .is_some_and(|at| now.saturating_sub(*at) < std::time::Duration::from_secs(60))
+    }
+
+    /// A revoked token presented by someone holding its secret: still in someone's hands. A
+    /// `token.reuse` security event (at most once a minute per token, so a replay flood cannot
+    /// flood the log) and, for a rotated token in a workspace whose policy says
+    /// [`ReuseDetection::RevokeFamily`], the revocation of its family's live tokens.
+    pub(crate) async fn report_reuse(
+        &self,
+        id: TokenId,
+        workspace: &str,
+        rotated: bool,
+        call: &Call,
+        now: OffsetDateTime,
+    ) {
+        {
+            let monotonic = self.inner.clock.0.monotonic();
+            let mut reported = self
+                .inner
+                .reuse_reported
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if reported.get(&id).is_some_and(|at| {
+                monotonic.saturating_sub(*at) < std::time::Duration::from_secs(60)
+            }) {
+                return;
+            }
+            if reported.len() > 10_000 {
+                reported.clear();
+            }
+            reported.insert(id, monotonic);
+        }
+        let context = Context {
+            actor: Actor::Token(id),
+            client_ip: call.client_ip,
+            user_agent: call.user_agent.clone(),
+            request_id: call.request_id.clone(),
+        };
+        let policy = match self.workspace_policy(workspace).await {
+            Ok(policy) => policy.reuse_detection,
+            Err(e) => {
+                tracing::warn!(error = %e, "workspace policy unreadable; reuse only reported");
+                ReuseDetection::Alert
+            }
+        };
+        let revoke = rotated && policy == ReuseDetection::RevokeFamily;
+        let event = NewEvent {
+            outcome: audit::Outcome::Denied,
+            ..NewEvent::on_token(workspace, Action::TokenReuse, id)
+        }
+        .with_details(json!({
+            "method": call.method,
+            "route": call.route,
+            "rotated": rotated,
+            "reuse_detection": policy.as_str(),
+            "reported_by": call.reported_by,
+        }));
+        if let Err(e) = self.inner.audit.record(&context, &event, now).await {
+            tracing::warn!(token_id = %id, error = %e, "token.reuse event not recorded");
+        }
+        if revoke {
+            let system = Context {
+                actor: Actor::System,
+                ..context
+            };
+            match self
+                .revoke_token(workspace, id, &Revocation::family(REUSE_REASON), &system)
+                .await
+            {
+                Ok(done) => tracing::warn!(
+                    token_id = %id,
+                    revoked = ?done.revoked,
+                    "a rotated token was reused: its family is revoked"
+                ),
+                Err(e) => {
+                    tracing::error!(token_id = %id, error = %e, "reuse detected, family NOT revoked")
+                }
+            }
+        }
+    }
+}
+
+/// A token can be rotated while it is unexpired, has no revocation at all — not even one due
+/// later — and has not been rotated already. Deliberately not "revoked_at is in the future":
+/// only a rotation grace sets a future revocation, and a revocation another instance committed a
+/// moment ago may carry a time ahead of this instance's clock; the check must not depend on
+/// clocks agreeing.
+fn rotatable(token: &TokenRecord) -> Result<(), Error> {
+    if let Some(successor) = token.rotated_to {
+        return Err(Error::AlreadyRotated { successor });
+    }
+    match (token.revoked_at, token.state) {
+        (Some(_), _) => Err(Error::NotActive {
+            state: TokenState::Revoked,
+        }),
+        (None, TokenState::Active) => Ok(()),
+        (None, state) => Err(Error::NotActive { state }),
+    }
+}
+
+/// The new token's expiry: see [`Store::rotate_token`].
+fn rotation_expiry(
+    old: &TokenRecord,
+    requested: Option<Option<OffsetDateTime>>,
+    context: &Context,
+    now: OffsetDateTime,
+) -> Result<Option<OffsetDateTime>, Error> {
+    let lifetime = old.expires_at.map(|at| at - old.created_at);
+    let by_itself = context.actor == Actor::Token(old.id);
+    match (requested, lifetime) {
+        // The old token's lifetime, from now.
+        (None, lifetime) => Ok(lifetime.map(|l| now + l)),
+        // An admin's explicit choice for another token. (The workspace's maximum lifetime, when
+        // its policy has one, is enforced here.)
+        (Some(explicit), _) if !by_itself => Ok(explicit),
+        // A token that never expired may take any expiry, or keep none.
+        (Some(explicit), None) => Ok(explicit),
+        (Some(Some(at)), Some(lifetime)) if at - now <= lifetime => Ok(Some(at)),
+        (Some(_), Some(lifetime)) => Err(Error::LifetimeExceeded { max: lifetime }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+    use token_core::Scope;
+
+    use super::*;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-29 12:00 UTC);
+
+    fn record(lifetime: Option<Duration>) -> TokenRecord {
+        let id: TokenId = "0123456789abcdef".parse().unwrap();
+        let created_at = NOW - Duration::minutes(30);
+        TokenRecord {
+            id,
+            workspace_id: "ws".into(),
+            owner_id: "mem".into(),
+            name: "laptop".into(),
+            description: String::new(),
+            client: String::new(),
+            scopes: Scope::Read.into(),
+            created_at,
+            created_by: "system".into(),
+            expires_at: lifetime.map(|l| created_at + l),
+            revoked_at: None,
+            revoked_reason: None,
+            revoked_by: None,
+            rotated_from: None,
+            rotated_to: None,
+            family_id: id,
+            origin: Origin::Issued,
+            last_used_at: None,
+            last_used_ip: None,
+            state: TokenState::Active,
+        }
+    }
+
+    #[test]
+    fn a_token_cannot_extend_its_own_life() {
+        let old = record(Some(Duration::HOUR));
+        let itself = Context::of(Actor::Token(old.id));
+        let hour = Some(NOW + Duration::HOUR);
+        assert_eq!(rotation_expiry(&old, None, &itself, NOW).unwrap(), hour);
+        assert_eq!(
+            rotation_expiry(&old, Some(hour), &itself, NOW).unwrap(),
+            hour
+        );
+        let shorter = Some(NOW + Duration::minutes(5));
+        assert_eq!(
+            rotation_expiry(&old, Some(shorter), &itself, NOW).unwrap(),
+            shorter
+        );
+        for longer in [
+            Some(NOW + Duration::HOUR + Duration::SECOND),
+            Some(NOW + Duration::days(36_500)),
+            Some(datetime!(9999-12-31 23:59 UTC)),
+            None,
+        ] {
+            assert!(
+                matches!(
+                    rotation_expiry(&old, Some(longer), &itself, NOW),
+                    Err(Error::LifetimeExceeded { max }) if max == Duration::HOUR
+                ),
+                "{longer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn others_keep_the_lifetime_unless_they_choose_an_expiry() {
+        let old = record(Some(Duration::HOUR));
+        let admin = Context::of(Actor::Member("mem_admin".into()));
+        assert_eq!(
+            rotation_expiry(&old, None, &admin, NOW).unwrap(),
+            Some(NOW + Duration::HOUR)
+        );
+        let year = Some(NOW + Duration::days(365));
+        assert_eq!(
+            rotation_expiry(&old, Some(year), &admin, NOW).unwrap(),
+            year
+        );
+    }
+
+    #[test]
+    fn a_token_without_expiry_may_keep_none() {
+        let old = record(None);
+        let itself = Context::of(Actor::Token(old.id));
+        assert_eq!(rotation_expiry(&old, None, &itself, NOW).unwrap(), None);
+        assert_eq!(
+            rotation_expiry(&old, Some(None), &itself, NOW).unwrap(),
+            None
+        );
+        let day = Some(NOW + Duration::DAY);
+        assert_eq!(rotation_expiry(&old, Some(day), &itself, NOW).unwrap(), day);
+    }
+}
