@@ -85,7 +85,12 @@ impl Db {
                 .connect(&url)
                 .await?;
             admin
-                .execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+                .execute(
+                    format!(
+                        "SET client_min_messages = warning; CREATE SCHEMA IF NOT EXISTS {schema}"
+                    )
+                    .as_str(),
+                )
                 .await?;
             admin.close().await;
         }
@@ -110,6 +115,9 @@ impl Db {
                             .await?;
                         }
                         Backend::Postgres => {
+                            // `CREATE … IF NOT EXISTS` (the migrator's own table, say) would
+                            // otherwise print a NOTICE on every start.
+                            conn.execute("SET client_min_messages = warning").await?;
                             if let Some(schema) = schema {
                                 conn.execute(format!("SET search_path TO {schema}").as_str())
                                     .await?;

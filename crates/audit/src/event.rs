@@ -244,6 +244,14 @@ pub struct Event {
     pub hash: String,
 }
 
+impl Event {
+    /// The hash this event must carry, by its `hash_version`: SHA-256 (1), or HMAC-SHA-256 under
+    /// `key` (2; `None` without the key). For tools that check an exported log.
+    pub fn expected_hash(&self, key: Option<&crate::AuditKey>) -> Option<String> {
+        crate::chain::event_hash(self, key)
+    }
+}
+
 /// Shortens free text from clients before it is stored.
 pub(crate) fn bounded(text: Option<&str>, max_chars: usize) -> Option<String> {
     text.map(|t| {

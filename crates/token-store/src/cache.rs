@@ -17,19 +17,18 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use time::OffsetDateTime;
 use token_core::{Token, TokenId};
 use zeroize::Zeroizing;
 
-use crate::model::Principal;
+use crate::model::{Principal, Standing};
 
 /// What a decision about a proven token needs, shared (not copied) between the cache and the
 /// requests that hit it.
 pub(crate) struct Cached {
     /// Who the token speaks for.
     pub(crate) principal: Principal,
-    /// When it is (or will be) revoked.
-    pub(crate) revoked_at: Option<OffsetDateTime>,
+    /// Whether it is revoked, or will be when its rotation grace ends.
+    pub(crate) standing: Standing,
     /// Whether it was rotated (a successor exists): presenting it after `revoked_at` is reuse.
     pub(crate) rotated: bool,
     /// The stored hash the secret was proven against; a different one means re-verify.
@@ -40,7 +39,7 @@ impl std::fmt::Debug for Cached {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cached")
             .field("principal", &self.principal)
-            .field("revoked_at", &self.revoked_at)
+            .field("standing", &self.standing)
             .field("rotated", &self.rotated)
             .field("phc", &"[REDACTED]")
             .finish()
@@ -219,7 +218,7 @@ mod tests {
     fn cached(token: &Token) -> Arc<Cached> {
         Arc::new(Cached {
             principal: principal(token),
-            revoked_at: None,
+            standing: Standing::Live,
             rotated: false,
             phc: "$scrypt$secret-looking".into(),
         })

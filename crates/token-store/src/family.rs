@@ -55,6 +55,13 @@ impl Store {
         } else {
             reason
         };
+        if reason == crate::model::ROTATED {
+            // It marks a rotation's grace period; a revocation with it would not be one.
+            return Err(Error::invalid(
+                "reason",
+                "`rotated` is reserved for rotations; say why the token is revoked",
+            ));
+        }
         let family = revocation.reach == Reach::Family
             || FAMILY_REASONS.contains(&reason.to_lowercase().as_str());
         let target = self.get_token(workspace_id, id).await?;
@@ -86,9 +93,11 @@ impl Store {
         context: &Context,
         now: OffsetDateTime,
     ) -> Result<Vec<TokenId>, Error> {
+        // Live: not revoked, or rotated and still in its grace period (see `Standing`).
         let rows = sqlx::query(
             "UPDATE tokens SET revoked_at_us = $1, revoked_reason = $2, revoked_by = $3 \
-             WHERE workspace_id = $4 AND (revoked_at_us IS NULL OR revoked_at_us > $1) \
+             WHERE workspace_id = $4 \
+             AND (revoked_at_us IS NULL OR (revoked_reason = 'rotated' AND revoked_at_us > $1)) \
              AND (id = $5 OR ($6 = 1 AND family_id = $7 \
                   AND (expires_at_us IS NULL OR expires_at_us > $1))) \
              RETURNING id",
@@ -187,13 +196,14 @@ impl Store {
         rotatable(&current.record)?;
         insert_token(&mut tx, &new, &hash).await?;
         let done = sqlx::query(
-            "UPDATE tokens SET revoked_at_us = $1, revoked_reason = 'rotated', revoked_by = $2, \
+            "UPDATE tokens SET revoked_at_us = $1, revoked_reason = $5, revoked_by = $2, \
              rotated_to = $3 WHERE id = $4 AND rotated_to IS NULL AND revoked_at_us IS NULL",
         )
         .bind(to_micros(revoke_at))
         .bind(context.actor.to_string())
         .bind(new.id.as_str())
         .bind(old.id.as_str())
+        .bind(crate::model::ROTATED)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {

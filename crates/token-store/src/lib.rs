@@ -66,9 +66,9 @@ mod verify;
 pub use error::{Error, Refusal};
 pub use limiter::{FailureLimiter, Source};
 pub use model::{
-    Call, Member, MemberUpdate, NewMember, NewToken, Origin, Page, Principal, Reach,
-    ReuseDetection, Revocation, Revoked, Role, Rotation, TokenFilter, TokenRecord, TokenState,
-    TokenUpdate, Workspace, WorkspacePolicy,
+    Call, Member, MemberUpdate, NewMember, NewToken, Origin, Page, Principal, ROTATED, Reach,
+    ReuseDetection, Revocation, Revoked, Role, Rotation, Standing, TokenFilter, TokenRecord,
+    TokenState, TokenUpdate, Workspace, WorkspacePolicy,
 };
 pub use store::{Store, StoreOptions};
 pub use verify::Verified;

@@ -120,13 +120,9 @@ impl TokenState {
         }
     }
 
-    /// The state at `now` of a token with these revocation and expiry times. Revocation wins.
-    pub fn at(
-        now: OffsetDateTime,
-        revoked_at: Option<OffsetDateTime>,
-        expires_at: Option<OffsetDateTime>,
-    ) -> TokenState {
-        if revoked_at.is_some_and(|at| at <= now) {
+    /// The state at `now` of a token with this revocation and expiry time. Revocation wins.
+    pub fn at(now: OffsetDateTime, standing: Standing, expires_at: Option<OffsetDateTime>) -> Self {
+        if standing.is_revoked(now) {
             TokenState::Revoked
         } else if expires_at.is_some_and(|at| at <= now) {
             TokenState::Expired
@@ -140,6 +136,49 @@ impl fmt::Display for TokenState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The reason a rotation records on the token it replaces, whose `revoked_at` is then the end
+/// of its grace period.
+pub const ROTATED: &str = "rotated";
+
+/// Where a token stands with respect to revocation. A rotation's grace period ends at a
+/// wall-clock deadline, like an expiry; every other revocation holds at once and for good,
+/// whatever any clock says — an instance whose clock lags, or a clock set back, cannot revive a
+/// revoked token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Not revoked.
+    Live,
+    /// Rotated: usable until this time (the end of the grace period), revoked from then on.
+    GraceUntil(OffsetDateTime),
+    /// Revoked.
+    Revoked,
+}
+
+impl Standing {
+    /// The standing of a token with these stored revocation fields.
+    pub fn of(revoked_at: Option<OffsetDateTime>, revoked_reason: Option<&str>) -> Standing {
+        match revoked_at {
+            None => Standing::Live,
+            Some(at) if revoked_reason == Some(ROTATED) => Standing::GraceUntil(at),
+            Some(_) => Standing::Revoked,
+        }
+    }
+
+    /// Whether the token is revoked at `now`.
+    pub fn is_revoked(self, now: OffsetDateTime) -> bool {
+        match self {
+            Standing::Live => false,
+            Standing::GraceUntil(end) => end <= now,
+            Standing::Revoked => true,
+        }
+    }
+
+    /// The same rule in SQL, for a `tokens` row aliased `t`: the row is *not* revoked at the
+    /// bound time `now` (append the bound value after this text).
+    pub(crate) const SQL_UNREVOKED_AT: &'static str =
+        "(t.revoked_at_us IS NULL OR (t.revoked_reason = 'rotated' AND t.revoked_at_us > ";
 }
 
 /// A stored token, without its hash.
@@ -326,6 +365,13 @@ impl FromStr for ReuseDetection {
 pub struct WorkspacePolicy {
     /// What reuse of a rotated token does.
     pub reuse_detection: ReuseDetection,
+}
+
+impl TokenRecord {
+    /// Where it stands with respect to revocation.
+    pub fn standing(&self) -> Standing {
+        Standing::of(self.revoked_at, self.revoked_reason.as_deref())
+    }
 }
 
 /// A token to issue.

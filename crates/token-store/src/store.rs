@@ -577,9 +577,10 @@ impl Store {
         sql.push(" WHERE t.workspace_id = ")
             .bind(Arg::Text(workspace_id.to_owned()));
         let unrevoked = |sql: &mut Sql| {
-            sql.push(" AND (t.revoked_at_us IS NULL OR t.revoked_at_us > ")
+            sql.push(" AND ")
+                .push(Standing::SQL_UNREVOKED_AT)
                 .bind(Arg::Int(now))
-                .push(")");
+                .push("))");
         };
         match filter.state {
             None => {}
@@ -594,7 +595,10 @@ impl Store {
                 sql.push(" AND t.expires_at_us <= ").bind(Arg::Int(now));
             }
             Some(TokenState::Revoked) => {
-                sql.push(" AND t.revoked_at_us <= ").bind(Arg::Int(now));
+                sql.push(" AND NOT ")
+                    .push(Standing::SQL_UNREVOKED_AT)
+                    .bind(Arg::Int(now))
+                    .push("))");
             }
         }
         if let Some(name) = &filter.name {
@@ -716,7 +720,7 @@ impl Store {
     pub(crate) fn remember(&self, token: &Token, record: &TokenRecord, hash: &TokenHash) {
         let cached = crate::cache::Cached {
             principal: principal_of(record),
-            revoked_at: record.revoked_at,
+            standing: record.standing(),
             rotated: record.rotated_to.is_some(),
             phc: hash.as_phc().to_owned(),
         };
@@ -813,6 +817,8 @@ pub(crate) fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenR
     let scopes: String = row.try_get("scopes")?;
     let expires_at = opt_time("expires_at_us")?;
     let revoked_at = opt_time("revoked_at_us")?;
+    let revoked_reason: Option<String> = row.try_get("revoked_reason")?;
+    let standing = Standing::of(revoked_at, revoked_reason.as_deref());
     let created_by: String = row.try_get("created_by")?;
     let rotated_from = opt_id("rotated_from")?;
     Ok(TokenRow {
@@ -829,14 +835,14 @@ pub(crate) fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenR
             created_by,
             expires_at,
             revoked_at,
-            revoked_reason: row.try_get("revoked_reason")?,
+            revoked_reason,
             revoked_by: row.try_get("revoked_by")?,
             rotated_from,
             rotated_to: opt_id("rotated_to")?,
             family_id: opt_id("family_id")?.unwrap_or(id),
             last_used_at: opt_time("last_used_us")?,
             last_used_ip: row.try_get("last_used_ip")?,
-            state: TokenState::at(now, revoked_at, expires_at),
+            state: TokenState::at(now, standing, expires_at),
         },
         phc: row.try_get("hash")?,
     })

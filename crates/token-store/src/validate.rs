@@ -1,6 +1,28 @@
-//! Checks on text that people type: bounded length, no control characters.
+//! Checks on text that people type: bounded length, no control characters, and no format
+//! characters (Unicode category Cf: bidi overrides such as U+202E, zero-width spaces and joiners),
+//! which make a name display as something it is not — `laptop\u{202E}pot` — in a list, a terminal
+//! or an audit log.
+
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::error::Error;
+
+fn is_format(c: char) -> bool {
+    c.general_category() == GeneralCategory::Format
+}
+
+fn check_format(field: &'static str, value: &str) -> Result<(), Error> {
+    match value.chars().find(|&c| is_format(c)) {
+        Some(c) => Err(Error::invalid(
+            field,
+            format!(
+                "must not contain invisible formatting characters (found U+{:04X})",
+                u32::from(c)
+            ),
+        )),
+        None => Ok(()),
+    }
+}
 
 /// A required single-line text of at most `max` characters.
 pub(crate) fn line(field: &'static str, value: &str, max: usize) -> Result<String, Error> {
@@ -17,6 +39,7 @@ pub(crate) fn optional_line(field: &'static str, value: &str, max: usize) -> Res
     if trimmed.chars().any(char::is_control) {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
+    check_format(field, trimmed)?;
     check_length(field, trimmed, max)?;
     Ok(trimmed.to_owned())
 }
@@ -33,6 +56,7 @@ pub(crate) fn text(field: &'static str, value: &str, max: usize) -> Result<Strin
             "must not contain control characters other than newlines and tabs",
         ));
     }
+    check_format(field, value)?;
     check_length(field, value, max)?;
     Ok(value.to_owned())
 }
@@ -87,6 +111,24 @@ mod tests {
         assert!(text("description", "one\ntwo\tthree", 100).is_ok());
         assert!(text("description", "bell\u{7}", 100).is_err());
         assert!(text("description", "esc\u{1b}[31m", 100).is_err());
+    }
+
+    #[test]
+    fn invisible_formatting_characters_are_refused_everywhere() {
+        for spoof in [
+            "laptop\u{202E}pot",
+            "ad\u{200B}min",
+            "a\u{200D}b",
+            "\u{FEFF}bom",
+            "x\u{2066}y",
+            "soft\u{AD}hyphen",
+        ] {
+            let err = line("name", spoof, 100).unwrap_err().to_string();
+            assert!(err.contains("U+"), "{err}");
+            assert!(text("description", spoof, 100).is_err(), "{spoof:?}");
+            assert!(optional_line("client", spoof, 100).is_err(), "{spoof:?}");
+        }
+        assert_eq!(line("name", "café ☕ 東京", 100).unwrap(), "café ☕ 東京");
     }
 
     #[test]

@@ -346,7 +346,7 @@ impl Store {
                         self.spawn_rehash(token.id(), &workspace, row.phc.clone(), &new);
                         Arc::new(Cached {
                             principal: known.principal.clone(),
-                            revoked_at: known.revoked_at,
+                            standing: known.standing,
                             rotated: known.rotated,
                             phc: new.as_phc().to_owned(),
                         })
@@ -473,7 +473,7 @@ fn confined(workspace: &str, call: &Call) -> Result<(), Failure> {
 fn cached_from_row(row: &TokenRow) -> Arc<Cached> {
     Arc::new(Cached {
         principal: principal_of(&row.record),
-        revoked_at: row.record.revoked_at,
+        standing: row.record.standing(),
         rotated: row.record.rotated_to.is_some(),
         phc: row.phc.clone(),
     })
@@ -483,7 +483,7 @@ fn cached_from_row(row: &TokenRow) -> Arc<Cached> {
 /// hold the secret, so a revoked token is a reuse.
 fn usable(known: Arc<Cached>, now: OffsetDateTime, proven: bool) -> Result<Arc<Cached>, Failure> {
     let workspace = || known.principal.workspace_id.clone();
-    if known.revoked_at.is_some_and(|at| at <= now) {
+    if known.standing.is_revoked(now) {
         return Err(if proven {
             Failure::Reused {
                 workspace: workspace(),

@@ -147,3 +147,52 @@ async fn another_service_protects_its_routes_through_the_verify_endpoint() {
         503
     );
 }
+
+/// The remote verifier never trusts a cached answer past the token's own expiry. The knowmind
+/// server here runs on a clock two days behind the verifier's (the system clock), so a token
+/// that expires tomorrow by the server's clock has already expired by the verifier's: it must
+/// not be cached at all, while a token without expiry is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_remote_cache_never_outlives_a_tokens_expiry() {
+    let s = server().await;
+    assert!(s.store.now() < token_core::Clock::now(&token_core::SystemClock));
+    let knowmind = spawn(app_for(s.store.clone()).await).await;
+    let introspect = SecretString::from(s.issue(&[Scope::Introspect]).await);
+    let remote = RemoteVerifier::new(
+        &format!("http://{knowmind}"),
+        introspect,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let app = spawn(service(Guard::remote(remote))).await;
+    let forever = s.issue(&[Scope::Read]).await;
+    let expiring = s
+        .issue_with(
+            &[Scope::Read],
+            Some(time::macros::datetime!(2026-11-28 12:00 UTC)),
+        )
+        .await;
+    for token in [&forever, &expiring] {
+        assert_eq!(http(app, "GET", "/things", Some(token), None).await.0, 200);
+        let id = &token[4..20];
+        let revoked = s
+            .call(
+                Method::DELETE,
+                &format!("/v1/tokens/{id}"),
+                Some(&s.admin),
+                None,
+            )
+            .await;
+        assert_eq!(revoked.status, StatusCode::OK);
+    }
+    assert_eq!(
+        http(app, "GET", "/things", Some(&forever), None).await.0,
+        200,
+        "cached for the TTL"
+    );
+    assert_eq!(
+        http(app, "GET", "/things", Some(&expiring), None).await.0,
+        401,
+        "past its expiry: never served from the cache"
+    );
+}

@@ -8,9 +8,11 @@
     clippy::print_stdout
 )]
 
+mod binary;
 mod e2e;
 mod embedding;
 mod family;
+mod hardening;
 mod hostile;
 mod instances;
 mod routes;

@@ -319,6 +319,40 @@ async fn another_instance_sees_a_revocation_within_the_staleness_bound() {
     }
 }
 
+#[tokio::test]
+async fn setting_the_wall_clock_back_does_not_extend_a_cached_token() {
+    for env in envs().await {
+        let (record, token) = env.create("stepped", &[Scope::Read]).await;
+        let b = env.second_instance(options(&env.clock)).await;
+        let verified = b
+            .verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+            .await
+            .unwrap();
+        // Debug output of an accepted token never shows its stored hash.
+        let shown = format!("{verified:?}");
+        assert!(
+            !shown.contains("$scrypt$") && shown.contains("[REDACTED]"),
+            "{shown}"
+        );
+        drop(verified);
+        env.store
+            .revoke_token(&env.ws, record.id, &Revocation::family(""), &env.ctx())
+            .await
+            .unwrap();
+        // An hour back on the wall clock, two seconds forward in real time: still stale.
+        env.clock.step_wall_clock(-Duration::HOUR);
+        env.clock.advance(Duration::seconds(2));
+        let refused = b
+            .verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
+            .await;
+        assert!(
+            matches!(refused, Err(Error::Unauthorized(_))),
+            "{}: {refused:?}",
+            env.name
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_notifies_other_instances_of_revocations() {
     for env in envs()

@@ -1,0 +1,154 @@
+//! Running the real `knowmind-server` binary in tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+
+use crate::*;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_knowmind-server");
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running server.
+pub struct Running {
+    pub child: tokio::process::Child,
+    pub addr: SocketAddr,
+    pub data: PathBuf,
+}
+
+/// Starts `serve` on a free port with data in `data`, JSON logs on stderr, and `env`; waits
+/// until it accepts connections.
+pub async fn start(data: &Path, env: &[(&str, &str)]) -> Running {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .args(["serve", "--listen", &addr.to_string()])
+        .env("KNOWMIND_DATA_DIR", data)
+        .env("KNOWMIND_LOG_FORMAT", "json")
+        .env_remove("KNOWMIND_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Running {
+                child,
+                addr,
+                data: data.to_owned(),
+            };
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut log = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut log).await;
+            panic!("the server exited ({status}) before listening: {log}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the server did not start");
+}
+
+impl Running {
+    /// SIGTERM, then waits; returns whether it exited 0, and its log.
+    pub async fn stop(mut self) -> (bool, String) {
+        let pid = self.child.id().unwrap();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut log = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .await
+            .unwrap();
+        (status.success(), log)
+    }
+
+    /// SIGKILL: no draining, no goodbye.
+    pub async fn kill(mut self) {
+        self.child.start_kill().unwrap();
+        let _ = self.child.wait().await;
+    }
+
+    /// The admin token written on first start.
+    pub fn bootstrap_token(&self) -> String {
+        std::fs::read_to_string(self.data.join("bootstrap-token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+}
+
+/// Runs a command of the binary on `data` with `env`; returns exit code, stdout and stderr.
+pub fn command(data: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut command = std::process::Command::new(BIN);
+    command
+        .args(args)
+        .env("KNOWMIND_DATA_DIR", data)
+        .env_remove("KNOWMIND_DATABASE_URL");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A fresh PostgreSQL database (not just a schema: the binary takes a plain URL), dropped when
+/// the guard is dropped. `None` when PostgreSQL is not configured for tests.
+pub struct FreshDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl FreshDatabase {
+    pub async fn create() -> Option<FreshDatabase> {
+        let admin_url = std::env::var(audit::testing::POSTGRES_URL_VAR).ok()?;
+        let name = audit::testing::fresh_schema_name();
+        let admin = audit::db::Db::connect(&admin_url, &Default::default())
+            .await
+            .unwrap();
+        sqlx::Executor::execute(admin.pool(), format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        admin.close().await;
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        Some(FreshDatabase {
+            url: format!("{base}/{name}"),
+            admin_url,
+            name,
+        })
+    }
+}
+
+impl Drop for FreshDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = std::process::Command::new("psql")
+            .args([self.admin_url.as_str(), "-q", "-c", sql.as_str()])
+            .output();
+    }
+}
