@@ -39,6 +39,9 @@ pub enum Command {
     /// Read, export and verify the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Show or change the workspace's policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Check this machine's knowmind setup and say how to fix what is wrong.
     Doctor {
         /// Fix what can be fixed safely (file permissions).
@@ -115,10 +118,38 @@ pub enum TokenCommand {
         /// Do not ask for confirmation (required when not on a terminal).
         #[arg(long)]
         yes: bool,
-        /// Why (kept in the token's record and the audit log).
+        /// Why (kept in the token's record and the audit log). `compromised` and `leaked`
+        /// always revoke every token rotated from it, too.
         #[arg(long)]
         reason: Option<String>,
+        /// Revoke only the named token, not the tokens rotated from it (its family). Ignored
+        /// for the reasons `compromised` and `leaked`.
+        #[arg(long)]
+        only_this: bool,
     },
+}
+
+/// `policy` commands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Show the workspace's policy.
+    Show,
+    /// Change the workspace's policy (audited).
+    Set {
+        /// What presenting a rotated token after its grace period does: only alert (a security
+        /// event), or also revoke every token of its family.
+        #[arg(long, value_enum)]
+        reuse_detection: ReuseDetectionArg,
+    },
+}
+
+/// `policy set --reuse-detection`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReuseDetectionArg {
+    /// A security event; the successor keeps working.
+    Alert,
+    /// The event, and the token's family is revoked.
+    RevokeFamily,
 }
 
 /// `token create` arguments.

@@ -24,7 +24,10 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use token_core::{Clock, SystemClock};
 
-use crate::cli::{AuditCommand, AuthCommand, Cli, Command, StateArg, TokenCommand};
+use crate::cli::{
+    AuditCommand, AuthCommand, Cli, Command, PolicyCommand, ReuseDetectionArg, StateArg,
+    TokenCommand,
+};
 use crate::client::Client;
 use crate::config::Config;
 use crate::credentials::{Credential, Source};
@@ -66,6 +69,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Auth(AuthCommand::Logout { revoke }) => logout(&cli, style, *revoke).await,
         Command::Token(command) => token(&cli, style, command).await,
         Command::Audit(command) => audit(&cli, style, command).await,
+        Command::Policy(command) => policy(&cli, style, command).await,
     }
 }
 
@@ -334,9 +338,13 @@ async fn token(cli: &Cli, style: Style, command: &TokenCommand) -> Result<(), Cl
                 let rows: Vec<Vec<String>> = items
                     .iter()
                     .map(|t| {
+                        let mut name = t["name"].as_str().unwrap_or("").to_owned();
+                        if t["origin"] == "self_rotated" {
+                            name.push_str(" (self-rotated)");
+                        }
                         vec![
                             t["id"].as_str().unwrap_or("").to_owned(),
-                            t["name"].as_str().unwrap_or("").to_owned(),
+                            name,
                             scopes_of(t),
                             t["client"].as_str().unwrap_or("").to_owned(),
                             relative(time_of(&t["expires_at"]), now),
@@ -394,6 +402,23 @@ async fn token(cli: &Cli, style: Style, command: &TokenCommand) -> Result<(), Cl
                     ),
                 ] {
                     println!("{label:<10} {value}");
+                }
+                let family = record["family"].as_array().cloned().unwrap_or_default();
+                if family.len() > 1 {
+                    println!("family     (oldest first; revoking any of them revokes the rest)");
+                    for member in &family {
+                        let this = member["id"] == record["id"];
+                        println!(
+                            "  {} {} {} ({}; {}, created {} by {})",
+                            if this { "*" } else { " " },
+                            member["id"].as_str().unwrap_or(""),
+                            member["name"].as_str().unwrap_or(""),
+                            member["state"].as_str().unwrap_or(""),
+                            member["origin"].as_str().unwrap_or("").replace('_', "-"),
+                            relative(time_of(&member["created_at"]), now),
+                            member["created_by"].as_str().unwrap_or("?"),
+                        );
+                    }
                 }
             }
         }
@@ -510,7 +535,12 @@ async fn token(cli: &Cli, style: Style, command: &TokenCommand) -> Result<(), Cl
                 }
             }
         }
-        TokenCommand::Revoke { ids, yes, reason } => {
+        TokenCommand::Revoke {
+            ids,
+            yes,
+            reason,
+            only_this,
+        } => {
             let paths = ids
                 .iter()
                 .map(|id| token_path(id))
@@ -536,10 +566,18 @@ async fn token(cli: &Cli, style: Style, command: &TokenCommand) -> Result<(), Cl
                     return Err(CliError::cancelled("cancelled"));
                 }
             }
-            let query = reason
-                .as_ref()
-                .map(|r| format!("?reason={}", urlencode(r)))
-                .unwrap_or_default();
+            let mut params = Vec::new();
+            if let Some(reason) = reason {
+                params.push(format!("reason={}", urlencode(reason)));
+            }
+            if *only_this {
+                params.push("only_this=true".to_owned());
+            }
+            let query = if params.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", params.join("&"))
+            };
             for path in &paths {
                 let record: Value = client
                     .json(Method::DELETE, &format!("/v1/tokens/{path}{query}"), NONE)
@@ -547,11 +585,26 @@ async fn token(cli: &Cli, style: Style, command: &TokenCommand) -> Result<(), Cl
                 if style.json {
                     print_json(&record);
                 } else if !style.quiet {
-                    eprintln!(
-                        "Revoked {} ({}).",
-                        record["id"].as_str().unwrap_or("?"),
-                        record["name"].as_str().unwrap_or("?")
-                    );
+                    let id = record["id"].as_str().unwrap_or("?");
+                    let others: Vec<&str> = record["revoked"]
+                        .as_array()
+                        .map(|all| {
+                            all.iter()
+                                .filter_map(Value::as_str)
+                                .filter(|r| *r != id)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if others.is_empty() {
+                        eprintln!("Revoked {id} ({}).", record["name"].as_str().unwrap_or("?"));
+                    } else {
+                        eprintln!(
+                            "Revoked {id} ({}) and {} token(s) of its family: {}.",
+                            record["name"].as_str().unwrap_or("?"),
+                            others.len(),
+                            others.join(", ")
+                        );
+                    }
                 }
             }
         }
@@ -663,10 +716,14 @@ async fn audit(cli: &Cli, style: Style, command: &AuditCommand) -> Result<(), Cl
                 print_json(&report);
             } else if report["broken"].is_null() {
                 println!(
-                    "intact: {} events, head #{} {}",
+                    "intact: {} events of this workspace checked, up to #{}{}",
                     report["events"],
-                    report["head"]["seq"],
-                    report["head"]["hash"].as_str().unwrap_or("")
+                    report["last_seq"],
+                    if report["more"] == true {
+                        " (more follow: the server checks 10,000 per request)"
+                    } else {
+                        ""
+                    }
                 );
             } else {
                 println!(
@@ -680,6 +737,41 @@ async fn audit(cli: &Cli, style: Style, command: &AuditCommand) -> Result<(), Cl
                     .hint("see docs/SECURITY.md, 'The audit log'"));
             }
         }
+    }
+    warn_about_token(&client, style).await;
+    Ok(())
+}
+
+async fn policy(cli: &Cli, style: Style, command: &PolicyCommand) -> Result<(), CliError> {
+    let (client, _, _) = connect(cli)?;
+    let policy: Value = match command {
+        PolicyCommand::Show => {
+            client
+                .json(Method::GET, "/v1/workspace/policy", NONE)
+                .await?
+        }
+        PolicyCommand::Set { reuse_detection } => {
+            let body = json!({
+                "reuse_detection": match reuse_detection {
+                    ReuseDetectionArg::Alert => "alert",
+                    ReuseDetectionArg::RevokeFamily => "revoke_family",
+                }
+            });
+            client
+                .json(Method::PUT, "/v1/workspace/policy", Some(&body))
+                .await?
+        }
+    };
+    if style.json {
+        print_json(&policy);
+    } else {
+        println!(
+            "reuse detection: {}",
+            match policy["reuse_detection"].as_str() {
+                Some("revoke_family") => "revoke the family when a rotated token is reused",
+                _ => "alert only (a token.reuse security event)",
+            }
+        );
     }
     warn_about_token(&client, style).await;
     Ok(())

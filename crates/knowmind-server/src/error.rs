@@ -169,3 +169,29 @@ impl From<audit::Error> for ApiError {
         ApiError::from(token_store::Error::Storage(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_own_failures_are_500s_and_say_nothing() {
+        for e in [
+            token_store::Error::System("the operating system's random generator failed"),
+            token_store::Error::Storage(audit::Error::Random),
+        ] {
+            let api = ApiError::from(e);
+            assert_eq!(api.status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(api.code, "INTERNAL");
+            assert!(!api.detail.contains("random"), "{}", api.detail);
+        }
+        let lifetime = ApiError::from(token_store::Error::LifetimeExceeded {
+            max: time::Duration::hours(1),
+        });
+        assert_eq!(
+            (lifetime.status, lifetime.code),
+            (StatusCode::UNPROCESSABLE_ENTITY, "LIFETIME_EXCEEDED")
+        );
+        assert!(lifetime.detail.contains("1h"), "{}", lifetime.detail);
+    }
+}

@@ -179,3 +179,28 @@ mod tests {
         assert_eq!(serde_json::from_str::<Grant>(&json).unwrap(), grant);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::parse_duration;
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_bounded_duration_or_refused(s in any::<String>()) {
+            if let Ok(d) = parse_duration(&s) {
+                prop_assert!(!d.is_negative() && d.whole_days() <= 100 * 366);
+            }
+        }
+
+        #[test]
+        fn written_durations_read_back(n in 0i64..36_500, unit in "[smhdw]") {
+            let seconds = match unit.as_str() { "s" => 1, "m" => 60, "h" => 3_600, "d" => 86_400, _ => 604_800 };
+            match parse_duration(&format!("{n}{unit}")) {
+                Ok(d) => prop_assert_eq!(d.whole_seconds(), n * seconds),
+                Err(_) => prop_assert!(n * seconds > 100 * 366 * 86_400),
+            }
+        }
+    }
+}

@@ -278,3 +278,30 @@ mod tests {
         assert!(err.to_string().contains("root"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::{Scope, Scopes};
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_scope_set_that_prints_back_or_is_refused(s in any::<String>()) {
+            if let Ok(scopes) = s.parse::<Scopes>() {
+                prop_assert_eq!(scopes.to_string().parse::<Scopes>().unwrap(), scopes);
+            }
+            let _ = serde_json::from_str::<Scopes>(&s);
+        }
+
+        #[test]
+        fn every_subset_round_trips(bits in 0u8..16) {
+            let chosen: Vec<Scope> = Scope::ALL.into_iter().enumerate()
+                .filter(|(i, _)| bits & (1 << i) != 0).map(|(_, s)| s).collect();
+            let scopes = Scopes::of(&chosen);
+            prop_assert_eq!(scopes.to_string().parse::<Scopes>().unwrap(), scopes);
+            let json = serde_json::to_string(&scopes).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Scopes>(&json).unwrap(), scopes);
+        }
+    }
+}

@@ -24,7 +24,7 @@ use crate::model::{
     Call, Origin, Reach, ReuseDetection, Revocation, Revoked, Rotation, TokenRecord, TokenState,
 };
 use crate::store::{
-    SELECT_TOKEN, Store, check_expiry, insert_token, read_token_row, token_from_row,
+    SELECT_TOKEN, Store, check_expiry, insert_token, read_token_row, token_details, token_from_row,
 };
 use crate::validate;
 
@@ -221,6 +221,13 @@ impl Store {
         self.inner
             .audit
             .append(&mut tx, context, &event, now)
+            .await?;
+        // The successor's own record of its creation, so that a search by its id finds it.
+        let created = NewEvent::on_token(workspace_id, Action::TokenCreated, new.id)
+            .with_details(token_details(&new));
+        self.inner
+            .audit
+            .append(&mut tx, context, &created, now)
             .await?;
         self.notify(&mut tx, old.id).await?;
         tx.commit().await?;

@@ -940,7 +940,7 @@ async fn ensure_member(
         .ok_or(Error::NotFound { what: "member" })
 }
 
-fn token_details(r: &TokenRecord) -> serde_json::Value {
+pub(crate) fn token_details(r: &TokenRecord) -> serde_json::Value {
     json!({
         "name": r.name,
         "owner_id": r.owner_id,

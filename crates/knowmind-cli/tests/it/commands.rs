@@ -304,3 +304,79 @@ async fn doctor_finds_tokens_in_env_files_git_would_commit() {
     let clean = e.run(&["doctor"], None, &[]).await;
     assert!(!stderr(&clean).contains("prod.env"), "{}", stderr(&clean));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_takes_the_family_and_the_lineage_shows_who_rotated() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+    let stolen = e.issue(&[Scope::Read]).await;
+    // The thief rotates the stolen token with its own credential.
+    let rotated = e
+        .run(
+            &["token", "rotate", "self", "--grace", "1h", "--json"],
+            None,
+            &[("KNOWMIND_TOKEN", &stolen)],
+        )
+        .await;
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    let successor = json(&rotated)["id"].as_str().unwrap().to_owned();
+    let list = e.run(&["token", "list"], None, &[("COLUMNS", "200")]).await;
+    assert!(
+        stdout(&list).contains("(self-rotated)"),
+        "{}",
+        stdout(&list)
+    );
+    let view = e.run(&["token", "view", &stolen[4..20]], None, &[]).await;
+    let text = stdout(&view);
+    assert!(
+        text.contains("family") && text.contains(&successor) && text.contains("self-rotated"),
+        "{text}"
+    );
+    let revoked = e
+        .run(&["token", "revoke", &stolen[4..20], "--yes"], None, &[])
+        .await;
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert!(
+        stderr(&revoked).contains(&successor) && stderr(&revoked).contains("family"),
+        "{}",
+        stderr(&revoked)
+    );
+    let view = e
+        .run(&["token", "view", &successor, "--json"], None, &[])
+        .await;
+    assert_eq!(json(&view)["state"], "revoked");
+
+    // --only-this spares the successor.
+    let spared = e.issue(&[Scope::Read]).await;
+    let rotated = e
+        .run(
+            &["token", "rotate", "self", "--grace", "1h", "--json"],
+            None,
+            &[("KNOWMIND_TOKEN", &spared)],
+        )
+        .await;
+    let next = json(&rotated)["id"].as_str().unwrap().to_owned();
+    let only = e
+        .run(
+            &["token", "revoke", &spared[4..20], "--only-this", "--yes"],
+            None,
+            &[],
+        )
+        .await;
+    assert!(only.status.success(), "{}", stderr(&only));
+    let view = e.run(&["token", "view", &next, "--json"], None, &[]).await;
+    assert_eq!(json(&view)["state"], "active");
+
+    // The policy.
+    let set = e
+        .run(
+            &["policy", "set", "--reuse-detection", "revoke-family"],
+            None,
+            &[],
+        )
+        .await;
+    assert!(set.status.success(), "{}", stderr(&set));
+    let show = e.run(&["policy", "show", "--json"], None, &[]).await;
+    assert_eq!(json(&show)["reuse_detection"], "revoke_family");
+}

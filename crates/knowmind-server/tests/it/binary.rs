@@ -4,56 +4,66 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-
 use crate::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_knowmind-server");
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running server.
+/// A running server. Its log goes to `server-<port>.log` beside the data directory, so that a
+/// failed test leaves it to read.
 pub struct Running {
     pub child: tokio::process::Child,
     pub addr: SocketAddr,
     pub data: PathBuf,
+    pub log: PathBuf,
 }
 
-/// Starts `serve` on a free port with data in `data`, JSON logs on stderr, and `env`; waits
-/// until it accepts connections.
+/// Starts `serve` on a port the system chooses, with data in `data`, JSON logs, and `env`;
+/// returns once it listens, with the address it logged (no race for a "free" port with other
+/// tests).
 pub async fn start(data: &Path, env: &[(&str, &str)]) -> Running {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log = data
+        .parent()
+        .unwrap_or(data)
+        .join(format!("server-{}-{n}.log", std::process::id()));
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let log_file = std::fs::File::create(&log).unwrap();
     let mut command = tokio::process::Command::new(BIN);
     command
-        .args(["serve", "--listen", &addr.to_string()])
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .env("KNOWMIND_DATA_DIR", data)
         .env("KNOWMIND_LOG_FORMAT", "json")
         .env_remove("KNOWMIND_DATABASE_URL")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::from(log_file))
         .kill_on_drop(true);
     for (k, v) in env {
         command.env(k, v);
     }
     let mut child = command.spawn().unwrap();
-    for _ in 0..400 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+    for _ in 0..800 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let listening = text.lines().find_map(|line| {
+            let entry: Value = serde_json::from_str(line).ok()?;
+            (entry["fields"]["message"] == "listening").then(|| {
+                entry["fields"]["address"]
+                    .as_str()?
+                    .parse::<SocketAddr>()
+                    .ok()
+            })?
+        });
+        if let Some(addr) = listening {
             return Running {
                 child,
                 addr,
                 data: data.to_owned(),
+                log,
             };
         }
         if let Ok(Some(status)) = child.try_wait() {
-            let mut log = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut log).await;
-            panic!("the server exited ({status}) before listening: {log}");
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("the server exited ({status}) before listening: {text}");
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -68,19 +78,15 @@ impl Running {
             .args(["-TERM", &pid.to_string()])
             .status()
             .unwrap();
-        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .unwrap()
-            .unwrap();
-        let mut log = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut log)
-            .await
-            .unwrap();
-        (status.success(), log)
+        let Ok(status) = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await
+        else {
+            panic!(
+                "the server did not stop within 30 s; its log is {}",
+                self.log.display()
+            );
+        };
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        (status.unwrap().success(), log)
     }
 
     /// SIGKILL: no draining, no goodbye.

@@ -9,6 +9,7 @@
 )]
 
 mod binary;
+mod crash;
 mod e2e;
 mod embedding;
 mod family;
@@ -209,10 +210,15 @@ pub async fn spawn(app: Router) -> SocketAddr {
 }
 
 /// A minimal HTTP/1.1 client over a real socket: sends `raw` as is and reads the reply to EOF.
+/// Status 0 when there is no reply (the connection was refused, reset or closed).
 pub async fn raw_http(addr: SocketAddr, raw: &[u8]) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(raw).await.unwrap();
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return (0, String::new());
+    };
+    if stream.write_all(raw).await.is_err() {
+        return (0, String::new());
+    }
     let mut reply = Vec::new();
     let _ = tokio::time::timeout(
         std::time::Duration::from_secs(10),

@@ -727,6 +727,47 @@ async fn the_audit_log_is_readable_exportable_and_verifiable() {
         .call(Method::GET, "/v1/audit/verify", Some(&s.admin), None)
         .await;
     assert_eq!(verify.json["broken"], Value::Null);
+    // Only this workspace's events are checked, boundedly, paged by `after`.
+    let bob = NewMember {
+        name: "Bob".into(),
+        email: "bob@example.org".into(),
+        role: Role::Owner,
+    };
+    s.store
+        .create_workspace("elsewhere", bob, &Context::system())
+        .await
+        .unwrap();
+    let ours = verify.json["events"].as_u64().unwrap();
+    let total = s.store.audit().checkpoint().await.unwrap().seq as u64;
+    assert!(
+        ours < total,
+        "{ours} of {total}: another workspace's events are not ours"
+    );
+    let again = s
+        .call(Method::GET, "/v1/audit/verify", Some(&s.admin), None)
+        .await;
+    assert_eq!(again.json["events"].as_u64(), Some(ours));
+    let first = s
+        .call(
+            Method::GET,
+            "/v1/audit/verify?limit=2",
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(first.json["events"], 2);
+    assert_eq!(first.json["more"], true);
+    let after = first.json["last_seq"].as_i64().unwrap();
+    let rest = s
+        .call(
+            Method::GET,
+            &format!("/v1/audit/verify?after={after}"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(rest.json["events"].as_u64(), Some(ours - 2));
+    assert_eq!(rest.json["more"], false);
     let bad = s
         .call(
             Method::GET,
