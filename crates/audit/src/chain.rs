@@ -429,6 +429,37 @@ async fn previous_hashes(
         .collect()
 }
 
+/// Whether the log still holds `checkpoint`: the event at its sequence number has its hash, and
+/// — if that event is keyed — no unkeyed event follows. Cheap (two indexed reads): for start-up.
+pub(crate) async fn holds(db: &Db, checkpoint: &Checkpoint) -> Result<bool, Error> {
+    if checkpoint.seq == 0 {
+        return Ok(true);
+    }
+    let row = sqlx::query("SELECT hash, hash_version FROM audit_events WHERE seq = $1")
+        .bind(checkpoint.seq)
+        .fetch_optional(db.pool())
+        .await?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    let hash: String = row.try_get("hash")?;
+    let version: i64 = row.try_get("hash_version")?;
+    if !bool::from(hash.as_bytes().ct_eq(checkpoint.hash.as_bytes())) {
+        return Ok(false);
+    }
+    if version != i64::from(KEYED) {
+        return Ok(true);
+    }
+    let downgraded: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM audit_events WHERE seq > $1 AND hash_version <> $2")
+            .bind(checkpoint.seq)
+            .bind(i64::from(KEYED))
+            .fetch_one(db.pool())
+            .await?
+            .try_get("n")?;
+    Ok(downgraded == 0)
+}
+
 /// Checks that `key` is the key the log's newest keyed event was written with.
 pub(crate) async fn check_key(db: &Db, key: &AuditKey) -> Result<(), Error> {
     let row = sqlx::query(&format!(

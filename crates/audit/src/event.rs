@@ -253,11 +253,38 @@ impl Event {
 }
 
 /// Shortens free text from clients before it is stored.
+/// Control and format characters (bidi overrides, zero-width characters, line separators) are
+/// dropped: a user agent or a route a client chose must not display as something else in a
+/// security log.
 pub(crate) fn bounded(text: Option<&str>, max_chars: usize) -> Option<String> {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
     text.map(|t| {
         t.chars()
-            .filter(|c| !c.is_control())
+            .filter(|c| {
+                !c.is_control()
+                    && !matches!(
+                        c.general_category(),
+                        GeneralCategory::Format
+                            | GeneralCategory::LineSeparator
+                            | GeneralCategory::ParagraphSeparator
+                    )
+            })
             .take(max_chars)
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded;
+
+    #[test]
+    fn client_text_is_shortened_and_cleaned() {
+        assert_eq!(
+            bounded(Some("curl\u{202E}8\u{200B}/\u{2028}x\u{1b}[31m"), 100).as_deref(),
+            Some("curl8/x[31m")
+        );
+        assert_eq!(bounded(Some("abcdef"), 3).as_deref(), Some("abc"));
+        assert_eq!(bounded(None, 3), None);
+    }
 }

@@ -244,6 +244,16 @@ impl Audit {
         chain::verify(&self.db, self.key.as_deref(), checkpoints).await
     }
 
+    /// Whether the log still holds `checkpoint` (taken earlier and kept outside the database):
+    /// the event at its sequence number has its hash and no unkeyed event follows a keyed one.
+    /// Two indexed reads, for start-up; [`Audit::verify`] checks everything.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn holds(&self, checkpoint: &Checkpoint) -> Result<bool, Error> {
+        chain::holds(&self.db, checkpoint).await
+    }
+
     /// Checks, cheaply, that this log's key is the one its newest keyed event was written with:
     /// run it at start-up, so that an instance with the wrong key refuses to start instead of
     /// writing events that will never verify.

@@ -109,8 +109,9 @@ pub struct ServeArgs {
     /// has already verified are always served.
     #[arg(long, env = "KNOWMIND_AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
     pub auth_failures_per_minute: u32,
-    /// Failed verifications allowed per introspect token (a resource server using
-    /// `/v1/tokens/verify`) per minute (0 = no limit).
+    /// Failed verifications allowed per minute per introspect token (a resource server using
+    /// `/v1/tokens/verify`), over all its clients; each client it reports also has the
+    /// per-address budget (0 = no limit).
     #[arg(
         long,
         env = "KNOWMIND_INTROSPECT_FAILURES_PER_MINUTE",
@@ -124,6 +125,14 @@ pub struct ServeArgs {
     /// Connections served at once; beyond that the server stops accepting until one closes.
     #[arg(long, env = "KNOWMIND_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Connections served at once from one peer address (IPv6: one /64); more are closed at
+    /// once. 0 = no limit; ignored with --trusted-proxy-header (every peer is the proxy then).
+    #[arg(
+        long,
+        env = "KNOWMIND_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 64
+    )]
+    pub max_connections_per_address: usize,
     /// How often a signed audit checkpoint is written to `<data-dir>/checkpoints/` (when the log
     /// has grown).
     #[arg(long, env = "KNOWMIND_CHECKPOINT_INTERVAL", default_value = "10m", value_parser = duration)]

@@ -7,10 +7,13 @@
 //!   it);
 //! - a **cap on concurrent connections**: when it is reached, the server stops accepting until
 //!   one closes, so a flood of connections costs bounded memory and file descriptors;
+//! - a **cap per client address**: a connection beyond it is closed at once, so that one host
+//!   cannot take every slot (off behind a reverse proxy, where every peer is the proxy);
 //! - **graceful shutdown**: on the signal, the listener closes, requests in flight finish (up to
 //!   a deadline), idle connections are closed.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +36,8 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Connections served at once from one peer address (IPv6: one /64); 0 = no limit.
+    pub max_per_address: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
 }
@@ -42,6 +47,7 @@ impl Default for ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 1_024,
+            max_per_address: 64,
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -56,6 +62,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_address = Arc::new(PerAddress::default());
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -84,6 +91,11 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(held) = per_address.take(peer.ip(), limits.max_per_address) else {
+            tracing::debug!(peer = %peer.ip(), "too many connections from one address; closed");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let service = app.clone().map_request(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
@@ -96,7 +108,7 @@ pub async fn serve(
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, peer = %peer, "connection ended with an error");
             }
-            drop(slot);
+            drop((slot, held));
         });
     }
     drop(listener);
@@ -105,5 +117,44 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("requests still running when the shutdown grace ended");
+    }
+}
+
+/// Connections open per peer address.
+#[derive(Default)]
+struct PerAddress(std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>);
+
+/// One connection counted against its address; uncounted when dropped.
+struct Held(Arc<PerAddress>, IpAddr);
+
+impl PerAddress {
+    /// Counts a connection from `ip`, unless `max` (non-zero) are open already.
+    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<Held> {
+        let key = match ip {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            other => other,
+        };
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(key).or_default();
+        if max != 0 && *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Held(self.clone(), key))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut open = self.0.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.1) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.1);
+            }
+        }
     }
 }

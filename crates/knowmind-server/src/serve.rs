@@ -229,6 +229,7 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         ..defaults
     };
     let (store, notes) = open(common, options, Key::Create).await?;
+    check_newest_checkpoint(common, &store).await?;
     crate::bootstrap::on_first_start(
         &store,
         &common.data_dir,
@@ -252,6 +253,11 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     let limits = ConnectionLimits {
         header_read_timeout: positive(args.header_read_timeout, "--header-read-timeout")?,
         max_connections: args.max_connections.max(1),
+        max_per_address: if args.trusted_proxy_header.is_some() {
+            0
+        } else {
+            args.max_connections_per_address
+        },
         shutdown_grace: timeout,
     };
     let every = positive(args.checkpoint_interval, "--checkpoint-interval")?;
@@ -285,6 +291,32 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     tracing::info!("draining: committing usage records and closing the database");
     write_checkpoint(&store, &checkpoints).await;
     store.close().await;
+    Ok(())
+}
+
+/// Refuses to start on an audit log that no longer holds the newest signed checkpoint in the
+/// data directory: someone rewrote or truncated it. The operator decides what happens next.
+async fn check_newest_checkpoint(common: &Common, store: &Store) -> anyhow::Result<()> {
+    let dir = common.data_dir.join(CHECKPOINTS_DIR);
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let key = audit_key(common, false)?;
+    let newest = read_checkpoints(std::slice::from_ref(&dir))?
+        .into_iter()
+        .filter(|c| c.is_signed_by(&key))
+        .max_by_key(|c| c.seq);
+    if let Some(newest) = newest
+        && !store.audit().holds(&newest.checkpoint()).await?
+    {
+        anyhow::bail!(
+            "the audit log no longer holds checkpoint #{} ({}): events were rewritten or \
+             removed. Run `knowmind-server audit verify` to see where; to start anyway, move \
+             the checkpoints directory aside (keep it as evidence)",
+            newest.seq,
+            dir.display()
+        );
+    }
     Ok(())
 }
 

@@ -9,8 +9,14 @@
 //! indexed lookup, no scrypt) — unless a revocation sync (see `sync.rs`) that started after the
 //! entry was cached is itself younger than the bound. The map is bounded: when full, an arbitrary
 //! entry makes room.
+//!
+//! A verification that reads the database takes a [`ReadMark`] first, and its answer is cached
+//! only if the token was not evicted (revoked on this process, named by a revocation sync or a
+//! notification) after the mark: otherwise an answer read just before a revocation, inserted just
+//! after the sync that reported it, would be trusted as fresh for ever. The entry's check time is
+//! the mark's, not the insert's.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -59,6 +65,14 @@ struct Entry {
 
 struct Entries {
     map: HashMap<TokenId, Entry>,
+    /// How many evictions there have been (the clock of read marks).
+    evictions: u64,
+    /// Ids evicted while reads were in flight, with their eviction number.
+    evicted: HashMap<TokenId, u64>,
+    /// The eviction number of the last `clear`.
+    cleared: u64,
+    /// Reads in flight, by the eviction number when they started.
+    reading: BTreeMap<u64, usize>,
     /// The last completed revocation sync: its generation and when it started (monotonic). Every
     /// revocation committed before that start has been evicted from entries that were in the map
     /// then.
@@ -80,6 +94,30 @@ impl std::fmt::Debug for Cache {
     }
 }
 
+impl Entries {
+    /// Removes `id`, and remembers the eviction for the reads in flight.
+    fn remove(&mut self, id: TokenId) {
+        self.evictions += 1;
+        if !self.reading.is_empty() {
+            self.evicted.insert(id, self.evictions);
+        }
+        self.map.remove(&id);
+    }
+}
+
+/// A database read in flight whose answer may be cached: see [`Cache::begin_read`].
+pub(crate) struct ReadMark<'a> {
+    cache: &'a Cache,
+    epoch: u64,
+    at: Duration,
+}
+
+impl Drop for ReadMark<'_> {
+    fn drop(&mut self) {
+        self.cache.end_read(self.epoch);
+    }
+}
+
 /// The result of a lookup.
 pub(crate) enum Lookup {
     /// The token is cached and the entry is fresh enough to decide on.
@@ -98,6 +136,10 @@ impl Cache {
             next_gen: AtomicU64::new(0),
             entries: RwLock::new(Entries {
                 map: HashMap::with_capacity(capacity.min(1 << 16)),
+                evictions: 0,
+                evicted: HashMap::new(),
+                cleared: 0,
+                reading: BTreeMap::new(),
                 synced: None,
             }),
         }
@@ -133,13 +175,51 @@ impl Cache {
         }
     }
 
-    /// Remembers `token` as verified, as of `checked_at`.
-    pub(crate) fn insert(&self, token: &Token, cached: Arc<Cached>, checked_at: Duration) {
+    /// Marks the start of a database read whose answer may be cached; `now` is the monotonic
+    /// time, which becomes the entry's check time.
+    pub(crate) fn begin_read(&self, now: Duration) -> ReadMark<'_> {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let epoch = entries.evictions;
+        *entries.reading.entry(epoch).or_default() += 1;
+        ReadMark {
+            cache: self,
+            epoch,
+            at: now,
+        }
+    }
+
+    fn end_read(&self, epoch: u64) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = entries.reading.get_mut(&epoch) {
+            *count -= 1;
+            if *count == 0 {
+                entries.reading.remove(&epoch);
+            }
+        }
+        // Evictions no read in flight started before are of no more use.
+        match entries.reading.keys().next().copied() {
+            Some(oldest) => entries.evicted.retain(|_, at| *at > oldest),
+            None => entries.evicted.clear(),
+        }
+    }
+
+    /// Remembers `token` as verified by the read `mark` started — unless it was evicted since.
+    pub(crate) fn insert(&self, token: &Token, cached: Arc<Cached>, mark: &ReadMark<'_>) {
         if self.capacity == 0 {
             return;
         }
         let digest = self.digest(token);
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let since_mark = |at: u64| at > mark.epoch;
+        if since_mark(entries.cleared)
+            || entries
+                .evicted
+                .get(&token.id())
+                .is_some_and(|at| since_mark(*at))
+        {
+            return; // revoked (or possibly revoked) after the read: do not trust what it saw
+        }
+        let checked_at = mark.at;
         let map = &mut entries.map;
         if map.len() >= self.capacity
             && !map.contains_key(&token.id())
@@ -169,7 +249,7 @@ impl Cache {
     pub(crate) fn finish_sync(&self, generation: u64, started: Duration, ids: &[TokenId]) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         for id in ids {
-            entries.map.remove(id);
+            entries.remove(*id);
         }
         if entries.synced.is_none_or(|(done, _)| done < generation) {
             entries.synced = Some((generation, started));
@@ -181,18 +261,16 @@ impl Cache {
         self.entries
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .map
-            .remove(&id);
+            .remove(id);
     }
 
     /// Forgets everything (the revocation listener lost its connection and may have missed some).
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn clear(&self) {
-        self.entries
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .map
-            .clear();
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        entries.evictions += 1;
+        entries.cleared = entries.evictions;
+        entries.map.clear();
     }
 
     #[cfg(test)]
@@ -243,7 +321,7 @@ mod tests {
     fn hits_only_with_the_whole_token_and_goes_stale() {
         let cache = Cache::new(10, [7; 32]);
         let [a, b] = <[Token; 2]>::try_from(tokens(2)).ok().unwrap();
-        cache.insert(&a, cached(&a), NOW);
+        cache.insert(&a, cached(&a), &cache.begin_read(NOW));
         assert!(matches!(cache.get(&a, NOW, SECOND), Lookup::Fresh(_)));
         assert!(matches!(
             cache.get(&a, NOW + SECOND, SECOND),
@@ -267,7 +345,7 @@ mod tests {
     fn stays_within_capacity() {
         let cache = Cache::new(100, [1; 32]);
         for t in tokens(1_000) {
-            cache.insert(&t, cached(&t), NOW);
+            cache.insert(&t, cached(&t), &cache.begin_read(NOW));
         }
         assert_eq!(cache.len(), 100);
         cache.clear();
@@ -278,9 +356,9 @@ mod tests {
     fn a_recent_sync_keeps_old_entries_fresh_but_not_ones_cached_during_it() {
         let cache = Cache::new(10, [2; 32]);
         let ts = tokens(3);
-        cache.insert(&ts[0], cached(&ts[0]), NOW);
+        cache.insert(&ts[0], cached(&ts[0]), &cache.begin_read(NOW));
         let generation = cache.begin_sync();
-        cache.insert(&ts[1], cached(&ts[1]), NOW); // cached while the sync was reading
+        cache.insert(&ts[1], cached(&ts[1]), &cache.begin_read(NOW)); // cached while the sync was reading
         cache.finish_sync(generation, NOW + Duration::from_secs(5), &[ts[2].id()]);
         let later = NOW + Duration::from_millis(5_500);
         assert!(
@@ -297,10 +375,48 @@ mod tests {
             "the sync is old"
         );
         // A sync evicts what it names.
-        cache.insert(&ts[2], cached(&ts[2]), NOW);
+        cache.insert(&ts[2], cached(&ts[2]), &cache.begin_read(NOW));
         let generation = cache.begin_sync();
         cache.finish_sync(generation, NOW, &[ts[2].id()]);
         assert!(matches!(cache.get(&ts[2], NOW, SECOND), Lookup::Miss));
+    }
+
+    #[test]
+    fn an_answer_read_before_an_eviction_is_not_cached() {
+        let cache = Cache::new(10, [3; 32]);
+        let ts = tokens(3);
+        // Read, then the token is revoked and a sync reports it, then the read's answer arrives.
+        let mark = cache.begin_read(NOW);
+        let generation = cache.begin_sync();
+        cache.finish_sync(generation, NOW, &[ts[0].id()]);
+        cache.insert(&ts[0], cached(&ts[0]), &mark);
+        drop(mark);
+        assert!(
+            matches!(cache.get(&ts[0], NOW, SECOND), Lookup::Miss),
+            "not cached"
+        );
+        // The same with a local eviction and with a flush; another token is unaffected.
+        let mark = cache.begin_read(NOW);
+        cache.evict(ts[1].id());
+        cache.insert(&ts[1], cached(&ts[1]), &mark);
+        cache.insert(&ts[2], cached(&ts[2]), &mark);
+        drop(mark);
+        assert!(matches!(cache.get(&ts[1], NOW, SECOND), Lookup::Miss));
+        assert!(matches!(cache.get(&ts[2], NOW, SECOND), Lookup::Fresh(_)));
+        let mark = cache.begin_read(NOW);
+        cache.clear();
+        cache.insert(&ts[2], cached(&ts[2]), &mark);
+        drop(mark);
+        assert!(matches!(cache.get(&ts[2], NOW, SECOND), Lookup::Miss));
+        // With no read in flight, evictions are forgotten (the record stays bounded).
+        assert!(cache.entries.read().unwrap().evicted.is_empty());
+        // The entry's check time is the read's start, not the insert's.
+        let mark = cache.begin_read(NOW);
+        cache.insert(&ts[2], cached(&ts[2]), &mark);
+        assert!(matches!(
+            cache.get(&ts[2], NOW + SECOND, SECOND),
+            Lookup::Stale(_)
+        ));
     }
 
     #[test]
@@ -317,7 +433,7 @@ mod tests {
     fn zero_staleness_makes_every_hit_stale() {
         let cache = Cache::new(10, [1; 32]);
         let t = tokens(1).pop().unwrap();
-        cache.insert(&t, cached(&t), NOW);
+        cache.insert(&t, cached(&t), &cache.begin_read(NOW));
         assert!(matches!(
             cache.get(&t, NOW, Duration::ZERO),
             Lookup::Stale(_)

@@ -62,8 +62,14 @@ impl Store {
                 "`rotated` is reserved for rotations; say why the token is revoked",
             ));
         }
-        let family = revocation.reach == Reach::Family
-            || FAMILY_REASONS.contains(&reason.to_lowercase().as_str());
+        // `compromised`, `Leaked: found in a gist`, …: the reason's first word decides.
+        let first_word = reason
+            .split(|c: char| !c.is_alphanumeric())
+            .next()
+            .unwrap_or_default()
+            .to_lowercase();
+        let family =
+            revocation.reach == Reach::Family || FAMILY_REASONS.contains(&first_word.as_str());
         let target = self.get_token(workspace_id, id).await?;
         let now = self.now();
         let mut tx = self.inner.db.begin_write().await?;
@@ -230,9 +236,10 @@ impl Store {
             .append(&mut tx, context, &created, now)
             .await?;
         self.notify(&mut tx, old.id).await?;
+        let mark = self.mark();
         tx.commit().await?;
         self.inner.cache.evict(old.id);
-        self.remember(&token, &new, &hash);
+        self.remember(&token, &new, &hash, &mark);
         Ok((new, token))
     }
 
@@ -356,7 +363,13 @@ impl Store {
                     "a rotated token was reused: its family is revoked"
                 ),
                 Err(e) => {
-                    tracing::error!(token_id = %id, error = %e, "reuse detected, family NOT revoked")
+                    tracing::error!(token_id = %id, error = %e, "reuse detected, family NOT revoked");
+                    // Let the next presentation try again instead of waiting out the minute.
+                    self.inner
+                        .reuse_reported
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&id);
                 }
             }
         }
@@ -392,7 +405,16 @@ fn rotation_expiry(
     let by_itself = context.actor == Actor::Token(old.id);
     match (requested, lifetime) {
         // The old token's lifetime, from now.
-        (None, lifetime) => Ok(lifetime.map(|l| now + l)),
+        (None, lifetime) => lifetime
+            .map(|l| {
+                now.checked_add(l).ok_or_else(|| {
+                    Error::invalid(
+                        "expires_at",
+                        "the token's lifetime, from now, ends past the year 9999; give an expiry",
+                    )
+                })
+            })
+            .transpose(),
         // An admin's explicit choice for another token. (The workspace's maximum lifetime, when
         // its policy has one, is enforced here.)
         (Some(explicit), _) if !by_itself => Ok(explicit),
@@ -483,6 +505,20 @@ mod tests {
             rotation_expiry(&old, Some(year), &admin, NOW).unwrap(),
             year
         );
+    }
+
+    #[test]
+    fn a_lifetime_past_the_calendar_is_an_error_not_a_panic() {
+        let mut old = record(None);
+        old.expires_at = Some(datetime!(9999-12-31 23:59 UTC)); // created 30 minutes ago
+        let itself = Context::of(Actor::Token(old.id));
+        assert!(matches!(
+            rotation_expiry(&old, None, &itself, NOW),
+            Err(Error::Invalid {
+                field: "expires_at",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -15,13 +15,20 @@ use std::time::Duration;
 
 use token_core::{Clock, TokenId};
 
-/// Where failures are counted: the client's address (IPv6 per /64), or the introspect token of a
-/// resource server that reported the call.
+/// Where failures are counted: the client's address (IPv6 per /64); a client of a resource server
+/// as that server reported it; or the resource server itself, by the token it introspects with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Source {
     /// A client address, as the server saw it.
     Address(IpAddr),
-    /// A resource server, by the token it introspects with.
+    /// A client of a resource server, by the address that server reported (if any).
+    Reported {
+        /// The resource server's introspect token.
+        reporter: TokenId,
+        /// The client's address, as reported.
+        client: Option<IpAddr>,
+    },
+    /// A resource server as a whole: the ceiling over all its clients.
     Reporter(TokenId),
 }
 
@@ -29,17 +36,26 @@ impl Source {
     /// IPv6 clients usually hold a whole /64; count them as one.
     fn bucket(self) -> Source {
         match self {
-            Source::Address(IpAddr::V6(v6)) => {
-                if let Some(v4) = v6.to_ipv4_mapped() {
-                    return Source::Address(IpAddr::V4(v4));
-                }
-                let s = v6.segments();
-                Source::Address(IpAddr::V6(Ipv6Addr::new(
-                    s[0], s[1], s[2], s[3], 0, 0, 0, 0,
-                )))
-            }
+            Source::Address(ip) => Source::Address(bucket(ip)),
+            Source::Reported { reporter, client } => Source::Reported {
+                reporter,
+                client: client.map(bucket),
+            },
             other => other,
         }
+    }
+}
+
+fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return IpAddr::V4(v4);
+            }
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
     }
 }
 

@@ -310,8 +310,9 @@ impl Store {
         self.insert_issued(&mut tx, &record, &hash, context, now)
             .await?;
         hand_over(&token).map_err(|reason| Error::HandOver { reason })?;
+        let mark = self.mark();
         tx.commit().await?;
-        self.remember(&token, &record, &hash);
+        self.remember(&token, &record, &hash, &mark);
         Ok((workspace, record, token))
     }
 
@@ -526,8 +527,9 @@ impl Store {
         ensure_member(&mut tx, workspace_id, &record.owner_id).await?;
         self.insert_issued(&mut tx, &record, &hash, context, now)
             .await?;
+        let mark = self.mark();
         tx.commit().await?;
-        self.remember(&token, &record, &hash);
+        self.remember(&token, &record, &hash, &mark);
         Ok((record, token))
     }
 
@@ -716,16 +718,27 @@ impl Store {
             .map_err(|_| Error::System("the operating system's random generator failed"))
     }
 
-    /// Caches a token issued on this process, so its first use needs no scrypt.
-    pub(crate) fn remember(&self, token: &Token, record: &TokenRecord, hash: &TokenHash) {
+    /// Marks the moment before a new token's transaction commits: see [`Store::remember`].
+    pub(crate) fn mark(&self) -> crate::cache::ReadMark<'_> {
+        self.inner.cache.begin_read(self.inner.clock.0.monotonic())
+    }
+
+    /// Caches a token issued on this process, so its first use needs no scrypt — unless it was
+    /// revoked (on any instance) since `mark`, taken before its transaction committed.
+    pub(crate) fn remember(
+        &self,
+        token: &Token,
+        record: &TokenRecord,
+        hash: &TokenHash,
+        mark: &crate::cache::ReadMark<'_>,
+    ) {
         let cached = crate::cache::Cached {
             principal: principal_of(record),
             standing: record.standing(),
             rotated: record.rotated_to.is_some(),
             phc: hash.as_phc().to_owned(),
         };
-        let monotonic = self.inner.clock.0.monotonic();
-        self.inner.cache.insert(token, Arc::new(cached), monotonic);
+        self.inner.cache.insert(token, Arc::new(cached), mark);
     }
 
     /// Tells other instances (PostgreSQL) that a token changed; delivered on commit.

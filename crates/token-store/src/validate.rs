@@ -7,8 +7,15 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::error::Error;
 
+/// Format characters (Cf), and the line and paragraph separators (Zl, Zp) that break a line
+/// where no newline is visible.
 fn is_format(c: char) -> bool {
-    c.general_category() == GeneralCategory::Format
+    matches!(
+        c.general_category(),
+        GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    )
 }
 
 fn check_format(field: &'static str, value: &str) -> Result<(), Error> {
@@ -122,6 +129,8 @@ mod tests {
             "\u{FEFF}bom",
             "x\u{2066}y",
             "soft\u{AD}hyphen",
+            "line\u{2028}break",
+            "para\u{2029}graph",
         ] {
             let err = line("name", spoof, 100).unwrap_err().to_string();
             assert!(err.contains("U+"), "{err}");

@@ -25,7 +25,7 @@ use token_core::{Grant, Scopes, Token, TokenHash, TokenId};
 
 use std::sync::Arc;
 
-use crate::cache::{Cached, Lookup};
+use crate::cache::{Cached, Lookup, ReadMark};
 use crate::error::{Error, Refusal};
 use crate::limiter::{FailureLimiter, Source};
 use crate::model::{Call, Principal};
@@ -259,7 +259,8 @@ impl Store {
         stale: Option<Arc<Cached>>,
         call: &Call,
     ) -> Result<Arc<Cached>, Failure> {
-        let monotonic = self.inner.clock.0.monotonic();
+        // Before any read: an answer is cached only if no revocation was seen since.
+        let mark = self.inner.cache.begin_read(self.inner.clock.0.monotonic());
         let row = match stale {
             Some(cached) => {
                 // A proven token: re-reading its state is one lookup, whatever the limiter says.
@@ -268,34 +269,32 @@ impl Store {
                     // Same stored hash the secret was proven against: only the state may have
                     // changed, and the row says what it is now.
                     let fresh = cached_from_row(&row);
-                    self.inner.cache.insert(token, fresh.clone(), monotonic);
+                    self.inner.cache.insert(token, fresh.clone(), &mark);
                     return usable(fresh, now, true);
                 }
                 self.inner.cache.evict(token.id());
                 row
             }
             None => {
-                let source = source_of(call);
-                if let Some(source) = source {
-                    self.limiter(call)
-                        .check(source)
-                        .map_err(Failure::RateLimited)?;
+                let budgets = self.budgets(call);
+                for (limiter, source) in &budgets {
+                    limiter.check(*source).map_err(Failure::RateLimited)?;
                 }
                 let counted = |failure: Failure| {
-                    if let (Some(source), Failure::Refused(..) | Failure::Reused { .. }) =
-                        (source, &failure)
-                    {
-                        self.limiter(call).failure(source);
+                    if matches!(failure, Failure::Refused(..) | Failure::Reused { .. }) {
+                        for (limiter, source) in &budgets {
+                            limiter.failure(*source);
+                        }
                     }
                     failure
                 };
                 return self
-                    .authenticate_row(token, now, call)
+                    .authenticate_row(token, now, call, &mark)
                     .await
                     .map_err(counted);
             }
         };
-        self.prove(token, row, now).await
+        self.prove(token, row, now, &mark).await
     }
 
     /// A cache miss: one lookup, then scrypt.
@@ -304,9 +303,10 @@ impl Store {
         token: &Token,
         now: OffsetDateTime,
         call: &Call,
+        mark: &ReadMark<'_>,
     ) -> Result<Arc<Cached>, Failure> {
         let row = self.lookup(token.id(), call).await?;
-        self.prove(token, row, now).await
+        self.prove(token, row, now, mark).await
     }
 
     /// Checks the presented secret against the row's hash (refusing unusable tokens without
@@ -316,6 +316,7 @@ impl Store {
         token: &Token,
         row: TokenRow,
         now: OffsetDateTime,
+        mark: &ReadMark<'_>,
     ) -> Result<Arc<Cached>, Failure> {
         let workspace = row.record.workspace_id.clone();
         let unproven = usable(cached_from_row(&row), now, false);
@@ -353,8 +354,7 @@ impl Store {
                     }
                     None => known,
                 };
-                let monotonic = self.inner.clock.0.monotonic();
-                self.inner.cache.insert(token, known.clone(), monotonic);
+                self.inner.cache.insert(token, known.clone(), mark);
                 Ok(known)
             }
             Ok(None) => Err(Failure::Refused(Refusal::WrongSecret, Some(workspace))),
@@ -407,11 +407,21 @@ impl Store {
         Ok(row)
     }
 
-    /// Which budget a call's failures count against.
-    fn limiter(&self, call: &Call) -> &FailureLimiter {
-        match call.reported_by {
-            Some(_) => &self.inner.reporter_limiter,
-            None => &self.inner.address_limiter,
+    /// The failure budgets a call's costly work counts against: its client address; or, for a
+    /// call a resource server reported, that client of that server (the same budget as an
+    /// address) and the server as a whole (a ceiling, so that many clients cannot make it
+    /// run the hash pool without bound). None for a call with neither address nor reporter.
+    fn budgets(&self, call: &Call) -> Vec<(&FailureLimiter, Source)> {
+        match (call.reported_by, call.client_ip) {
+            (Some(reporter), client) => vec![
+                (
+                    &self.inner.address_limiter,
+                    Source::Reported { reporter, client },
+                ),
+                (&self.inner.reporter_limiter, Source::Reporter(reporter)),
+            ],
+            (None, Some(ip)) => vec![(&self.inner.address_limiter, Source::Address(ip))],
+            (None, None) => Vec::new(),
         }
     }
 
@@ -448,16 +458,6 @@ impl Store {
                 tracing::warn!(token_id = %id, error = %e, "hash upgrade not stored; will retry on next use");
             }
         });
-    }
-}
-
-/// The source whose failure budget a call uses: the reporting resource server, else the client
-/// address; `None` (no limit) for a call with neither.
-fn source_of(call: &Call) -> Option<Source> {
-    match (call.reported_by, call.client_ip) {
-        (Some(reporter), _) => Some(Source::Reporter(reporter)),
-        (None, Some(ip)) => Some(Source::Address(ip)),
-        (None, None) => None,
     }
 }
 

@@ -101,6 +101,37 @@ async fn slow_headers_idle_connections_and_connection_floods_are_cut_off() {
 }
 
 #[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = binary::start(
+        dir.path(),
+        &[
+            ("KNOWMIND_MAX_CONNECTIONS_PER_ADDRESS", "2"),
+            ("KNOWMIND_HEADER_READ_TIMEOUT", "5s"),
+        ],
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A third connection from the same address is closed at once, not queued for seconds.
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    let closed = closed_within(&mut third, Duration::from_secs(2)).await;
+    assert!(
+        closed.is_some(),
+        "a third connection from one address was kept"
+    );
+    // Once one is released, the address is served again.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, _, _) = http(server.addr, "GET", "/healthz", None, None).await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn every_response_says_nosniff_and_metrics_stay_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let server = binary::start(dir.path(), &[]).await;
@@ -244,6 +275,10 @@ async fn the_audit_chain_cannot_be_reforged_without_the_key() {
         ["checkpoint_mismatch", "truncated"].contains(&reason),
         "{report}"
     );
+    // And a server refuses to start on it, rather than append keyed events to a forged past.
+    let (code, _, err) = binary::command(&copy, &["serve", "--listen", "127.0.0.1:0"], &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no longer holds checkpoint"), "{err}");
     // A forged checkpoint file (signed with another key) is reported, too.
     let checkpoints = data.join("checkpoints");
     let file = std::fs::read_dir(&checkpoints)

@@ -569,14 +569,15 @@ async fn introspection_answers_every_code_and_respects_workspaces() {
 async fn introspection_is_confined_to_its_workspace_and_limited_per_introspector() {
     let s = server_with(audit::testing::sqlite().await.unwrap(), |options| {
         StoreOptions {
-            reported_failures_per_minute: 4,
+            failures_per_minute: 3,
+            reported_failures_per_minute: 6,
             ..options
         }
     })
     .await;
     let introspector = s.issue(&[Scope::Introspect]).await;
-    let ask = |token: &str| {
-        let body = json!({"token": token, "client_ip": "127.0.0.1", "route": "/things", "user_agent": "their-client/1"});
+    let ask_from = |token: &str, client: &str| {
+        let body = json!({"token": token, "client_ip": client, "route": "/things", "user_agent": "their-client/1"});
         s.call(
             Method::POST,
             "/v1/tokens/verify",
@@ -584,6 +585,7 @@ async fn introspection_is_confined_to_its_workspace_and_limited_per_introspector
             Some(body),
         )
     };
+    let ask = |token: &str| ask_from(token, "127.0.0.1");
     // Another workspace's tokens, valid or revoked: NOT_FOUND, and nothing written there.
     let bob = NewMember {
         name: "Bob".into(),
@@ -655,18 +657,35 @@ async fn introspection_is_confined_to_its_workspace_and_limited_per_introspector
     let record = &usage.items[0].record;
     assert_eq!(record.route, "/things");
     assert_eq!(record.reported_by, Some(introspector_id.id()));
-    // Failures count against the introspector, not against the reported address (127.0.0.1)
-    // nor the introspector's own: after its budget (4: the lookup of the other workspace's
-    // revoked token above — the live one was answered from the cache, at no cost — and three
-    // wrong secrets), costly work for it is refused...
+    // Failures count against the reported client of this introspector (3 a minute here) and
+    // against the introspector as a whole (6), never against an address's own budget. Client
+    // 127.0.0.1 has used one (the other workspace's revoked token above needed a lookup; the
+    // live one was answered from the cache, at no cost).
     let wrong = token_core::checksummed(&format!("{}{}", &reader[4..20], "Q".repeat(32)));
-    for _ in 0..3 {
+    for _ in 0..2 {
         assert_eq!(ask(&wrong).await.json["code"], "NOT_FOUND");
     }
-    assert_eq!(ask(&wrong).await.json["code"], "RATE_LIMITED");
-    // ...but a token it already proved is still answered,
+    assert_eq!(
+        ask(&wrong).await.json["code"],
+        "RATE_LIMITED",
+        "client A is over"
+    );
+    // Another client of the same service still has its own budget...
+    for _ in 0..3 {
+        assert_eq!(
+            ask_from(&wrong, "198.51.100.1").await.json["code"],
+            "NOT_FOUND"
+        );
+    }
+    // ...until the service's ceiling is reached, for every client.
+    assert_eq!(
+        ask_from(&wrong, "198.51.100.2").await.json["code"],
+        "RATE_LIMITED",
+        "the introspector's ceiling"
+    );
+    // A token it already proved is still answered,
     assert_eq!(ask(&reader).await.json["code"], "VALID");
-    // and other clients, at the same or the reported address, are untouched.
+    // and clients calling knowmind directly, from any address, are untouched.
     let admin_call = s
         .call(Method::GET, "/v1/tokens?limit=1", Some(&s.admin), None)
         .await;
