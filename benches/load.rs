@@ -23,7 +23,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use knowmind_server::auth::{Authenticated, Guard, RequireScope};
+use knowmind_axum::{Authenticated, Guard, RequireScope};
 use knowmind_server::notes::{NoteInput, Notes};
 use token_core::{HashParams, Scope};
 use token_store::{NewMember, NewToken, Role, Store, StoreOptions};
@@ -359,7 +359,7 @@ async fn main() {
     store.close().await;
 
     // PostgreSQL: the shipped layer, same route.
-    if let Some(pg) = audit::testing::postgres().await.unwrap() {
+    if let Some(pg) = knowmind_db::testing::postgres().await.unwrap() {
         let pg_store = Store::with_db(pg.db.clone(), options()).await.unwrap();
         let pg_tokens = dir.path().join("pg-tokens.txt");
         let (notes, workspace) = populate(&pg_store, TOKENS, &pg_tokens).await;

@@ -15,7 +15,7 @@ use token_core::TokenId;
 
 const RECORDS: usize = 400_000;
 
-async fn run(name: &str, db: audit::db::Db) {
+async fn run(name: &str, db: knowmind_db::Db) {
     audit::migrate(&db).await.unwrap();
     let writer = UsageWriter::spawn(db.clone(), &UsageConfig::default());
     let tokens: Vec<TokenId> = (0..1_000)
@@ -69,7 +69,7 @@ const PACED_SECONDS: usize = 12;
 /// A steady 11,000 records/s over 10,000 tokens for 12 s, after a warm-up that stores three
 /// records per token: the process's CPU time per record, which is what recording adds to each
 /// request of the HTTP load test. 12 s at this rate is two moves to the indexed table.
-async fn paced(db: audit::db::Db) {
+async fn paced(db: knowmind_db::Db) {
     audit::migrate(&db).await.unwrap();
     let writer = UsageWriter::spawn(db.clone(), &UsageConfig::default());
     let tokens: Vec<TokenId> = (0..PACED_TOKENS)
@@ -122,12 +122,12 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and `cargo test --benches` probe harness=false benches
     }
-    let sqlite = audit::testing::sqlite().await.unwrap();
+    let sqlite = knowmind_db::testing::sqlite().await.unwrap();
     run("sqlite", sqlite.db.clone()).await;
-    match audit::testing::postgres().await.unwrap() {
+    match knowmind_db::testing::postgres().await.unwrap() {
         Some(pg) => run("postgres", pg.db.clone()).await,
         None => println!("usage_writer/postgres: skipped (KNOWMIND_TEST_DATABASE_URL not set)"),
     }
-    let sqlite = audit::testing::sqlite().await.unwrap();
+    let sqlite = knowmind_db::testing::sqlite().await.unwrap();
     paced(sqlite.db.clone()).await;
 }

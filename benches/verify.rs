@@ -162,7 +162,7 @@ fn layer(c: &mut Criterion) {
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
     use axum::routing::get;
-    use knowmind_server::auth::{Authenticated, Guard, RequireScope};
+    use knowmind_axum::{Authenticated, Guard, RequireScope};
     use tower::ServiceExt;
 
     let rt = tokio::runtime::Builder::new_multi_thread()

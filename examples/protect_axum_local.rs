@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use audit::Context;
 use axum::Router;
 use axum::routing::get;
-use knowmind_server::auth::{Authenticated, Guard, RequireScope};
+use knowmind_axum::{Authenticated, Guard, RequireScope};
 use token_core::Scope;
 use token_store::{NewMember, NewToken, Role, Store, StoreOptions};
 

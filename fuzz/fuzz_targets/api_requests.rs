@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, header};
 use http_body_util::BodyExt;
 use knowmind_server::api::{AppState, router};
-use knowmind_server::auth::Guard;
+use knowmind_axum::Guard;
 use knowmind_server::metrics::Metrics;
 use knowmind_server::notes::Notes;
 use libfuzzer_sys::fuzz_target;

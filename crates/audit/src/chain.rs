@@ -2,15 +2,16 @@
 //! changing, removing or reordering any stored event breaks every hash after it.
 
 use hmac::Mac;
+use knowmind_db::Connection;
 use sha2::{Digest, Sha256};
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use crate::db::{Arg, Db, Sql, from_micros, to_micros};
 use crate::error::Error;
 use crate::event::{Context, Event, NewEvent, bounded};
 use crate::key::AuditKey;
+use knowmind_db::{Arg, Db, Sql, from_micros, to_micros};
 
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -79,7 +80,7 @@ pub enum BreakReason {
 /// transaction ends: concurrent writers (other connections, other server instances) wait their
 /// turn, so the chain never forks.
 pub(crate) async fn append(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     key: Option<&AuditKey>,
     context: &Context,
     event: &NewEvent,

@@ -1,6 +1,6 @@
 //! The one error type of this crate.
 
-use std::fmt;
+use knowmind_db::DbError;
 
 /// Everything that can go wrong in `audit`. Messages never contain a token, secret or hash.
 #[derive(Debug, thiserror::Error)]
@@ -45,47 +45,19 @@ pub enum Error {
     Random,
 }
 
-/// A database error, opaque so that the driver's types stay out of our API.
-pub struct DbError(sqlx::Error);
-
-impl DbError {
-    /// Whether the database refused the statement itself (a constraint, a trigger), as opposed to
-    /// a connection or pool failure.
-    pub fn is_refusal(&self) -> bool {
-        matches!(self.0, sqlx::Error::Database(_))
-    }
-
-    /// Whether a uniqueness constraint refused the statement.
-    pub fn is_unique_violation(&self) -> bool {
-        matches!(&self.0, sqlx::Error::Database(e) if e.is_unique_violation())
-    }
-
-    /// Whether the pool had no free connection in time.
-    pub fn is_pool_timeout(&self) -> bool {
-        matches!(self.0, sqlx::Error::PoolTimedOut)
-    }
-}
-
-impl fmt::Display for DbError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Debug for DbError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+impl From<knowmind_db::Error> for Error {
+    fn from(e: knowmind_db::Error) -> Self {
+        match e {
+            knowmind_db::Error::Database(db) => Error::Database(db),
+            knowmind_db::Error::BadUrl(why) => Error::BadUrl(why),
+            knowmind_db::Error::Corrupt(what) => Error::Corrupt(what),
+            _ => Error::Corrupt("unknown database error"),
+        }
     }
 }
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Error::Database(DbError(e))
-    }
-}
-
-impl From<sqlx::migrate::MigrateError> for Error {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        Error::Database(DbError(sqlx::Error::Migrate(Box::new(e))))
+        Error::Database(DbError::from(e))
     }
 }

@@ -115,7 +115,7 @@ impl SignedCheckpoint {
 fn checkpoint_message(checkpoint: &Checkpoint, at: OffsetDateTime) -> Vec<u8> {
     let mut message = b"knowmind-checkpoint-v1\0".to_vec();
     message.extend_from_slice(&checkpoint.seq.to_be_bytes());
-    message.extend_from_slice(&crate::db::to_micros(at).to_be_bytes());
+    message.extend_from_slice(&knowmind_db::to_micros(at).to_be_bytes());
     message.extend_from_slice(&(checkpoint.hash.len() as u64).to_be_bytes());
     message.extend_from_slice(checkpoint.hash.as_bytes());
     message

@@ -11,13 +11,14 @@
 //! - **Usage records** answer "which calls ran on this token, from where": one per verification
 //!   of a known token, written in batches by a [`UsageWriter`].
 //!
-//! Both live in the database shared with `token-store` ([`db::Db`]): SQLite by default,
+//! Both live in the database shared with `token-store` ([`knowmind_db::Db`]): SQLite by default,
 //! PostgreSQL with the `postgres` feature.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), audit::Error> {
-//! use audit::{Action, Audit, Context, NewEvent, db::{Db, DbOptions}};
+//! use audit::{Action, Audit, Context, NewEvent};
+//! use knowmind_db::{Db, DbOptions};
 //! use time::macros::datetime;
 //!
 //! let dir = tempfile::tempdir().unwrap();
@@ -41,17 +42,15 @@
 //! ```
 
 mod chain;
-pub mod db;
 mod error;
 mod event;
 mod key;
-#[cfg(feature = "test-util")]
-pub mod testing;
 mod usage;
 
 use std::sync::Arc;
 
-use sqlx::AnyConnection;
+use knowmind_db::Connection;
+use sqlx::Row;
 use time::OffsetDateTime;
 use token_core::TokenId;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -59,26 +58,28 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 pub use chain::{
     Break, BreakReason, ChainReport, Checkpoint, GENESIS, KEYED, UNKEYED, WorkspaceChainReport,
 };
-pub use error::{DbError, Error};
+pub use error::Error;
 pub use event::{Action, Actor, Context, Event, NewEvent, Outcome};
 pub use key::{AuditKey, SignedCheckpoint};
 pub use usage::{
-    Committed, IpUse, RouteUse, StoredUsage, UsageConfig, UsageOutcome, UsageRecord,
-    UsageRecordView, UsageSlot, UsageSummary, UsageWriter,
+    Committed, IpUse, LAST_USE_AT, LAST_USE_COLUMNS, RouteUse, StoredUsage, UsageConfig,
+    UsageOutcome, UsageRecord, UsageRecordView, UsageSlot, UsageSummary, UsageWriter,
+    last_use_join,
 };
 
-use crate::db::{Arg, Backend, Db, Sql, to_micros};
+use knowmind_db::{Arg, Backend, Db, Sql, to_micros};
 
 /// Creates or upgrades the audit tables.
 ///
 /// # Errors
 /// [`Error::Database`] if a migration fails.
 pub async fn migrate(db: &Db) -> Result<(), Error> {
-    db.migrate(
-        &sqlx::migrate!("migrations/sqlite"),
-        &sqlx::migrate!("migrations/postgres"),
-    )
-    .await
+    Ok(db
+        .migrate(
+            &sqlx::migrate!("migrations/sqlite"),
+            &sqlx::migrate!("migrations/postgres"),
+        )
+        .await?)
 }
 
 /// Which events to list.
@@ -146,7 +147,7 @@ impl Audit {
     /// does).
     pub async fn append(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut Connection,
         context: &Context,
         event: &NewEvent,
         at: OffsetDateTime,
@@ -298,6 +299,40 @@ impl Audit {
     /// [`Error::Database`].
     pub async fn checkpoint(&self) -> Result<Checkpoint, Error> {
         chain::checkpoint_of(&self.db).await
+    }
+
+    /// The tokens that events after sequence number `after` revoked or rotated (at most 1,000
+    /// events are read per round trip), and the last sequence number read: how other processes'
+    /// caches learn of revocations from the log.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn token_changes_since(&self, after: i64) -> Result<(Vec<TokenId>, i64), Error> {
+        let mut ids = Vec::new();
+        let mut last = after;
+        loop {
+            let rows = sqlx::query(
+                "SELECT seq, action, target_id FROM audit_events WHERE seq > $1 \
+                 ORDER BY seq LIMIT 1000",
+            )
+            .bind(last)
+            .fetch_all(self.db.pool())
+            .await?;
+            for row in &rows {
+                last = row.try_get("seq")?;
+                let action: String = row.try_get("action")?;
+                if matches!(
+                    action.parse::<Action>(),
+                    Ok(Action::TokenRevoked | Action::TokenRotated)
+                ) {
+                    let target: Option<String> = row.try_get("target_id")?;
+                    ids.extend(target.and_then(|t| t.parse::<TokenId>().ok()));
+                }
+            }
+            if rows.len() < 1000 {
+                return Ok((ids, last));
+            }
+        }
     }
 
     /// A token's usage records, newest first, older than the cursor `before`.

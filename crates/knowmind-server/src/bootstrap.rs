@@ -11,7 +11,7 @@ use token_core::{Scope, Token};
 use token_store::{NewMember, NewToken, Role, Store, TokenRecord, Workspace};
 
 /// Name of the file the bootstrap token is written to, in the data directory.
-pub const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-token";
+pub(crate) const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-token";
 
 fn owner(email: &str) -> NewMember {
     NewMember {
@@ -37,7 +37,7 @@ fn admin_token(name: &str, description: &str) -> NewToken {
 ///
 /// # Errors
 /// If the name is taken or invalid, handing over fails, or the database fails.
-pub async fn create_workspace(
+pub(crate) async fn create_workspace(
     store: &Store,
     name: &str,
     owner_email: &str,
@@ -66,7 +66,7 @@ pub async fn create_workspace(
 ///
 /// # Errors
 /// If the database or the file system fails; then nothing was committed.
-pub async fn on_first_start(
+pub(crate) async fn on_first_start(
     store: &Store,
     data_dir: &Path,
     name: &str,
@@ -98,7 +98,7 @@ pub async fn on_first_start(
 ///
 /// # Errors
 /// An unknown workspace, one without an owner, or a database failure.
-pub async fn operator_admin_token(
+pub(crate) async fn operator_admin_token(
     store: &Store,
     name: &str,
 ) -> anyhow::Result<(Workspace, TokenRecord, Token)> {

@@ -31,15 +31,15 @@ use tower::ServiceExt;
 
 /// Limits on connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionLimits {
+pub(crate) struct ConnectionLimits {
     /// Time allowed for a request's headers, from the connection's start or its last response.
-    pub header_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     /// Connections served at once.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Connections served at once from one peer address (IPv6: one /64); 0 = no limit.
-    pub max_per_address: usize,
+    pub(crate) max_per_address: usize,
     /// How long shutdown waits for requests in flight.
-    pub shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -55,7 +55,7 @@ impl Default for ConnectionLimits {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains. Each request carries the
 /// peer address as [`ConnectInfo<SocketAddr>`].
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,

@@ -1,20 +1,16 @@
-//! knowmind's HTTP API, as a library: the router ([`api::router`]), its state, the
-//! authentication layer other axum services can embed ([`auth::RequireScope`] and
-//! [`auth::Authenticated`]), and the commands of the `knowmind-server` binary.
+//! knowmind's HTTP API, as a library: the router ([`api::router`]) and its state, and the commands
+//! of the `knowmind-server` binary ([`serve::run`]). Its routes are protected with `knowmind-axum`,
+//! the crate other axum services embed too.
 //!
 //! Errors are RFC 9457 problem documents with a stable `code`; `Authorization: Bearer kmt_…` is the
 //! only way a token is accepted; the route table ([`api::routes`]) says what every route needs.
 
 pub mod api;
-pub mod auth;
-pub mod bootstrap;
+mod bootstrap;
 pub mod cli;
-pub mod connections;
-pub mod error;
-pub mod extract;
+mod connections;
 pub mod metrics;
 pub mod notes;
-pub mod observe;
-pub mod remote;
-pub mod secret_file;
+mod observe;
+mod secret_file;
 pub mod serve;

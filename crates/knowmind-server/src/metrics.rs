@@ -114,6 +114,12 @@ impl Metrics {
     }
 }
 
+impl knowmind_axum::RefusalObserver for Metrics {
+    fn refused(&self, kind: &'static str) {
+        self.auth_refused(kind);
+    }
+}
+
 /// The label of a method: the standard ones by name, anything else `OTHER`.
 fn method_label(method: &Method) -> &'static str {
     match *method {

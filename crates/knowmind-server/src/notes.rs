@@ -1,11 +1,11 @@
 //! Notes: the workspace content behind the `read` and `write` scopes.
 
-use audit::db::{Arg, Db, Sql, from_micros, to_micros};
+use knowmind_db::{Arg, Db, Sql, from_micros, to_micros};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
-use crate::error::ApiError;
+use knowmind_axum::ApiError;
 
 /// A note.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 ///
 /// # Errors
 /// If the directory is missing or not writable, or the disk fails.
-pub fn write(path: &Path, contents: &[u8], replace: bool) -> anyhow::Result<bool> {
+pub(crate) fn write(path: &Path, contents: &[u8], replace: bool) -> anyhow::Result<bool> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -45,7 +45,7 @@ pub fn write(path: &Path, contents: &[u8], replace: bool) -> anyhow::Result<bool
 ///
 /// # Errors
 /// If it cannot be read or is not UTF-8 (the message names the file, never its contents).
-pub fn read(path: &Path) -> anyhow::Result<Zeroizing<String>> {
+pub(crate) fn read(path: &Path) -> anyhow::Result<Zeroizing<String>> {
     let bytes = Zeroizing::new(
         std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
     );

@@ -13,11 +13,11 @@ use token_store::{Store, StoreOptions};
 use tracing_subscriber::EnvFilter;
 
 use crate::api::{AppState, router};
-use crate::auth::Guard;
 use crate::cli::{AuditCommand, Cli, Command, Common, InitArgs, LogFormat, ServeArgs, VerifyArgs};
 use crate::connections::ConnectionLimits;
 use crate::metrics::Metrics;
 use crate::notes::Notes;
+use knowmind_axum::Guard;
 
 /// Sets up logging to stderr.
 ///

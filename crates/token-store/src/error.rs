@@ -84,8 +84,8 @@ pub enum Error {
     #[error("system failure: {0}")]
     System(&'static str),
     /// The database or the audit log failed; nothing was written.
-    #[error(transparent)]
-    Storage(#[from] audit::Error),
+    #[error("storage failure: {0}")]
+    Storage(StorageError),
 }
 
 /// A lifetime as the API writes durations: whole days, hours, minutes or seconds.
@@ -108,9 +108,56 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The database holds something this crate never wrote.
+    pub(crate) fn corrupt(what: &'static str) -> Self {
+        Error::Storage(StorageError(audit::Error::Corrupt(what)))
+    }
+}
+
+/// Why storage failed. Opaque: the database's and the audit log's own types stay out of this
+/// crate's API; the message says what happened (never a secret or a URL's password).
+pub struct StorageError(audit::Error);
+
+impl StorageError {
+    /// Whether no database connection was free in time: the server is overloaded, try again.
+    pub fn is_pool_timeout(&self) -> bool {
+        matches!(&self.0, audit::Error::Database(db) if db.is_pool_timeout())
+    }
+
+    /// Whether a uniqueness constraint refused the statement.
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        matches!(&self.0, audit::Error::Database(db) if db.is_unique_violation())
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl From<audit::Error> for Error {
+    fn from(e: audit::Error) -> Self {
+        Error::Storage(StorageError(e))
+    }
+}
+
+impl From<knowmind_db::Error> for Error {
+    fn from(e: knowmind_db::Error) -> Self {
+        Error::Storage(StorageError(audit::Error::from(e)))
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Error::Storage(audit::Error::from(e))
+        Error::Storage(StorageError(audit::Error::from(e)))
     }
 }
 
@@ -119,10 +166,10 @@ impl From<token_core::Error> for Error {
         match e {
             token_core::Error::UnknownScope { .. } => Error::invalid("scopes", e.to_string()),
             token_core::Error::MissingScopes { missing } => Error::Forbidden { missing },
-            other => Error::Storage(audit::Error::Invalid {
+            other => Error::Storage(StorageError(audit::Error::Invalid {
                 field: "token",
                 reason: other.to_string(),
-            }),
+            })),
         }
     }
 }

@@ -12,10 +12,11 @@
 //! comes first and the rotation is refused, or the rotation comes first and the revocation takes
 //! the successor too.
 
-use audit::db::{Backend, to_micros};
 use audit::{Action, Actor, Context, NewEvent};
+use knowmind_db::Connection;
+use knowmind_db::{Backend, to_micros};
 use serde_json::json;
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 use time::{Duration, OffsetDateTime};
 use token_core::{Token, TokenId};
 
@@ -23,9 +24,9 @@ use crate::error::Error;
 use crate::model::{
     Call, Origin, Reach, ReuseDetection, Revocation, Revoked, Rotation, TokenRecord, TokenState,
 };
-use crate::store::{
-    SELECT_TOKEN, Store, check_expiry, insert_token, read_token_row, token_details, token_from_row,
-};
+use crate::rows::{SELECT_TOKEN, insert_token, read_token_row, token_from_row};
+use crate::store::Store;
+use crate::tokens::{check_expiry, token_details};
 use crate::validate;
 
 /// Reasons that always revoke the whole family, whatever the caller asked.
@@ -92,7 +93,7 @@ impl Store {
     /// instances. Returns the ids revoked, `target` first.
     async fn revoke_in(
         &self,
-        tx: &mut AnyConnection,
+        tx: &mut Connection,
         target: &TokenRecord,
         family: bool,
         reason: &str,
@@ -122,7 +123,7 @@ impl Store {
             .map(|row| {
                 let id: String = row.try_get("id")?;
                 id.parse::<TokenId>()
-                    .map_err(|_| Error::Storage(audit::Error::Corrupt("token id")))
+                    .map_err(|_| Error::corrupt("token id"))
             })
             .collect::<Result<Vec<_>, _>>()?;
         revoked.sort_by_key(|id| (*id != target.id, id.to_string()));
@@ -181,10 +182,10 @@ impl Store {
         let (token, hash) = self.generate().await?;
         let new = TokenRecord {
             id: token.id(),
-            created_at: audit::db::from_micros(to_micros(now))?,
+            created_at: knowmind_db::from_micros(to_micros(now))?,
             created_by: context.actor.to_string(),
             expires_at: expires_at
-                .map(|t| audit::db::from_micros(to_micros(t)))
+                .map(|t| knowmind_db::from_micros(to_micros(t)))
                 .transpose()?,
             rotated_from: Some(old.id),
             origin: Origin::of(&context.actor.to_string(), Some(old.id)),
@@ -255,8 +256,9 @@ impl Store {
         let token = self.get_token(workspace_id, id).await?;
         let now = self.now();
         sqlx::query(&format!(
-            "{SELECT_TOKEN} WHERE t.family_id = $1 AND t.workspace_id = $2 \
-             ORDER BY t.created_at_us, t.id"
+            "{} WHERE t.family_id = $1 AND t.workspace_id = $2 \
+             ORDER BY t.created_at_us, t.id",
+            *SELECT_TOKEN
         ))
         .bind(token.family_id.as_str())
         .bind(workspace_id)
@@ -269,7 +271,7 @@ impl Store {
 
     /// Takes the family's lock for the rest of the transaction: the root token's row on
     /// PostgreSQL. On SQLite the write transaction already excludes every other writer.
-    async fn lock_family(&self, tx: &mut AnyConnection, family_id: TokenId) -> Result<(), Error> {
+    async fn lock_family(&self, tx: &mut Connection, family_id: TokenId) -> Result<(), Error> {
         if self.inner.db.backend() == Backend::Postgres {
             sqlx::query("SELECT id FROM tokens WHERE id = $1 FOR UPDATE")
                 .bind(family_id.as_str())

@@ -57,18 +57,23 @@ mod hash_pool;
 mod limiter;
 mod listener;
 mod model;
+mod options;
 mod policy;
+mod rows;
 mod store;
 mod sync;
+mod tokens;
 mod validate;
 mod verify;
+mod workspaces;
 
-pub use error::{Error, Refusal};
+pub use error::{Error, Refusal, StorageError};
 pub use limiter::{FailureLimiter, Source};
 pub use model::{
     Call, Member, MemberUpdate, NewMember, NewToken, Origin, Page, Principal, ROTATED, Reach,
     ReuseDetection, Revocation, Revoked, Role, Rotation, Standing, TokenFilter, TokenRecord,
     TokenState, TokenUpdate, Workspace, WorkspacePolicy,
 };
-pub use store::{Store, StoreOptions};
+pub use options::StoreOptions;
+pub use store::Store;
 pub use verify::Verified;

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use audit::db::Db;
+use knowmind_db::Db;
 
 use crate::cache::Cache;
 

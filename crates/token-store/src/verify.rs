@@ -29,7 +29,8 @@ use crate::cache::{Cached, Lookup, ReadMark};
 use crate::error::{Error, Refusal};
 use crate::limiter::{FailureLimiter, Source};
 use crate::model::{Call, Principal};
-use crate::store::{Store, TokenRow, principal_of};
+use crate::rows::{TokenRow, principal_of};
+use crate::store::Store;
 
 /// An accepted token. Report the response status with [`Verified::finish`] so the usage
 /// record carries it; dropping it records the call without a status.
@@ -373,7 +374,7 @@ impl Store {
         let stored: TokenHash = row
             .phc
             .parse()
-            .map_err(|_| Failure::Storage(Error::Storage(audit::Error::Corrupt("stored hash"))))?;
+            .map_err(|_| Failure::Storage(Error::corrupt("stored hash")))?;
         let params = self.inner.params;
         let presented: Token = token
             .expose_secret()

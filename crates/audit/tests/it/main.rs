@@ -11,9 +11,9 @@ mod chain;
 mod events;
 mod usage;
 
-use audit::db::{Backend, Db};
-use audit::testing::TestDb;
 use audit::{Action, Actor, Context, NewEvent, Outcome};
+use knowmind_db::testing::TestDb;
+use knowmind_db::{Backend, Db};
 use time::OffsetDateTime;
 use time::macros::datetime;
 use token_core::TokenId;
@@ -22,7 +22,7 @@ pub const T0: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
 
 /// Every backend under test, migrated.
 pub async fn backends() -> Vec<TestDb> {
-    let all = audit::testing::databases().await.unwrap();
+    let all = knowmind_db::testing::databases().await.unwrap();
     for t in &all {
         audit::migrate(&t.db).await.unwrap();
     }
@@ -39,8 +39,8 @@ pub async fn second_pool(t: &TestDb) -> Db {
                 .unwrap()
         }
         Backend::Postgres => {
-            let url = std::env::var(audit::testing::POSTGRES_URL_VAR).unwrap();
-            audit::testing::postgres_schema(&url, t.db.schema().unwrap())
+            let url = std::env::var(knowmind_db::testing::POSTGRES_URL_VAR).unwrap();
+            knowmind_db::testing::postgres_schema(&url, t.db.schema().unwrap())
                 .await
                 .unwrap()
         }

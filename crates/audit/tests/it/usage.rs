@@ -125,7 +125,7 @@ async fn committed_records_answer_which_calls_from_where() {
             t.name
         );
         assert_eq!(
-            audit::db::from_micros(row.get("at_us")).unwrap(),
+            knowmind_db::from_micros(row.get("at_us")).unwrap(),
             T0 + Duration::minutes(9)
         );
     }
@@ -157,7 +157,7 @@ async fn flush_waits_for_everything_queued() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_full_queue_says_busy_instead_of_growing() {
-    let t = audit::testing::sqlite().await.unwrap();
+    let t = knowmind_db::testing::sqlite().await.unwrap();
     audit::migrate(&t.db).await.unwrap();
     let config = UsageConfig {
         queue: 8,
@@ -242,7 +242,7 @@ fn indexing_after(n: usize) -> UsageConfig {
 }
 
 /// How many records sit in the indexed table and in the table new ones land in.
-async fn table_counts(db: &audit::db::Db) -> (i64, i64) {
+async fn table_counts(db: &knowmind_db::Db) -> (i64, i64) {
     let mut counts = [0; 2];
     for (count, table) in counts.iter_mut().zip(["usage_records", "usage_recent"]) {
         *count = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
@@ -388,7 +388,7 @@ async fn instances_moving_records_concurrently_lose_and_repeat_nothing() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn best_effort_records_leave_half_the_queue_to_reserved_ones() {
-    let t = audit::testing::sqlite().await.unwrap();
+    let t = knowmind_db::testing::sqlite().await.unwrap();
     audit::migrate(&t.db).await.unwrap();
     let writer = UsageWriter::spawn(
         t.db.clone(),
@@ -443,7 +443,7 @@ async fn last_use_is_kept_to_the_minute_and_at_once_for_a_new_address() {
                     .fetch_one(t.db.pool())
                     .await
                     .unwrap();
-            let at = audit::db::from_micros(row.get("at_us")).unwrap();
+            let at = knowmind_db::from_micros(row.get("at_us")).unwrap();
             (
                 ((at - T0).whole_seconds()),
                 row.get::<String, _>("client_ip"),
@@ -489,7 +489,7 @@ async fn last_use_is_kept_to_the_minute_and_at_once_for_a_new_address() {
 
 #[tokio::test]
 async fn upgrading_from_one_indexed_table_keeps_records_and_their_ids() {
-    for t in audit::testing::databases().await.unwrap() {
+    for t in knowmind_db::testing::databases().await.unwrap() {
         // The schema as first released (migration 0100 only), with records in it.
         let first = |m: sqlx::migrate::Migrator| sqlx::migrate::Migrator {
             migrations: m.migrations.iter().take(1).cloned().collect(),

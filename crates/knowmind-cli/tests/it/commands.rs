@@ -250,7 +250,7 @@ async fn old_tokens_are_warned_about_on_every_command() {
         .get_token(&e.ws, admin[4..20].parse().unwrap())
         .await
         .unwrap();
-    let hundred_days_ago = audit::db::to_micros(backdated.created_at - time::Duration::days(100));
+    let hundred_days_ago = knowmind_db::to_micros(backdated.created_at - time::Duration::days(100));
     sqlx::query("UPDATE tokens SET created_at_us = $1 WHERE id = $2")
         .bind(hundred_days_ago)
         .bind(&admin[4..20])

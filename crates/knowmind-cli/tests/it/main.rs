@@ -13,8 +13,8 @@ use std::process::{Output, Stdio};
 use std::sync::Arc;
 
 use audit::Context;
+use knowmind_axum::Guard;
 use knowmind_server::api::{AppState, router};
-use knowmind_server::auth::Guard;
 use knowmind_server::metrics::Metrics;
 use knowmind_server::notes::Notes;
 use serde_json::Value;
@@ -30,11 +30,11 @@ pub struct Env {
     pub store: Store,
     pub ws: String,
     pub owner: String,
-    pub _db: audit::testing::TestDb,
+    pub _db: knowmind_db::testing::TestDb,
 }
 
 pub async fn env() -> Env {
-    let test_db = audit::testing::sqlite().await.unwrap();
+    let test_db = knowmind_db::testing::sqlite().await.unwrap();
     let options = StoreOptions {
         hash_params: HashParams::insecure_for_tests(),
         failures_per_minute: 0,

@@ -10,9 +10,9 @@ use token_core::TokenId;
 use tokio_util::io::ReaderStream;
 
 use super::{AppState, parse_time};
-use crate::auth::Authenticated;
-use crate::error::ApiError;
-use crate::extract::ApiQuery;
+use knowmind_axum::ApiError;
+use knowmind_axum::ApiQuery;
+use knowmind_axum::Authenticated;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -25,10 +25,10 @@ use tower_http::request_id::{
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::auth::{Access, Authenticated, Guard, RequireScope};
-use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::notes::Notes;
+use knowmind_axum::ApiError;
+use knowmind_axum::{Access, Authenticated, Guard, RequireScope};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -303,7 +303,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
-        let peer = crate::auth::peer_ip(parts).await;
+        let peer = knowmind_axum::peer_ip(parts).await;
         let text = |name: header::HeaderName| {
             parts
                 .headers

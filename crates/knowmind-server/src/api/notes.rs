@@ -6,10 +6,10 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::tokens::Listing;
-use crate::auth::Authenticated;
-use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery};
 use crate::notes::{Note, NoteInput};
+use knowmind_axum::ApiError;
+use knowmind_axum::Authenticated;
+use knowmind_axum::{ApiJson, ApiQuery};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use sqlx::Executor;
 
 use super::{AppState, routes};
-use crate::auth::Access;
+use knowmind_axum::Access;
 
 pub(super) async fn healthz() -> axum::Json<Value> {
     axum::Json(json!({ "status": "ok" }))

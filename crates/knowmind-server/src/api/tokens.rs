@@ -17,9 +17,9 @@ use token_store::{
 };
 
 use super::{AppState, Caller, no_store, optional_json, parse_time};
-use crate::auth::Authenticated;
-use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery};
+use knowmind_axum::ApiError;
+use knowmind_axum::Authenticated;
+use knowmind_axum::{ApiJson, ApiQuery};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

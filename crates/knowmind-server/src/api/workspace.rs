@@ -4,9 +4,9 @@ use axum::extract::State;
 use token_store::WorkspacePolicy;
 
 use super::{AppState, Caller};
-use crate::auth::Authenticated;
-use crate::error::ApiError;
-use crate::extract::ApiJson;
+use knowmind_axum::ApiError;
+use knowmind_axum::ApiJson;
+use knowmind_axum::Authenticated;
 
 pub(super) async fn policy(
     State(app): State<AppState>,

@@ -132,9 +132,9 @@ pub struct FreshDatabase {
 
 impl FreshDatabase {
     pub async fn create() -> Option<FreshDatabase> {
-        let admin_url = std::env::var(audit::testing::POSTGRES_URL_VAR).ok()?;
-        let name = audit::testing::fresh_schema_name();
-        let admin = audit::db::Db::connect(&admin_url, &Default::default())
+        let admin_url = std::env::var(knowmind_db::testing::POSTGRES_URL_VAR).ok()?;
+        let name = knowmind_db::testing::fresh_schema_name();
+        let admin = knowmind_db::Db::connect(&admin_url, &Default::default())
             .await
             .unwrap();
         sqlx::Executor::execute(admin.pool(), format!("CREATE DATABASE {name}").as_str())

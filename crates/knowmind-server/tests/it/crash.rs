@@ -125,7 +125,7 @@ async fn client(addr: SocketAddr, admin: String, seed: u64, shared: Shared) {
 /// Accepted calls to `/v1/notes` recorded in the database.
 async fn recorded_calls(url: &str) -> u64 {
     use sqlx::Row;
-    let db = audit::db::Db::connect(url, &Default::default())
+    let db = knowmind_db::Db::connect(url, &Default::default())
         .await
         .unwrap();
     let n: i64 = sqlx::query(

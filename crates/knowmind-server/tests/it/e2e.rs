@@ -194,7 +194,7 @@ async fn bootstrap_issue_read_refuse_revoke_and_trace_usage_with_the_real_binary
     // Tamper with one event behind the database's back: `audit verify` must fail.
     {
         use sqlx::Executor;
-        let db = audit::db::Db::connect(
+        let db = knowmind_db::Db::connect(
             &data.join("knowmind.db").to_string_lossy(),
             &Default::default(),
         )

@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use axum::routing::get;
-use knowmind_server::auth::{Authenticated, Guard, RequireScope};
-use knowmind_server::remote::RemoteVerifier;
+use knowmind_axum::RemoteVerifier;
+use knowmind_axum::{Authenticated, Guard, RequireScope};
 use secrecy::SecretString;
 use serde_json::json;
 use token_core::Scope;

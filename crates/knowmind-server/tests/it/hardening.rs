@@ -326,7 +326,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 /// `from_seq` on with plain SHA-256.
 async fn reforge(path: &str, from_seq: i64) {
     use sqlx::{Executor, Row};
-    let db = audit::db::Db::connect(path, &Default::default())
+    let db = knowmind_db::Db::connect(path, &Default::default())
         .await
         .unwrap();
     let pool = db.pool();

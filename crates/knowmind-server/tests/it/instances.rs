@@ -6,12 +6,12 @@ use crate::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_revoked_on_one_instance_is_refused_by_the_other() {
-    let Some(pg) = audit::testing::postgres().await.unwrap() else {
+    let Some(pg) = knowmind_db::testing::postgres().await.unwrap() else {
         println!("skipped: KNOWMIND_TEST_DATABASE_URL is not set");
         return;
     };
     let schema = pg.db.schema().unwrap().to_owned();
-    let url = std::env::var(audit::testing::POSTGRES_URL_VAR).unwrap();
+    let url = std::env::var(knowmind_db::testing::POSTGRES_URL_VAR).unwrap();
     let options = || StoreOptions {
         hash_params: HashParams::insecure_for_tests(),
         clock: Arc::new(SystemClock),
@@ -19,7 +19,7 @@ async fn a_token_revoked_on_one_instance_is_refused_by_the_other() {
     };
     let store_a = Store::with_db(pg.db.clone(), options()).await.unwrap();
     let store_b = Store::with_db(
-        audit::testing::postgres_schema(&url, &schema)
+        knowmind_db::testing::postgres_schema(&url, &schema)
             .await
             .unwrap(),
         options(),
@@ -88,12 +88,12 @@ async fn a_token_revoked_on_one_instance_is_refused_by_the_other() {
 /// token of any of those families works on either instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotate_and_revoke_racing_on_two_instances_leave_no_live_successor() {
-    let Some(pg) = audit::testing::postgres().await.unwrap() else {
+    let Some(pg) = knowmind_db::testing::postgres().await.unwrap() else {
         println!("skipped: KNOWMIND_TEST_DATABASE_URL is not set");
         return;
     };
     let schema = pg.db.schema().unwrap().to_owned();
-    let url = std::env::var(audit::testing::POSTGRES_URL_VAR).unwrap();
+    let url = std::env::var(knowmind_db::testing::POSTGRES_URL_VAR).unwrap();
     let options = || StoreOptions {
         hash_params: HashParams::insecure_for_tests(),
         clock: Arc::new(SystemClock),
@@ -102,7 +102,7 @@ async fn rotate_and_revoke_racing_on_two_instances_leave_no_live_successor() {
     };
     let store_a = Store::with_db(pg.db.clone(), options()).await.unwrap();
     let store_b = Store::with_db(
-        audit::testing::postgres_schema(&url, &schema)
+        knowmind_db::testing::postgres_schema(&url, &schema)
             .await
             .unwrap(),
         options(),

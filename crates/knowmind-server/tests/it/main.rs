@@ -27,8 +27,8 @@ use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
+use knowmind_axum::Guard;
 use knowmind_server::api::{AppState, router};
-use knowmind_server::auth::Guard;
 use knowmind_server::metrics::Metrics;
 use knowmind_server::notes::Notes;
 use serde_json::Value;
@@ -46,7 +46,7 @@ pub struct Server {
     pub ws: String,
     pub owner: String,
     pub admin: String,
-    pub _db: audit::testing::TestDb,
+    pub _db: knowmind_db::testing::TestDb,
 }
 
 pub async fn app_for(store: Store) -> Router {
@@ -73,13 +73,13 @@ pub fn store_options(clock: &Arc<ManualClock>) -> StoreOptions {
     }
 }
 
-pub async fn server_on(test_db: audit::testing::TestDb) -> Server {
+pub async fn server_on(test_db: knowmind_db::testing::TestDb) -> Server {
     server_with(test_db, |options| options).await
 }
 
 /// A server whose store options `adjust` changes (failure limits, say).
 pub async fn server_with(
-    test_db: audit::testing::TestDb,
+    test_db: knowmind_db::testing::TestDb,
     adjust: impl FnOnce(StoreOptions) -> StoreOptions,
 ) -> Server {
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-27 12:00 UTC)));
@@ -109,12 +109,12 @@ pub async fn server_with(
 }
 
 pub async fn server() -> Server {
-    server_on(audit::testing::sqlite().await.unwrap()).await
+    server_on(knowmind_db::testing::sqlite().await.unwrap()).await
 }
 
 /// A server without failure limits, for tests that fail on purpose many times from one address.
 pub async fn unlimited_server() -> Server {
-    server_with(audit::testing::sqlite().await.unwrap(), |options| {
+    server_with(knowmind_db::testing::sqlite().await.unwrap(), |options| {
         StoreOptions {
             failures_per_minute: 0,
             ..options

@@ -1,6 +1,6 @@
 use axum::http::Method;
+use knowmind_axum::Access;
 use knowmind_server::api::routes;
-use knowmind_server::auth::Access;
 use serde_json::json;
 use time::Duration;
 use token_core::Scope;
@@ -567,7 +567,7 @@ async fn introspection_answers_every_code_and_respects_workspaces() {
 
 #[tokio::test]
 async fn introspection_is_confined_to_its_workspace_and_limited_per_introspector() {
-    let s = server_with(audit::testing::sqlite().await.unwrap(), |options| {
+    let s = server_with(knowmind_db::testing::sqlite().await.unwrap(), |options| {
         StoreOptions {
             failures_per_minute: 3,
             reported_failures_per_minute: 6,

@@ -86,7 +86,7 @@ async fn no_plaintext_token_reaches_the_database_files() {
                 );
             }
             Backend::Postgres => {
-                let url = std::env::var(audit::testing::POSTGRES_URL_VAR).unwrap();
+                let url = std::env::var(knowmind_db::testing::POSTGRES_URL_VAR).unwrap();
                 let schema = env.test_db.db.schema().unwrap();
                 let dump = Command::new("pg_dump")
                     .args(["--data-only", "--schema", schema, &url])

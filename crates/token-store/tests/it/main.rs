@@ -18,8 +18,8 @@ mod verification;
 use std::sync::Arc;
 
 use audit::Context;
-use audit::db::{Backend, Db};
-use audit::testing::TestDb;
+use knowmind_db::testing::TestDb;
+use knowmind_db::{Backend, Db};
 use time::OffsetDateTime;
 use time::macros::datetime;
 use token_core::{HashParams, ManualClock, Scope, Scopes, Token};
@@ -48,7 +48,7 @@ pub fn options(clock: &Arc<ManualClock>) -> StoreOptions {
 
 pub async fn envs() -> Vec<Env> {
     let mut all = Vec::new();
-    for test_db in audit::testing::databases().await.unwrap() {
+    for test_db in knowmind_db::testing::databases().await.unwrap() {
         let clock = Arc::new(ManualClock::new(T0));
         let store = Store::with_db(test_db.db.clone(), options(&clock))
             .await
@@ -113,8 +113,8 @@ impl Env {
                     .unwrap()
             }
             Backend::Postgres => {
-                let url = std::env::var(audit::testing::POSTGRES_URL_VAR).unwrap();
-                audit::testing::postgres_schema(&url, self.test_db.db.schema().unwrap())
+                let url = std::env::var(knowmind_db::testing::POSTGRES_URL_VAR).unwrap();
+                knowmind_db::testing::postgres_schema(&url, self.test_db.db.schema().unwrap())
                     .await
                     .unwrap()
             }

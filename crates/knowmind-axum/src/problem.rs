@@ -1,4 +1,5 @@
-//! API errors as RFC 9457 problem documents (`application/problem+json`) with a stable `code`.
+//! Errors as RFC 9457 problem documents (`application/problem+json`) with a stable `code`: the one
+//! place they are built, for the knowmind server and every service that embeds this crate.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -131,6 +132,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<audit::Error> for ApiError {
+    fn from(e: audit::Error) -> Self {
+        ApiError::from(token_store::Error::from(e))
+    }
+}
+
+impl From<knowmind_db::Error> for ApiError {
+    fn from(e: knowmind_db::Error) -> Self {
+        ApiError::from(token_store::Error::from(e))
+    }
+}
+
 impl From<token_store::Error> for ApiError {
     fn from(e: token_store::Error) -> Self {
         use token_store::Error as E;
@@ -155,18 +168,12 @@ impl From<token_store::Error> for ApiError {
             ),
             E::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
             E::Busy => ApiError::busy(),
-            E::Storage(audit::Error::Database(db)) if db.is_pool_timeout() => ApiError::busy(),
+            E::Storage(ref storage) if storage.is_pool_timeout() => ApiError::busy(),
             other => {
                 tracing::error!(error = %other, "storage failure");
                 ApiError::internal()
             }
         }
-    }
-}
-
-impl From<audit::Error> for ApiError {
-    fn from(e: audit::Error) -> Self {
-        ApiError::from(token_store::Error::Storage(e))
     }
 }
 
@@ -178,7 +185,9 @@ mod tests {
     fn the_servers_own_failures_are_500s_and_say_nothing() {
         for e in [
             token_store::Error::System("the operating system's random generator failed"),
-            token_store::Error::Storage(audit::Error::Random),
+            token_store::Error::HandOver {
+                reason: "random".into(),
+            },
         ] {
             let api = ApiError::from(e);
             assert_eq!(api.status, StatusCode::INTERNAL_SERVER_ERROR);

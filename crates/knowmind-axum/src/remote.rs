@@ -6,8 +6,7 @@
 //! the question is sent: the knowmind server counts failures per introspect token, and one
 //! client sending garbage must not use up this service's budget there.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -18,7 +17,7 @@ use token_core::{Clock, Scopes, SystemClock, TokenId};
 use token_store::{Call, FailureLimiter, Principal, Source};
 use zeroize::Zeroizing;
 
-use crate::error::ApiError;
+use crate::problem::ApiError;
 
 /// A client of a knowmind server's verification endpoint, holding an `introspect` token.
 #[derive(Clone)]
@@ -32,7 +31,8 @@ struct Inner {
     credential: SecretString,
     ttl: Duration,
     key: Zeroizing<[u8; 32]>,
-    cache: Mutex<HashMap<[u8; 32], (Instant, Principal)>>,
+    /// Valid answers until they expire: bounded, evicting the least useful entries when full.
+    cache: quick_cache::sync::Cache<[u8; 32], (Instant, Principal)>,
     limiter: FailureLimiter,
 }
 
@@ -46,8 +46,23 @@ impl std::fmt::Debug for RemoteVerifier {
     }
 }
 
-/// Most answers kept; beyond that the cache starts over.
+/// Most answers kept.
 const CACHE_CAPACITY: usize = 10_000;
+
+/// Why a [`RemoteVerifier`] cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// The knowmind server's URL is not `http://…` or `https://…`.
+    #[error("the knowmind server URL must start with http:// or https://")]
+    Url,
+    /// The HTTP client could not be set up (TLS roots, say).
+    #[error("the HTTP client cannot be set up: {0}")]
+    Client(String),
+    /// The operating system's random generator failed.
+    #[error("the operating system's random generator failed")]
+    Random,
+}
 
 #[derive(serde::Serialize)]
 struct Question<'a> {
@@ -77,27 +92,28 @@ impl RemoteVerifier {
     /// authenticating with an `introspect` token, caching valid answers for `ttl`.
     ///
     /// # Errors
-    /// An unusable URL or TLS setup.
+    /// [`RemoteError`]: an unusable URL or TLS setup.
     pub fn new(
         base_url: &str,
         introspect_token: SecretString,
         ttl: Duration,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, RemoteError> {
         let base = base_url.trim_end_matches('/');
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            anyhow::bail!("the knowmind server URL must start with http:// or https://");
+            return Err(RemoteError::Url);
         }
         let mut key = Zeroizing::new([0u8; 32]);
         token_core::rand::rngs::SysRng
             .try_fill_bytes(key.as_mut())
-            .map_err(|_| anyhow::anyhow!("the operating system's random generator failed"))?;
+            .map_err(|_| RemoteError::Random)?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .user_agent(concat!(
                 "knowmind-remote-verifier/",
                 env!("CARGO_PKG_VERSION")
             ))
-            .build()?;
+            .build()
+            .map_err(|e| RemoteError::Client(e.without_url().to_string()))?;
         Ok(RemoteVerifier {
             inner: Arc::new(Inner {
                 client,
@@ -105,7 +121,7 @@ impl RemoteVerifier {
                 credential: introspect_token,
                 ttl,
                 key,
-                cache: Mutex::new(HashMap::new()),
+                cache: quick_cache::sync::Cache::new(CACHE_CAPACITY),
                 limiter: FailureLimiter::new(20, Duration::from_secs(60), Arc::new(SystemClock)),
             }),
         })
@@ -136,11 +152,8 @@ impl RemoteVerifier {
         }
         let key = self.cache_key(presented, required);
         let now = Instant::now();
-        {
-            let cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((_, principal)) = cache.get(&key).filter(|(until, _)| *until > now) {
-                return Ok(principal.clone());
-            }
+        if let Some((_, principal)) = self.inner.cache.get(&key).filter(|(until, _)| *until > now) {
+            return Ok(principal);
         }
         let source = call.client_ip.map(Source::Address);
         if let Some(source) = source {
@@ -197,11 +210,7 @@ impl RemoteVerifier {
                     None => self.inner.ttl,
                 };
                 if !ttl.is_zero() {
-                    let mut cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
-                    if cache.len() >= CACHE_CAPACITY {
-                        cache.clear();
-                    }
-                    cache.insert(key, (now + ttl, principal.clone()));
+                    self.inner.cache.insert(key, (now + ttl, principal.clone()));
                 }
                 Ok(principal)
             }

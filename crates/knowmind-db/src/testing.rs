@@ -1,11 +1,18 @@
 //! Test fixtures shared by the knowmind crates (feature `test-util`): a fresh, empty database on
 //! every backend under test, so one conformance story runs against each.
+//!
+//! PostgreSQL is under test when [`POSTGRES_URL_VAR`] is set. Where it must be (CI sets
+//! [`REQUIRE_POSTGRES_VAR`]), a missing URL is an error rather than a silent skip; elsewhere a
+//! skipped backend says so on standard error.
 
 use crate::db::{Db, DbOptions};
 use crate::error::Error;
 
 /// The environment variable naming the PostgreSQL server for tests.
 pub const POSTGRES_URL_VAR: &str = "KNOWMIND_TEST_DATABASE_URL";
+
+/// When set (to anything), tests that need PostgreSQL fail instead of skipping it.
+pub const REQUIRE_POSTGRES_VAR: &str = "KNOWMIND_REQUIRE_POSTGRES";
 
 /// A fresh database; the SQLite file is deleted when this is dropped.
 #[derive(Debug)]
@@ -45,12 +52,33 @@ pub async fn sqlite() -> Result<TestDb, Error> {
     })
 }
 
-/// A fresh PostgreSQL schema, if [`POSTGRES_URL_VAR`] is set.
+/// The PostgreSQL URL for tests, if PostgreSQL is under test.
+///
+/// # Panics
+/// When [`REQUIRE_POSTGRES_VAR`] is set and [`POSTGRES_URL_VAR`] is not: a test that must reach
+/// PostgreSQL must not pass without it.
+#[allow(clippy::print_stderr)] // a skipped backend says so in the test output
+pub fn postgres_url() -> Option<String> {
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os(REQUIRE_POSTGRES_VAR).is_some() => {
+            panic!(
+                "{REQUIRE_POSTGRES_VAR} is set but {POSTGRES_URL_VAR} is not: PostgreSQL must be tested"
+            )
+        }
+        _ => {
+            eprintln!("PostgreSQL skipped: set {POSTGRES_URL_VAR} to test it too");
+            None
+        }
+    }
+}
+
+/// A fresh PostgreSQL schema, if PostgreSQL is under test ([`postgres_url`]).
 ///
 /// # Errors
-/// [`Error::Database`] if the variable is set but the server cannot be reached.
+/// [`Error::Database`] if the server cannot be reached.
 pub async fn postgres() -> Result<Option<TestDb>, Error> {
-    let Ok(url) = std::env::var(POSTGRES_URL_VAR) else {
+    let Some(url) = postgres_url() else {
         return Ok(None);
     };
     Ok(Some(TestDb {

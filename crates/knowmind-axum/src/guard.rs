@@ -1,31 +1,10 @@
-//! Token authentication for axum routes: the [`RequireScope`] layer and the [`Authenticated`]
-//! extractor. The knowmind server protects its own routes with them; another axum service can
-//! protect its routes the same way with a [`Guard`] over its own [`token_store::Store`].
-//!
-//! ```no_run
-//! # async fn example(store: token_store::Store) {
-//! use axum::{Router, routing::get};
-//! use knowmind_server::auth::{Authenticated, Guard, RequireScope};
-//! use token_core::Scope;
-//!
-//! async fn list_things(Authenticated(who): Authenticated) -> String {
-//!     format!("hello, token {}", who.token_id)
-//! }
-//!
-//! let guard = Guard::new(store);
-//! let app: Router = Router::new()
-//!     .route("/things", get(list_things))
-//!     .route_layer(RequireScope::new(guard, Scope::Read));
-//! # }
-//! ```
+//! The [`Guard`]: how a presented token is verified (in process, or through a knowmind server),
+//! where the client's address comes from, and what a refusal looks like.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
@@ -34,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use time::format_description::well_known::Rfc3339;
 use token_core::{Scope, Scopes};
 use token_store::{Call, Principal, Store};
-use tower::{Layer, Service};
+use tower::Service;
 
-use crate::error::ApiError;
-use crate::metrics::Metrics;
+use crate::layer::Authenticated;
+use crate::problem::ApiError;
 use crate::remote::RemoteVerifier;
 
 /// Response header carrying the token's expiry (RFC 3339), on every authenticated response of a
@@ -70,11 +49,27 @@ pub struct Guard {
     inner: Arc<GuardInner>,
 }
 
-#[derive(Debug)]
 struct GuardInner {
     verifier: Verifier,
     trusted_proxy_header: Option<HeaderName>,
-    metrics: Option<Arc<Metrics>>,
+    observer: Option<Arc<dyn RefusalObserver>>,
+}
+
+impl std::fmt::Debug for GuardInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("verifier", &self.verifier)
+            .field("trusted_proxy_header", &self.trusted_proxy_header)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Told of every refusal, by kind — `unauthorized`, `insufficient_scope`, `rate_limited`, `busy`
+/// or `error` — for metrics. (The knowmind server counts them in Prometheus; this crate does not
+/// depend on any metrics library.)
+pub trait RefusalObserver: Send + Sync + 'static {
+    /// One refusal of kind `kind`.
+    fn refused(&self, kind: &'static str);
 }
 
 /// Where tokens are verified.
@@ -103,13 +98,13 @@ impl Guard {
     }
 
     /// A local guard with the header a trusted reverse proxy puts the client address in (its
-    /// rightmost entry is used), and metrics.
+    /// rightmost entry is used), and an observer of refusals (for metrics).
     pub fn with_options(
         store: Store,
         trusted_proxy_header: Option<HeaderName>,
-        metrics: Option<Arc<Metrics>>,
+        observer: Option<Arc<dyn RefusalObserver>>,
     ) -> Self {
-        Guard::build(Verifier::Local(store), trusted_proxy_header, metrics)
+        Guard::build(Verifier::Local(store), trusted_proxy_header, observer)
     }
 
     /// A local guard that records no usage: for the load test only (feature `bench-internals`).
@@ -121,13 +116,13 @@ impl Guard {
     fn build(
         verifier: Verifier,
         trusted_proxy_header: Option<HeaderName>,
-        metrics: Option<Arc<Metrics>>,
+        observer: Option<Arc<dyn RefusalObserver>>,
     ) -> Self {
         Guard {
             inner: Arc::new(GuardInner {
                 verifier,
                 trusted_proxy_header,
-                metrics,
+                observer,
             }),
         }
     }
@@ -152,7 +147,12 @@ impl Guard {
 
     /// Authenticates `req` for `access`, runs `inner` with [`Authenticated`] in the request's
     /// extensions, and records the call with the response status.
-    async fn authenticate<S>(self, access: Access, req: Request, mut inner: S) -> Response
+    pub(crate) async fn authenticate<S>(
+        self,
+        access: Access,
+        req: Request,
+        mut inner: S,
+    ) -> Response
     where
         S: Service<Request, Response = Response, Error = Infallible>,
     {
@@ -250,8 +250,8 @@ impl Guard {
     }
 
     fn count(&self, outcome: &'static str) {
-        if let Some(metrics) = &self.inner.metrics {
-            metrics.auth_refused(outcome);
+        if let Some(observer) = &self.inner.observer {
+            observer.refused(outcome);
         }
     }
 }
@@ -280,7 +280,7 @@ where
 }
 
 /// The peer's address, when the server was started with connection info (or a test mocks it).
-pub(crate) async fn peer_ip(parts: &mut Parts) -> Option<IpAddr> {
+pub async fn peer_ip(parts: &mut Parts) -> Option<IpAddr> {
     ConnectInfo::<SocketAddr>::from_request_parts(parts, &())
         .await
         .ok()
@@ -320,87 +320,6 @@ fn method_name(method: &Method) -> Cow<'static, str> {
         Method::PATCH => Cow::Borrowed("PATCH"),
         Method::DELETE => Cow::Borrowed("DELETE"),
         ref other => Cow::Owned(other.as_str().to_owned()),
-    }
-}
-
-/// The principal of the token that authenticated this request. Available in handlers behind
-/// [`RequireScope`]; elsewhere it rejects with 401.
-#[derive(Debug, Clone)]
-pub struct Authenticated(pub Principal);
-
-impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<Authenticated>()
-            .cloned()
-            .ok_or_else(ApiError::unauthorized)
-    }
-}
-
-/// A layer that lets a request through only with a valid token granting a scope.
-#[derive(Clone, Debug)]
-pub struct RequireScope {
-    guard: Guard,
-    access: Access,
-}
-
-impl RequireScope {
-    /// Requires a valid token with `scope`.
-    pub fn new(guard: Guard, scope: Scope) -> Self {
-        RequireScope {
-            guard,
-            access: Access::Scope(scope),
-        }
-    }
-
-    /// Requires what `access` says.
-    pub fn access(guard: Guard, access: Access) -> Self {
-        RequireScope { guard, access }
-    }
-}
-
-impl<S> Layer<S> for RequireScope {
-    type Service = RequireScopeService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequireScopeService {
-            guard: self.guard.clone(),
-            access: self.access,
-            inner,
-        }
-    }
-}
-
-/// The service [`RequireScope`] wraps routes in.
-#[derive(Clone, Debug)]
-pub struct RequireScopeService<S> {
-    guard: Guard,
-    access: Access,
-    inner: S,
-}
-
-impl<S> Service<Request> for RequireScopeService<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        // The clone is fresh and may not be ready; the ready one goes into the future.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let (guard, access) = (self.guard.clone(), self.access);
-        Box::pin(async move { Ok(guard.authenticate(access, req, inner).await) })
     }
 }
 

@@ -1,20 +1,12 @@
-//! The database the knowmind libraries share: connecting to SQLite or PostgreSQL, running
-//! migrations, and the small helpers both `audit` and `token-store` use to write one SQL text for
-//! both backends.
-//!
-//! Queries use sqlx's `Any` driver. Fixed statements write placeholders `$1, $2, …`, which
-//! PostgreSQL and sqlx's SQLite driver both accept; statements built at run time use [`Sql`]. Times are stored as UTC microseconds since the Unix epoch
-//! (`BIGINT`), which both backends compare and index the same way.
+//! Connecting to SQLite or PostgreSQL, migrations and write transactions.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyArguments, AnyPoolOptions};
+use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::query::Query;
 use sqlx::{Any, AnyPool, Executor, Transaction};
-use time::OffsetDateTime;
 
 use crate::error::Error;
 
@@ -51,6 +43,12 @@ impl Default for DbOptions {
         }
     }
 }
+
+/// One connection (inside a transaction or not): what statements and `audit`'s `append` run on.
+pub type Connection = sqlx::AnyConnection;
+
+/// A write transaction: commits with `commit()`, rolls back when dropped.
+pub type Tx = Transaction<'static, Any>;
 
 /// A connection pool to the shared database.
 ///
@@ -182,7 +180,7 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::Database`] if no connection or lock can be had in time.
-    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, Error> {
+    pub async fn begin_write(&self) -> Result<Tx, Error> {
         Ok(match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
@@ -253,95 +251,6 @@ fn valid_schema(name: &str) -> Result<&str, Error> {
     }
 }
 
-/// A time as stored: UTC microseconds since the Unix epoch.
-pub fn to_micros(t: OffsetDateTime) -> i64 {
-    // i64 microseconds span ±292,000 years; `time` itself stops at ±9999 years.
-    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
-}
-
-/// A stored time back as an [`OffsetDateTime`] in UTC.
-///
-/// # Errors
-/// [`Error::Corrupt`] if the value is outside the representable range.
-pub fn from_micros(us: i64) -> Result<OffsetDateTime, Error> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
-        .map_err(|_| Error::Corrupt("timestamp out of range"))
-}
-
-/// A value to bind in a [`Sql`] statement.
-#[derive(Debug, Clone)]
-pub enum Arg {
-    /// An integer.
-    Int(i64),
-    /// An integer or NULL.
-    OptInt(Option<i64>),
-    /// Text.
-    Text(String),
-    /// Text or NULL.
-    OptText(Option<String>),
-}
-
-/// A statement built piece by piece, for filters and batches known only at run time. Every value
-/// is bound, never spliced into the text.
-///
-/// Placeholders are `$1, $2, …` on PostgreSQL and positional `?` on SQLite: SQLite resolves each
-/// named parameter by scanning the names seen so far, which makes preparing a statement with
-/// thousands of `$N` parameters quadratic (measured: 60 µs per row for 500-row inserts).
-#[derive(Debug, Clone)]
-pub struct Sql {
-    text: String,
-    args: Vec<Arg>,
-    positional: bool,
-}
-
-impl Sql {
-    /// Starts with `text`, for `backend`.
-    pub fn new(backend: Backend, text: &str) -> Self {
-        Sql {
-            text: text.to_owned(),
-            args: Vec::new(),
-            positional: backend == Backend::Sqlite,
-        }
-    }
-
-    /// Appends literal SQL (never user input).
-    pub fn push(&mut self, text: &str) -> &mut Self {
-        self.text.push_str(text);
-        self
-    }
-
-    /// Appends a placeholder bound to `arg`.
-    pub fn bind(&mut self, arg: Arg) -> &mut Self {
-        self.args.push(arg);
-        if self.positional {
-            self.text.push('?');
-        } else {
-            self.text.push('$');
-            self.text.push_str(&self.args.len().to_string());
-        }
-        self
-    }
-
-    /// The text so far.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
-    /// The query, ready to run.
-    pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
-        let mut query = sqlx::query(&self.text);
-        for arg in &self.args {
-            query = match arg {
-                Arg::Int(v) => query.bind(*v),
-                Arg::OptInt(v) => query.bind(*v),
-                Arg::Text(v) => query.bind(v.as_str()),
-                Arg::OptText(v) => query.bind(v.as_deref()),
-            };
-        }
-        query
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,27 +281,6 @@ mod tests {
         assert!(valid_schema("test_1").is_ok());
         for bad in ["", "1abc", "a;drop table x", "a b", "Ä"] {
             assert!(valid_schema(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn micros_round_trip() {
-        let t = time::macros::datetime!(2026-11-27 12:34:56.789012 UTC);
-        assert_eq!(from_micros(to_micros(t)).unwrap(), t);
-        assert!(from_micros(i64::MAX).is_err());
-    }
-
-    #[test]
-    fn sql_numbers_placeholders() {
-        for (backend, expected) in [
-            (Backend::Postgres, "SELECT * FROM t WHERE a = $1 AND b = $2"),
-            (Backend::Sqlite, "SELECT * FROM t WHERE a = ? AND b = ?"),
-        ] {
-            let mut sql = Sql::new(backend, "SELECT * FROM t WHERE a = ");
-            sql.bind(Arg::Int(1))
-                .push(" AND b = ")
-                .bind(Arg::Text("x".into()));
-            assert_eq!(sql.text(), expected);
         }
     }
 }

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::problem::ApiError;
 
 /// A JSON body. Malformed JSON → 400, wrong content type → 415, wrong types or unknown fields →
 /// 422, too large → 413; each with a detail saying what is wrong.
