@@ -9,68 +9,14 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::error::Error;
-use crate::event::{Context, Event, NewEvent, bounded};
+use knowmind_api::{Break, BreakReason, ChainReport, Checkpoint, Event, WorkspaceChainReport};
+
+use crate::event::{Context, NewEvent, bounded};
 use crate::key::AuditKey;
 use knowmind_db::{Arg, Db, Sql, from_micros, to_micros};
 
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// A point in the chain to keep outside the database: verifying against it also catches a
-/// removed tail, which the chain alone cannot show.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Checkpoint {
-    /// The last sequence number (0 for an empty log).
-    pub seq: i64,
-    /// Its hash.
-    pub hash: String,
-}
-
-/// What [`crate::Audit::verify`] found.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ChainReport {
-    /// How many events were checked.
-    pub events: u64,
-    /// The last event checked (the head when intact).
-    pub head: Checkpoint,
-    /// The first problem, if any.
-    pub broken: Option<Break>,
-}
-
-impl ChainReport {
-    /// Whether the chain is intact.
-    pub fn is_intact(&self) -> bool {
-        self.broken.is_none()
-    }
-}
-
-/// Where and how the chain is broken.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Break {
-    /// The first bad sequence number.
-    pub seq: i64,
-    /// What is wrong there.
-    pub reason: BreakReason,
-}
-
-/// What is wrong at a [`Break`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakReason {
-    /// The event's contents do not match its hash (edited).
-    HashMismatch,
-    /// The event does not follow the previous one (reordered or replaced).
-    PrevHashMismatch,
-    /// The event with this sequence number is missing (deleted).
-    Missing,
-    /// The log ends before this sequence number, which the head or the checkpoint says exists.
-    Truncated,
-    /// The event at the checkpoint's sequence number has another hash (history rewritten).
-    CheckpointMismatch,
-    /// An event hashed without the key follows one hashed with it: someone rewrote keyed
-    /// events as unkeyed ones, which anyone with database access could compute.
-    Downgraded,
-}
 
 /// Appends `event` inside the caller's transaction, so that the event is written if and only if
 /// the change it records is. Returns its sequence number. With a key, the event's hash is an
@@ -324,19 +270,6 @@ fn check_event(
     let ok =
         event_hash(event, key).is_some_and(|h| h.as_bytes().ct_eq(event.hash.as_bytes()).into());
     Ok((!ok).then_some(BreakReason::HashMismatch))
-}
-
-/// What [`crate::Audit::verify_workspace`] found.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct WorkspaceChainReport {
-    /// How many of the workspace's events were checked.
-    pub events: u64,
-    /// The last sequence number checked; pass it back as `after` to continue.
-    pub last_seq: i64,
-    /// Whether more of the workspace's events follow (the check stopped at its limit).
-    pub more: bool,
-    /// The first problem, if any.
-    pub broken: Option<Break>,
 }
 
 /// Checks the events of one workspace after `after`, at most `limit` of them: each event's own

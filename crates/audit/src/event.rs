@@ -4,8 +4,9 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use time::OffsetDateTime;
 use token_core::TokenId;
+
+use knowmind_api::Event;
 
 use crate::error::Error;
 
@@ -205,54 +206,12 @@ impl NewEvent {
     }
 }
 
-/// A stored event.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Event {
-    /// Position in the chain, from 1, without gaps.
-    pub seq: i64,
-    /// When it was appended (UTC).
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    /// The workspace it concerns.
-    pub workspace_id: Option<String>,
-    /// `system`, `member` or `token`.
-    pub actor_kind: String,
-    /// The member or token id.
-    pub actor_id: Option<String>,
-    /// What happened, e.g. `token.revoked`.
-    pub action: String,
-    /// The kind of thing acted on.
-    pub target_kind: Option<String>,
-    /// Its id.
-    pub target_id: Option<String>,
-    /// The client's address.
-    pub client_ip: Option<String>,
-    /// The client's `User-Agent`.
-    pub user_agent: Option<String>,
-    /// The request id.
-    pub request_id: Option<String>,
-    /// `success` or `denied`.
-    pub outcome: String,
-    /// Further details.
-    pub details: serde_json::Value,
-    /// Hash of the previous event (64 hex digits; zeros before the first).
-    pub prev_hash: String,
-    /// How `hash` was made: 1 = SHA-256 (before the chain was keyed), 2 = HMAC-SHA-256 under
-    /// the audit key.
-    pub hash_version: u8,
-    /// This event's hash, covering `prev_hash` and every field above.
-    pub hash: String,
+/// The hash `event` must carry, by its `hash_version`: SHA-256 (1), or HMAC-SHA-256 under `key`
+/// (2; `None` without the key). For tools that check an exported log.
+pub fn expected_hash(event: &Event, key: Option<&crate::AuditKey>) -> Option<String> {
+    crate::chain::event_hash(event, key)
 }
 
-impl Event {
-    /// The hash this event must carry, by its `hash_version`: SHA-256 (1), or HMAC-SHA-256 under
-    /// `key` (2; `None` without the key). For tools that check an exported log.
-    pub fn expected_hash(&self, key: Option<&crate::AuditKey>) -> Option<String> {
-        crate::chain::event_hash(self, key)
-    }
-}
-
-/// Shortens free text from clients before it is stored.
 /// Control and format characters (bidi overrides, zero-width characters, line separators) are
 /// dropped: a user agent or a route a client chose must not display as something else in a
 /// security log.

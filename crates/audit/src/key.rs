@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use token_core::rand::TryRng;
 use zeroize::Zeroizing;
 
-use crate::chain::Checkpoint;
 use crate::error::Error;
+use knowmind_api::Checkpoint;
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;
 

@@ -55,12 +55,13 @@ use time::OffsetDateTime;
 use token_core::TokenId;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-pub use chain::{
-    Break, BreakReason, ChainReport, Checkpoint, GENESIS, KEYED, UNKEYED, WorkspaceChainReport,
-};
+pub use chain::{GENESIS, KEYED, UNKEYED};
 pub use error::Error;
-pub use event::{Action, Actor, Context, Event, NewEvent, Outcome};
+pub use event::{Action, Actor, Context, NewEvent, Outcome, expected_hash};
 pub use key::{AuditKey, SignedCheckpoint};
+pub use knowmind_api::{
+    Break, BreakReason, ChainReport, Checkpoint, Event, Page, WorkspaceChainReport,
+};
 pub use usage::{
     Committed, IpUse, LAST_USE_AT, LAST_USE_COLUMNS, RouteUse, StoredUsage, UsageConfig,
     UsageOutcome, UsageRecord, UsageRecordView, UsageSlot, UsageSummary, UsageWriter,
@@ -97,15 +98,6 @@ pub struct EventFilter {
     pub since: Option<OffsetDateTime>,
     /// Before this time.
     pub until: Option<OffsetDateTime>,
-}
-
-/// One page of results and the cursor for the next, if there is one.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Page<T> {
-    /// The items.
-    pub items: Vec<T>,
-    /// Pass this back to get the next page; `None` on the last page.
-    pub next_cursor: Option<i64>,
 }
 
 /// Writes, reads and verifies the security log. Cheap to clone.
@@ -172,19 +164,20 @@ impl Audit {
         Ok(seq)
     }
 
-    /// Events matching `filter`, newest first, older than the cursor `before`.
+    /// Events matching `filter`, newest first, after `cursor` (the previous page's
+    /// `next_cursor`).
     ///
     /// # Errors
     /// [`Error::Database`].
     pub async fn events(
         &self,
         filter: &EventFilter,
-        before: Option<i64>,
+        cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<Event>, Error> {
         let limit = i64::from(limit.clamp(1, 1_000));
         let mut sql = filtered(self.db.backend(), filter);
-        if let Some(before) = before {
+        if let Some(before) = cursor.map(parse_cursor).transpose()? {
             sql.push(" AND seq < ").bind(Arg::Int(before));
         }
         sql.push(" ORDER BY seq DESC LIMIT ").bind(Arg::Int(limit));
@@ -193,11 +186,9 @@ impl Audit {
             .iter()
             .map(chain::event_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = match items.last() {
-            Some(last) if items.len() as i64 == limit => Some(last.seq),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::of(items, limit_len(limit), |last| {
+            last.seq.to_string()
+        }))
     }
 
     /// Writes every event matching `filter` as JSON Lines, oldest first; returns how many.
@@ -335,23 +326,23 @@ impl Audit {
         }
     }
 
-    /// A token's usage records, newest first, older than the cursor `before`.
+    /// A token's usage records, newest first, after `cursor` (the previous page's
+    /// `next_cursor`).
     ///
     /// # Errors
     /// [`Error::Database`].
     pub async fn usage(
         &self,
         token: TokenId,
-        before: Option<i64>,
+        cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<StoredUsage>, Error> {
         let limit = i64::from(limit.clamp(1, 1_000));
+        let before = cursor.map(parse_cursor).transpose()?;
         let items = usage::records(&self.db, token, before, limit).await?;
-        let next_cursor = match items.last() {
-            Some(last) if items.len() as i64 == limit => Some(last.id),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::of(items, limit_len(limit), |last| {
+            last.id.to_string()
+        }))
     }
 
     /// Distinct client addresses and endpoints of a token, with first/last seen and counts. The
@@ -376,6 +367,23 @@ impl Audit {
     ) -> Result<u64, Error> {
         usage::prune(&self.db, now - retention).await
     }
+}
+
+/// A cursor this crate handed out: the position (sequence number or record id) of the last item
+/// of the previous page.
+fn parse_cursor(cursor: &str) -> Result<i64, Error> {
+    cursor
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Error::Invalid {
+            field: "cursor",
+            reason: "not a cursor returned by this API".into(),
+        })
+}
+
+fn limit_len(limit: i64) -> usize {
+    usize::try_from(limit).unwrap_or(usize::MAX)
 }
 
 fn filtered(backend: Backend, filter: &EventFilter) -> Sql {

@@ -161,6 +161,15 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+impl From<knowmind_api::UnknownValue> for Error {
+    fn from(e: knowmind_api::UnknownValue) -> Self {
+        Error::Invalid {
+            field: e.field,
+            reason: e.to_string(),
+        }
+    }
+}
+
 impl From<token_core::Error> for Error {
     fn from(e: token_core::Error) -> Self {
         match e {

@@ -72,7 +72,7 @@ pub use limiter::{FailureLimiter, Source};
 pub use model::{
     Call, Member, MemberUpdate, NewMember, NewToken, Origin, Page, Principal, ROTATED, Reach,
     ReuseDetection, Revocation, Revoked, Role, Rotation, Standing, TokenFilter, TokenRecord,
-    TokenState, TokenUpdate, Workspace, WorkspacePolicy,
+    TokenState, TokenUpdate, Workspace, WorkspacePolicy, state_at,
 };
 pub use options::StoreOptions;
 pub use store::Store;

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use token_core::{Scopes, TokenHash, TokenId};
 
 use crate::error::Error;
-use crate::model::{Origin, Principal, Standing, TokenRecord, TokenState};
+use crate::model::{Origin, Principal, Standing, TokenRecord, state_at};
 
 /// A token row with its hash; the hash never leaves the crate.
 pub(crate) struct TokenRow {
@@ -98,7 +98,7 @@ pub(crate) fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenR
             family_id: opt_id("family_id")?.unwrap_or(id),
             last_used_at: opt_time("last_used_us")?,
             last_used_ip: row.try_get("last_used_ip")?,
-            state: TokenState::at(now, standing, expires_at),
+            state: state_at(now, standing, expires_at),
         },
         phc: row.try_get("hash")?,
     })

@@ -17,7 +17,7 @@ use crate::cache::Cache;
 use crate::error::Error;
 use crate::hash_pool::HashPool;
 use crate::limiter::FailureLimiter;
-use crate::model::TokenRecord;
+use crate::model::{Standing, TokenRecord};
 use crate::options::StoreOptions;
 use crate::rows::{TokenRow, principal_of, read_token_row};
 
@@ -216,7 +216,7 @@ impl Store {
     ) {
         let cached = crate::cache::Cached {
             principal: principal_of(record),
-            standing: record.standing(),
+            standing: Standing::of_record(record),
             rotated: record.rotated_to.is_some(),
             phc: hash.as_phc().to_owned(),
         };

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use crate::cache::{Cached, Lookup, ReadMark};
 use crate::error::{Error, Refusal};
 use crate::limiter::{FailureLimiter, Source};
-use crate::model::{Call, Principal};
+use crate::model::{Call, Principal, Standing};
 use crate::rows::{TokenRow, principal_of};
 use crate::store::Store;
 
@@ -474,7 +474,7 @@ fn confined(workspace: &str, call: &Call) -> Result<(), Failure> {
 fn cached_from_row(row: &TokenRow) -> Arc<Cached> {
     Arc::new(Cached {
         principal: principal_of(&row.record),
-        standing: row.record.standing(),
+        standing: Standing::of_record(&row.record),
         rotated: row.record.rotated_to.is_some(),
         phc: row.phc.clone(),
     })

@@ -15,60 +15,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use token_core::TokenId;
 
-use crate::error::Error;
-
+pub use knowmind_api::{IpUse, RouteUse, StoredUsage, UsageOutcome, UsageRecordView, UsageSummary};
 pub use tables::{LAST_USE_AT, LAST_USE_COLUMNS, last_use_join};
 pub(crate) use tables::{prune, records, summary};
 pub use writer::{Committed, UsageSlot, UsageWriter};
-
-/// The result of one verification, as recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum UsageOutcome {
-    /// The token was accepted.
-    Accepted,
-    /// The secret did not match the stored hash.
-    WrongSecret,
-    /// The token is revoked.
-    Revoked,
-    /// The token has expired.
-    Expired,
-    /// The token lacks a scope the call needs.
-    InsufficientScope,
-    /// The server was too busy to verify.
-    Busy,
-}
-
-impl UsageOutcome {
-    const ALL: [UsageOutcome; 6] = [
-        UsageOutcome::Accepted,
-        UsageOutcome::WrongSecret,
-        UsageOutcome::Revoked,
-        UsageOutcome::Expired,
-        UsageOutcome::InsufficientScope,
-        UsageOutcome::Busy,
-    ];
-
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            UsageOutcome::Accepted => "accepted",
-            UsageOutcome::WrongSecret => "wrong_secret",
-            UsageOutcome::Revoked => "revoked",
-            UsageOutcome::Expired => "expired",
-            UsageOutcome::InsufficientScope => "insufficient_scope",
-            UsageOutcome::Busy => "busy",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, Error> {
-        Self::ALL
-            .into_iter()
-            .find(|o| o.as_str() == s)
-            .ok_or(Error::Corrupt("unknown usage outcome"))
-    }
-}
 
 /// One verification, to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,84 +45,6 @@ pub struct UsageRecord {
     /// /v1/tokens/verify`): address, route and user agent are its report, not knowmind's own
     /// observation. `None` when knowmind saw the call itself.
     pub reported_by: Option<TokenId>,
-}
-
-/// A stored usage record.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct StoredUsage {
-    /// Row id; also the paging cursor.
-    pub id: i64,
-    /// The record.
-    #[serde(flatten)]
-    pub record: UsageRecordView,
-}
-
-/// The fields of a stored usage record, in serialisable form.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct UsageRecordView {
-    /// When.
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    /// Which token.
-    pub token_id: TokenId,
-    /// The client's address.
-    pub client_ip: Option<String>,
-    /// HTTP method.
-    pub method: String,
-    /// Route template.
-    pub route: String,
-    /// Response status.
-    pub status: Option<u16>,
-    /// `User-Agent`.
-    pub user_agent: Option<String>,
-    /// Outcome.
-    pub outcome: UsageOutcome,
-    /// The resource server (its introspect token) that reported address, route and user agent;
-    /// `null` when knowmind observed the call itself.
-    pub reported_by: Option<TokenId>,
-}
-
-/// Where a token was used from.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct IpUse {
-    /// The client address (`null` when unknown).
-    pub ip: Option<String>,
-    /// First use from it.
-    #[serde(with = "time::serde::rfc3339")]
-    pub first_seen: OffsetDateTime,
-    /// Last use from it.
-    #[serde(with = "time::serde::rfc3339")]
-    pub last_seen: OffsetDateTime,
-    /// How many calls.
-    pub count: i64,
-}
-
-/// Which endpoint a token called.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct RouteUse {
-    /// HTTP method.
-    pub method: String,
-    /// Route template.
-    pub route: String,
-    /// First call.
-    #[serde(with = "time::serde::rfc3339")]
-    pub first_seen: OffsetDateTime,
-    /// Last call.
-    #[serde(with = "time::serde::rfc3339")]
-    pub last_seen: OffsetDateTime,
-    /// How many calls.
-    pub count: i64,
-}
-
-/// Distinct addresses and endpoints of one token, most recent first.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct UsageSummary {
-    /// Every call since the token's first use (pruning removes old records, not these counts).
-    pub total: i64,
-    /// By client address.
-    pub ips: Vec<IpUse>,
-    /// By endpoint.
-    pub routes: Vec<RouteUse>,
 }
 
 /// Settings of the usage writer.

@@ -255,7 +255,9 @@ pub(crate) async fn records(
                     route: row.try_get("route")?,
                     status: status.and_then(|s| u16::try_from(s).ok()),
                     user_agent: row.try_get("user_agent")?,
-                    outcome: UsageOutcome::parse(&outcome)?,
+                    outcome: outcome
+                        .parse()
+                        .map_err(|_| Error::Corrupt("unknown usage outcome"))?,
                     reported_by: reported_by
                         .map(|id| id.parse().map_err(|_| Error::Corrupt("token id")))
                         .transpose()?,

@@ -114,13 +114,25 @@ async fn pages_follow_the_cursor_to_the_end() {
             .await
             .unwrap();
         assert_eq!(first.items.len(), 3);
-        assert_eq!(first.next_cursor, Some(2));
+        assert_eq!(first.next_cursor.as_deref(), Some("2"));
         let second = audit
-            .events(&EventFilter::default(), first.next_cursor, 3)
+            .events(&EventFilter::default(), first.next_cursor.as_deref(), 3)
             .await
             .unwrap();
         assert_eq!(second.items.iter().map(|e| e.seq).collect::<Vec<_>>(), [1]);
         assert_eq!(second.next_cursor, None, "{}", t.name);
+        for bad in ["", "x", "-1", "0", "9999999999999999999999"] {
+            assert!(
+                matches!(
+                    audit.events(&EventFilter::default(), Some(bad), 3).await,
+                    Err(audit::Error::Invalid {
+                        field: "cursor",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
     }
 }
 

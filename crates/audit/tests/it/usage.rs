@@ -108,7 +108,10 @@ async fn committed_records_answer_which_calls_from_where() {
         let page = audit.usage(tok, None, 3).await.unwrap();
         assert_eq!(page.items.len(), 3);
         assert_eq!(page.items[0].record.outcome, UsageOutcome::WrongSecret);
-        let rest = audit.usage(tok, page.next_cursor, 3).await.unwrap();
+        let rest = audit
+            .usage(tok, page.next_cursor.as_deref(), 3)
+            .await
+            .unwrap();
         assert_eq!(rest.items.len(), 1);
         assert_eq!(rest.next_cursor, None);
 
@@ -258,9 +261,9 @@ async fn table_counts(db: &knowmind_db::Db) -> (i64, i64) {
 /// Every usage record of `tok`, newest first, read page by page.
 async fn all_pages(audit: &Audit, tok: TokenId, page: u32) -> Vec<audit::StoredUsage> {
     let mut all = Vec::new();
-    let mut cursor = None;
+    let mut cursor: Option<String> = None;
     loop {
-        let p = audit.usage(tok, cursor, page).await.unwrap();
+        let p = audit.usage(tok, cursor.as_deref(), page).await.unwrap();
         all.extend(p.items);
         match p.next_cursor {
             Some(next) => cursor = Some(next),

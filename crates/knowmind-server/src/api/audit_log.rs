@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use knowmind_api::{Event, ListEvents, Page, VerifyEvents, WorkspaceChainReport};
 use token_core::TokenId;
 use tokio_util::io::ReaderStream;
 
@@ -14,64 +14,50 @@ use knowmind_axum::ApiError;
 use knowmind_axum::ApiQuery;
 use knowmind_axum::Authenticated;
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct EventQuery {
-    actor: Option<String>,
-    token: Option<String>,
-    action: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    cursor: Option<i64>,
-    limit: Option<u32>,
-}
-
-impl EventQuery {
-    /// The filter, always confined to the caller's workspace.
-    fn filter(&self, workspace: &str) -> Result<EventFilter, ApiError> {
-        Ok(EventFilter {
-            workspace_id: Some(workspace.to_owned()),
-            actor_id: self.actor.clone(),
-            token: self
-                .token
-                .as_deref()
-                .map(|t| {
-                    t.parse::<TokenId>()
-                        .map_err(|_| ApiError::bad_request("token must be a token id"))
-                })
-                .transpose()?,
-            action: self
-                .action
-                .as_deref()
-                .map(|a| {
-                    a.parse::<Action>()
-                        .map_err(|e| ApiError::bad_request(e.to_string()))
-                })
-                .transpose()?,
-            since: self
-                .since
-                .as_deref()
-                .map(|t| parse_time("since", t))
-                .transpose()?,
-            until: self
-                .until
-                .as_deref()
-                .map(|t| parse_time("until", t))
-                .transpose()?,
-        })
-    }
+/// The filter of a query, always confined to the caller's workspace.
+fn filter(query: &ListEvents, workspace: &str) -> Result<EventFilter, ApiError> {
+    Ok(EventFilter {
+        workspace_id: Some(workspace.to_owned()),
+        actor_id: query.actor.clone(),
+        token: query
+            .token
+            .as_deref()
+            .map(|t| {
+                t.parse::<TokenId>()
+                    .map_err(|_| ApiError::bad_request("token must be a token id"))
+            })
+            .transpose()?,
+        action: query
+            .action
+            .as_deref()
+            .map(|a| {
+                a.parse::<Action>()
+                    .map_err(|e| ApiError::bad_request(e.to_string()))
+            })
+            .transpose()?,
+        since: query
+            .since
+            .as_deref()
+            .map(|t| parse_time("since", t))
+            .transpose()?,
+        until: query
+            .until
+            .as_deref()
+            .map(|t| parse_time("until", t))
+            .transpose()?,
+    })
 }
 
 pub(super) async fn events(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    ApiQuery(query): ApiQuery<EventQuery>,
-) -> Result<axum::Json<audit::Page<audit::Event>>, ApiError> {
-    let filter = query.filter(&who.workspace_id)?;
+    ApiQuery(query): ApiQuery<ListEvents>,
+) -> Result<axum::Json<Page<Event>>, ApiError> {
+    let filter = filter(&query, &who.workspace_id)?;
     let page = app
         .store()
         .audit()
-        .events(&filter, query.cursor, query.limit.unwrap_or(100))
+        .events(&filter, query.cursor.as_deref(), query.limit.unwrap_or(100))
         .await?;
     Ok(axum::Json(page))
 }
@@ -79,9 +65,9 @@ pub(super) async fn events(
 pub(super) async fn export(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    ApiQuery(query): ApiQuery<EventQuery>,
+    ApiQuery(query): ApiQuery<ListEvents>,
 ) -> Result<Response, ApiError> {
-    let filter = query.filter(&who.workspace_id)?;
+    let filter = filter(&query, &who.workspace_id)?;
     let audit = app.store().audit().clone();
     let (mut writer, reader) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {
@@ -97,22 +83,13 @@ pub(super) async fn export(
     Ok(response)
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct VerifyQuery {
-    /// Check events after this sequence number (the previous report's `last_seq`).
-    after: Option<i64>,
-    /// At most this many events (default and maximum 10,000).
-    limit: Option<u32>,
-}
-
 /// Checks the caller's workspace's events (bounded; page with `after`): each event's hash and
 /// its link to the one before. The whole chain is checked by `knowmind-server audit verify`.
 pub(super) async fn verify(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    ApiQuery(query): ApiQuery<VerifyQuery>,
-) -> Result<axum::Json<audit::WorkspaceChainReport>, ApiError> {
+    ApiQuery(query): ApiQuery<VerifyEvents>,
+) -> Result<axum::Json<WorkspaceChainReport>, ApiError> {
     let report = app
         .store()
         .audit()

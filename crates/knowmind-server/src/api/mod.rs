@@ -2,8 +2,10 @@
 //! requires; the router, `/openapi.json` and the scope-enforcement tests are all built from it.
 
 mod audit_log;
+mod introspection;
 mod notes;
 mod ops;
+mod rotation;
 mod tokens;
 mod workspace;
 
@@ -115,7 +117,7 @@ pub fn routes() -> Vec<RouteSpec> {
             "/v1/tokens/verify",
             INTROSPECT,
             "Verify a token on behalf of a resource server (always 200)",
-            || post(tokens::introspect),
+            || post(introspection::introspect),
         ),
         spec(
             M::GET,
@@ -129,14 +131,14 @@ pub fn routes() -> Vec<RouteSpec> {
             "/v1/tokens/self/rotate",
             Access::AnyToken,
             "Rotate the presented token",
-            || post(tokens::rotate_self),
+            || post(rotation::rotate_self),
         ),
         spec(
             M::DELETE,
             "/v1/tokens/self",
             Access::AnyToken,
             "Revoke the presented token",
-            || delete(tokens::revoke_self),
+            || delete(rotation::revoke_self),
         ),
         spec(M::GET, "/v1/tokens/{id}", ADMIN, "A token's record", || {
             get(tokens::get_one)
@@ -153,14 +155,14 @@ pub fn routes() -> Vec<RouteSpec> {
             "/v1/tokens/{id}",
             ADMIN,
             "Revoke a token",
-            || delete(tokens::revoke),
+            || delete(rotation::revoke),
         ),
         spec(
             M::POST,
             "/v1/tokens/{id}/rotate",
             ADMIN,
             "Rotate a token (optional grace period)",
-            || post(tokens::rotate),
+            || post(rotation::rotate),
         ),
         spec(
             M::GET,

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::AppState;
-use super::tokens::Listing;
+use knowmind_api::Page;
 use crate::notes::{Note, NoteInput};
 use knowmind_axum::ApiError;
 use knowmind_axum::Authenticated;
@@ -22,7 +22,7 @@ pub(super) async fn list(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<axum::Json<Listing<Note>>, ApiError> {
+) -> Result<axum::Json<Page<Note>>, ApiError> {
     let (items, next_cursor) = app
         .notes
         .list(
@@ -31,7 +31,7 @@ pub(super) async fn list(
             query.limit.unwrap_or(50),
         )
         .await?;
-    Ok(axum::Json(Listing { items, next_cursor }))
+    Ok(axum::Json(Page { items, next_cursor }))
 }
 
 pub(super) async fn get_one(

@@ -363,7 +363,7 @@ async fn reforge(path: &str, from_seq: i64) {
     for mut event in events {
         event.prev_hash = prev.clone();
         event.hash_version = audit::UNKEYED;
-        let hash = event.expected_hash(None).unwrap();
+        let hash = audit::expected_hash(&event, None).unwrap();
         sqlx::query(
             "UPDATE audit_events SET prev_hash = $1, hash = $2, hash_version = 1 WHERE seq = $3",
         )

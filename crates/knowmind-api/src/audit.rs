@@ -1,0 +1,111 @@
+//! The audit log on the wire: events, and what verifying the chain found.
+
+use time::OffsetDateTime;
+
+/// A stored audit event.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Event {
+    /// Position in the chain, from 1, without gaps.
+    pub seq: i64,
+    /// When it was appended (UTC).
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The workspace it concerns.
+    pub workspace_id: Option<String>,
+    /// `system`, `member`, `token` or `operator`.
+    pub actor_kind: String,
+    /// The member or token id.
+    pub actor_id: Option<String>,
+    /// What happened, e.g. `token.revoked`.
+    pub action: String,
+    /// The kind of thing acted on.
+    pub target_kind: Option<String>,
+    /// Its id.
+    pub target_id: Option<String>,
+    /// The client's address.
+    pub client_ip: Option<String>,
+    /// The client's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// The request id.
+    pub request_id: Option<String>,
+    /// `success` or `denied`.
+    pub outcome: String,
+    /// Further details.
+    pub details: serde_json::Value,
+    /// Hash of the previous event (64 hex digits; zeros before the first).
+    pub prev_hash: String,
+    /// How `hash` was made: 1 = SHA-256 (before the chain was keyed), 2 = HMAC-SHA-256 under
+    /// the audit key.
+    pub hash_version: u8,
+    /// This event's hash, covering `prev_hash` and every field above.
+    pub hash: String,
+}
+
+/// A point in the chain to keep outside the database: verifying against it also catches a
+/// removed tail, which the chain alone cannot show.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// The last sequence number (0 for an empty log).
+    pub seq: i64,
+    /// Its hash.
+    pub hash: String,
+}
+
+/// What verifying the whole chain found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChainReport {
+    /// How many events were checked.
+    pub events: u64,
+    /// The last event checked (the head when intact).
+    pub head: Checkpoint,
+    /// The first problem, if any.
+    pub broken: Option<Break>,
+}
+
+impl ChainReport {
+    /// Whether the chain is intact.
+    pub fn is_intact(&self) -> bool {
+        self.broken.is_none()
+    }
+}
+
+/// What verifying one workspace's events found (`GET /v1/audit/verify`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkspaceChainReport {
+    /// How many of the workspace's events were checked.
+    pub events: u64,
+    /// The last sequence number checked; pass it back as `after` to continue.
+    pub last_seq: i64,
+    /// Whether more of the workspace's events follow (the check stopped at its limit).
+    pub more: bool,
+    /// The first problem, if any.
+    pub broken: Option<Break>,
+}
+
+/// Where and how the chain is broken.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Break {
+    /// The first bad sequence number.
+    pub seq: i64,
+    /// What is wrong there.
+    pub reason: BreakReason,
+}
+
+/// What is wrong at a [`Break`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakReason {
+    /// The event's contents do not match its hash (edited).
+    HashMismatch,
+    /// The event does not follow the previous one (reordered or replaced).
+    PrevHashMismatch,
+    /// The event with this sequence number is missing (deleted).
+    Missing,
+    /// The log ends before this sequence number, which the head or the checkpoint says exists.
+    Truncated,
+    /// The event at the checkpoint's sequence number has another hash (history rewritten).
+    CheckpointMismatch,
+    /// An event hashed without the key follows one hashed with it: someone rewrote keyed
+    /// events as unkeyed ones, which anyone with database access could compute.
+    Downgraded,
+}

@@ -1,0 +1,72 @@
+//! knowmind's data on the wire: the records the API returns and the requests it takes, with their
+//! JSON form. The server answers with these types, `token-store` and `audit` hold their data in
+//! them, and the CLI reads responses into them — so a change of shape is a compile error
+//! everywhere at once, not a surprise at run time. No I/O, no database: a client can depend on
+//! this crate alone.
+//!
+//! ```
+//! use knowmind_api::{Page, TokenState};
+//!
+//! let page: Page<serde_json::Value> = serde_json::from_str(r#"{"items":[],"next_cursor":null}"#)?;
+//! assert!(page.items.is_empty() && page.next_cursor.is_none());
+//! assert_eq!("revoked".parse::<TokenState>()?, TokenState::Revoked);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod audit;
+mod error;
+mod introspection;
+mod page;
+mod queries;
+mod tokens;
+mod usage;
+mod workspace;
+
+pub use audit::{Break, BreakReason, ChainReport, Checkpoint, Event, WorkspaceChainReport};
+pub use error::UnknownValue;
+pub use introspection::{Introspection, IntrospectionRequest};
+pub use page::Page;
+pub use queries::{ListEvents, ListTokens, PageQuery, RevokeToken, StateFilter, VerifyEvents};
+pub use tokens::{
+    CreateToken, Issued, Origin, Principal, Relative, Revoked, RotateToken, TokenDetail,
+    TokenRecord, TokenState, UpdateToken,
+};
+pub use usage::{IpUse, RouteUse, StoredUsage, Usage, UsageOutcome, UsageRecordView, UsageSummary};
+pub use workspace::{Member, ReuseDetection, Role, Workspace, WorkspacePolicy};
+
+/// Implements `as_str`, `Display` and `FromStr` for a field-less enum whose serde names are
+/// `snake_case`, from one list of names.
+macro_rules! named {
+    ($name:ident, $field:literal, { $($variant:ident => $text:literal,)* }) => {
+        impl $name {
+            /// Every value.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            /// The name on the wire.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::UnknownValue;
+
+            fn from_str(s: &str) -> Result<Self, $crate::UnknownValue> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| $crate::UnknownValue::new($field, $name::ALL.iter().map(|v| v.as_str())))
+            }
+        }
+    };
+}
+pub(crate) use named;
