@@ -10,6 +10,19 @@ use time::OffsetDateTime;
 
 use crate::error::CliError;
 
+/// No request body.
+pub const NO_BODY: Option<&()> = None;
+
+/// No query string.
+pub const NO_QUERY: &[(&str, &str)] = &[];
+
+async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, CliError> {
+    response
+        .json()
+        .await
+        .map_err(|e| CliError::new(format!("unexpected answer from the server: {e}")))
+}
+
 /// A client of one knowmind server with one token.
 pub struct Client {
     http: reqwest::Client,
@@ -49,36 +62,49 @@ impl Client {
         &self.server
     }
 
-    /// Sends a request and decodes the JSON answer.
+    /// `GET path?query`, the JSON answer decoded into `T`.
     ///
     /// # Errors
-    /// Unreachable server (1), refused token (4), any other problem document (1, its detail).
-    pub async fn json<T: DeserializeOwned>(
+    /// Unreachable server (1), refused token (4), any other problem document (1, its detail),
+    /// an answer that is not a `T` (1).
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &(impl Serialize + ?Sized),
+    ) -> Result<T, CliError> {
+        decode(self.send(Method::GET, path, query, NO_BODY).await?).await
+    }
+
+    /// `method path?query` with a JSON `body` (if any), the JSON answer decoded into `T`.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
+        query: &(impl Serialize + ?Sized),
         body: Option<&impl Serialize>,
     ) -> Result<T, CliError> {
-        let response = self.send(method, path, body).await?;
-        response
-            .json()
-            .await
-            .map_err(|e| CliError::new(format!("unexpected answer from the server: {e}")))
+        decode(self.send(method, path, query, body).await?).await
     }
 
-    /// Sends a request and returns the successful response.
+    /// Sends a request and returns the successful response; the query string is encoded from
+    /// `query` (a struct of the API's, or `()` for none).
     ///
     /// # Errors
-    /// As [`Client::json`].
+    /// As [`Client::get`].
     pub async fn send(
         &self,
         method: Method,
         path: &str,
+        query: &(impl Serialize + ?Sized),
         body: Option<&impl Serialize>,
     ) -> Result<reqwest::Response, CliError> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.server))
+            .query(query)
             .bearer_auth(self.token.expose_secret());
         if let Some(body) = body {
             request = request.json(body);

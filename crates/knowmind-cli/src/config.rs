@@ -6,7 +6,7 @@
 //! read theirs: a file readable or writable by group or others, owned by someone else, or a
 //! symlink is refused — before anything is sent anywhere. `knowmind doctor --fix` tightens it.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -97,13 +97,10 @@ pub fn insecurity(path: &Path) -> Result<Option<String>, CliError> {
     Ok(None)
 }
 
-/// The current user's id: the owner of this process's `/proc/self` (no `unsafe` needed).
+/// The current user's id.
 #[cfg(unix)]
 fn current_uid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
+    rustix::process::getuid().as_raw()
 }
 
 /// Reads the configuration, refusing an unsafe file. A missing file is an empty configuration.
@@ -144,18 +141,16 @@ pub fn save(config: &Config) -> Result<(), CliError> {
     create_private_dir(&dir)?;
     let path = dir.join("config.json");
     let text = serde_json::to_string_pretty(config).map_err(|e| CliError::new(e.to_string()))?;
-    let tmp = dir.join(format!(".config.json.{}.tmp", std::process::id()));
+    // A temporary file in the same directory — created 0600 — written, synced, renamed over the
+    // old one, and the directory synced: a crash leaves the old file or the new one.
     let result = (|| -> std::io::Result<()> {
-        let mut file = private_file(&tmp)?;
+        let mut file = tempfile::NamedTempFile::new_in(&dir)?;
         file.write_all(text.as_bytes())?;
         file.write_all(b"\n")?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)?;
+        file.as_file().sync_all()?;
+        file.persist(&path).map_err(|e| e.error)?;
         File::open(&dir)?.sync_all()
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
     result.map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))
 }
 
@@ -191,15 +186,6 @@ fn create_private_dir(dir: &Path) -> Result<(), CliError> {
             .map_err(|e| CliError::new(format!("cannot restrict {}: {e}", dir.display())))?;
     }
     Ok(())
-}
-
-/// A new file created with mode 0600 from the start (the umask can only remove bits).
-fn private_file(path: &Path) -> std::io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
 }
 
 /// Tightens the directory to 0700 and the file to 0600; replaces a symlink by a copy of what it

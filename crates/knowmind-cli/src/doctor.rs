@@ -3,10 +3,10 @@
 use std::path::Path;
 use std::process::Command as Process;
 
-use reqwest::Method;
-use serde_json::Value;
+use knowmind_api::TokenDetail;
 
 use crate::cli::Cli;
+use crate::client::NO_QUERY;
 use crate::error::CliError;
 use crate::output::Style;
 use crate::{EXPIRY_WARNING_DAYS, ROTATION_DAYS, config, credentials, now};
@@ -118,22 +118,10 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
             ),
         )
     {
-        match client
-            .json::<Value>(Method::GET, "/v1/tokens/self", None::<&Value>)
-            .await
-        {
+        match client.get::<TokenDetail>("/v1/tokens/self", NO_QUERY).await {
             Ok(me) => {
                 let now = now();
-                let parse = |v: &Value| {
-                    v.as_str().and_then(|s| {
-                        time::OffsetDateTime::parse(
-                            s,
-                            &time::format_description::well_known::Rfc3339,
-                        )
-                        .ok()
-                    })
-                };
-                match parse(&me["expires_at"]) {
+                match me.record.expires_at {
                     Some(at) if at - now < time::Duration::days(EXPIRY_WARNING_DAYS) => report
                         .problem(
                             &format!(
@@ -148,9 +136,7 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
                         "rotate it with an expiry: `knowmind token rotate self --expires-in 90d`",
                     ),
                 }
-                if parse(&me["created_at"])
-                    .is_some_and(|c| now - c > time::Duration::days(ROTATION_DAYS))
-                {
+                if now - me.record.created_at > time::Duration::days(ROTATION_DAYS) {
                     report.problem(
                         &format!("the token is older than {ROTATION_DAYS} days"),
                         "run `knowmind token rotate self`",

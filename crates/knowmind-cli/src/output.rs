@@ -65,44 +65,24 @@ pub fn relative(at: Option<OffsetDateTime>, now: OffsetDateTime) -> String {
     }
 }
 
-/// A table: columns padded to their widest cell; the column `shrink` is cut so rows fit `width`.
-pub fn table(headers: &[&str], rows: &[Vec<String>], shrink: usize, width: usize) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+/// A table without borders, laid out by display width (CJK and emoji count double) and wrapped
+/// to fit `width` columns.
+pub fn table(headers: &[&str], rows: &[Vec<String>], width: usize) -> String {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_width(u16::try_from(width).unwrap_or(u16::MAX))
+        .set_header(headers.iter().copied());
     for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
+        table.add_row(row.iter().map(String::as_str));
     }
-    let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len().saturating_sub(1));
-    if total > width {
-        widths[shrink] = widths[shrink].saturating_sub(total - width).max(8);
-    }
-    let line = |cells: Vec<String>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, cell)| {
-                let cut: String = if cell.chars().count() > widths[i] {
-                    cell.chars()
-                        .take(widths[i].saturating_sub(1))
-                        .chain(std::iter::once('…'))
-                        .collect()
-                } else {
-                    cell.clone()
-                };
-                format!("{cut:<w$}", w = widths[i])
-            })
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-    };
-    let mut out = line(headers.iter().map(|h| (*h).to_owned()).collect());
-    for row in rows {
-        out.push('\n');
-        out.push_str(&line(row.clone()));
-    }
-    out
+    table
+        .to_string()
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The terminal width: `COLUMNS`, else 120.
@@ -138,14 +118,22 @@ mod tests {
     }
 
     #[test]
-    fn tables_fit_the_width() {
-        let rows = vec![vec![
-            "abc".to_owned(),
-            "a very long name that does not fit".to_owned(),
-            "read".to_owned(),
-        ]];
-        let text = table(&["ID", "NAME", "SCOPES"], &rows, 1, 30);
-        assert!(text.lines().all(|l| l.chars().count() <= 30), "{text}");
-        assert!(text.contains('…'));
+    fn tables_fit_the_width_by_display_width() {
+        let rows = vec![
+            vec![
+                "abc".to_owned(),
+                "a very long name that does not fit".to_owned(),
+                "read".to_owned(),
+            ],
+            vec![
+                "def".to_owned(),
+                "東京のノートパソコン".to_owned(),
+                "write".to_owned(),
+            ],
+        ];
+        let text = table(&["ID", "NAME", "SCOPES"], &rows, 30);
+        let display = |line: &str| unicode_width::UnicodeWidthStr::width(line);
+        assert!(text.lines().all(|l| display(l) <= 30), "{text}");
+        assert!(text.contains("東京"), "{text}");
     }
 }

@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::AppState;
-use knowmind_api::Page;
 use crate::notes::{Note, NoteInput};
+use knowmind_api::Page;
 use knowmind_axum::ApiError;
 use knowmind_axum::Authenticated;
 use knowmind_axum::{ApiJson, ApiQuery};

@@ -1,0 +1,123 @@
+//! `knowmind audit`: list, export and verify the workspace's audit log.
+
+use std::io::Write;
+
+use knowmind_api::{Event, ListEvents, Page, WorkspaceChainReport};
+use reqwest::Method;
+
+use crate::cli::{AuditCommand, Cli};
+use crate::client::{NO_BODY, NO_QUERY};
+use crate::commands::token::token_path;
+use crate::error::CliError;
+use crate::output::{self, Style, relative, table};
+use crate::{connect, now, print_json, rfc3339, warn_about_token};
+
+pub(crate) async fn run(cli: &Cli, style: Style, command: &AuditCommand) -> Result<(), CliError> {
+    let (client, _, _) = connect(cli)?;
+    match command {
+        AuditCommand::List {
+            token,
+            action,
+            since,
+        } => {
+            let since = since
+                .as_deref()
+                .map(|since| {
+                    token_core::parse_duration(since)
+                        .map_err(|e| CliError::usage(e.to_string()))
+                        .map(|period| rfc3339(now() - period))
+                })
+                .transpose()?
+                .flatten();
+            let query = ListEvents {
+                token: token.as_deref().map(token_path).transpose()?,
+                action: action.clone(),
+                since,
+                limit: Some(200),
+                ..ListEvents::default()
+            };
+            let page: Page<Event> = client.get("/v1/audit/events", &query).await?;
+            if style.json {
+                print_json(&page.items);
+            } else {
+                let now = now();
+                let rows: Vec<Vec<String>> = page
+                    .items
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            e.seq.to_string(),
+                            relative(Some(e.at), now),
+                            e.action.clone(),
+                            e.target_id.clone().unwrap_or_else(|| "-".into()),
+                            format!("{}:{}", e.actor_kind, e.actor_id.as_deref().unwrap_or("-")),
+                            e.client_ip.clone().unwrap_or_else(|| "-".into()),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    table(
+                        &["SEQ", "WHEN", "ACTION", "TARGET", "ACTOR", "FROM"],
+                        &rows,
+                        output::width()
+                    )
+                );
+            }
+        }
+        AuditCommand::Export { output } => {
+            let response = client
+                .send(Method::GET, "/v1/audit/events/export", NO_QUERY, NO_BODY)
+                .await?;
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| CliError::new(format!("export interrupted: {e}")))?;
+            match output {
+                Some(path) => std::fs::write(path, &bytes)
+                    .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))?,
+                None => std::io::stdout()
+                    .write_all(&bytes)
+                    .map_err(|e| CliError::new(e.to_string()))?,
+            }
+            if !style.quiet {
+                eprintln!(
+                    "Exported {} events.",
+                    bytes.iter().filter(|&&b| b == b'\n').count()
+                );
+            }
+        }
+        AuditCommand::Verify => {
+            let report: WorkspaceChainReport = client.get("/v1/audit/verify", NO_QUERY).await?;
+            if style.json {
+                print_json(&report);
+            } else if let Some(broken) = &report.broken {
+                println!(
+                    "BROKEN at #{}: {}",
+                    broken.seq,
+                    serde_json::to_value(broken.reason)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "intact: {} events of this workspace checked, up to #{}{}",
+                    report.events,
+                    report.last_seq,
+                    if report.more {
+                        " (more follow: the server checks 10,000 per request)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            if report.broken.is_some() {
+                return Err(CliError::new("the audit log's hash chain is broken")
+                    .hint("see docs/SECURITY.md, 'The audit log'"));
+            }
+        }
+    }
+    warn_about_token(&client, style).await;
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! `knowmind auth`: log in, show what is in use, print the token, log out.
+
+use std::io::{IsTerminal, Read};
+
+use knowmind_api::{Revoked, TokenDetail};
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use crate::cli::Cli;
+use crate::client::{Client, NO_BODY, NO_QUERY};
+use crate::error::CliError;
+use crate::output::{Style, relative};
+use crate::{
+    ROTATION_DAYS, config, connect, credentials, now, print_json, rfc3339, scopes_text, server,
+    warn_expiry,
+};
+
+pub(crate) async fn login(cli: &Cli, style: Style, with_token: bool) -> Result<(), CliError> {
+    let mut config = config::load()?;
+    let server = server(cli, &config)?;
+    let text = if with_token || !std::io::stdin().is_terminal() {
+        let mut input = String::new();
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .map_err(|e| CliError::new(format!("cannot read standard input: {e}")))?;
+        input.trim().to_owned()
+    } else {
+        rpassword::prompt_password("Paste the token (input hidden): ")
+            .map_err(|e| CliError::new(format!("cannot read the token: {e}")))?
+            .trim()
+            .to_owned()
+    };
+    let token: token_core::Token = text.parse().map_err(|e: token_core::Error| {
+        CliError::usage(format!("that is not a knowmind token: {e}"))
+            .hint("tokens look like kmt_ followed by 54 letters and digits")
+    })?;
+    let client = Client::new(
+        &server,
+        SecretString::from(token.expose_secret().to_owned()),
+    )?;
+    let me: TokenDetail = client.get("/v1/tokens/self", NO_QUERY).await?;
+    config.server = Some(server.clone());
+    config.token = Some(token.expose_secret().to_owned());
+    config.token_command = None;
+    config::save(&config)?;
+    if !style.quiet {
+        eprintln!(
+            "Logged in to {server} with {} ({}; scopes {}). Saved in {}.",
+            token.masked(),
+            me.record.name,
+            scopes_text(me.record.scopes),
+            config::path()?.display()
+        );
+    }
+    if std::env::var_os("KNOWMIND_TOKEN").is_some() {
+        style.warn("KNOWMIND_TOKEN is set and takes precedence over the saved token");
+    }
+    Ok(())
+}
+
+pub(crate) fn print_token() -> Result<(), CliError> {
+    let config = config::load()?;
+    let credential = credentials::resolve(&config)?;
+    println!("{}", credential.token.expose_secret());
+    Ok(())
+}
+
+pub(crate) async fn status(cli: &Cli, style: Style) -> Result<(), CliError> {
+    let (client, credential, _) = connect(cli)?;
+    let me: TokenDetail = client.get("/v1/tokens/self", NO_QUERY).await?;
+    let me = me.record;
+    let now = now();
+    let rotation_due = me.created_at + time::Duration::days(ROTATION_DAYS);
+    if style.json {
+        print_json(&json!({
+            "server": client.server(),
+            "source": credential.source.describe(),
+            "token": credential.masked(),
+            "token_id": me.id,
+            "name": me.name,
+            "workspace": me.workspace_id,
+            "scopes": me.scopes,
+            "expires_at": me.expires_at.and_then(rfc3339),
+            "created_at": rfc3339(me.created_at),
+            "rotation_due": rfc3339(rotation_due),
+        }));
+    } else {
+        println!("server:       {}", client.server());
+        println!("token:        {} ({})", credential.masked(), me.name);
+        println!("from:         {}", credential.source.describe());
+        println!("workspace:    {}", me.workspace_id);
+        println!("scopes:       {}", scopes_text(me.scopes));
+        println!(
+            "expires:      {}",
+            me.expires_at.map_or("never".to_owned(), |e| format!(
+                "{} ({e})",
+                relative(Some(e), now)
+            ))
+        );
+        println!("rotation due: {}", relative(Some(rotation_due), now));
+    }
+    if rotation_due < now {
+        style.warn(&format!("the token is older than {ROTATION_DAYS} days; rotate it with `knowmind token rotate self`"));
+    }
+    warn_expiry(&client, style);
+    Ok(())
+}
+
+pub(crate) async fn logout(cli: &Cli, style: Style, revoke: bool) -> Result<(), CliError> {
+    let mut config = config::load()?;
+    if revoke {
+        let (client, _, _) = connect(cli)?;
+        let _: Revoked = client
+            .call(Method::DELETE, "/v1/tokens/self", NO_QUERY, NO_BODY)
+            .await?;
+        if !style.quiet {
+            eprintln!("Revoked the token on {}.", client.server());
+        }
+    }
+    config.token = None;
+    config::save(&config)?;
+    if !style.quiet {
+        eprintln!("Forgot the saved token.");
+    }
+    if std::env::var_os("KNOWMIND_TOKEN").is_some()
+        || std::env::var_os("KNOWMIND_TOKEN_FILE").is_some()
+    {
+        style.warn("KNOWMIND_TOKEN or KNOWMIND_TOKEN_FILE is still set in this environment");
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! One module per command group.
+
+pub(crate) mod audit;
+pub(crate) mod auth;
+pub(crate) mod policy;
+pub(crate) mod token;

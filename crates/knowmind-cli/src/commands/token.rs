@@ -1,0 +1,386 @@
+//! `knowmind token`: issue, list, view, usage, rotate and revoke.
+
+use std::io::{IsTerminal, Write};
+
+use knowmind_api::{
+    CreateToken, Issued, ListTokens, Origin, Page, RevokeToken, Revoked, RotateToken, StateFilter,
+    TokenDetail, TokenRecord, Usage,
+};
+use reqwest::Method;
+use serde_json::json;
+use token_core::{Scopes, TokenId};
+
+use crate::cli::{Cli, CreateArgs, StateArg, TokenCommand};
+use crate::client::{Client, NO_QUERY};
+use crate::credentials::{Credential, Source};
+use crate::error::CliError;
+use crate::output::{self, Style, relative, table};
+use crate::{config, connect, now, print_json, scopes_text, warn_about_token};
+
+pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Result<(), CliError> {
+    let (client, credential, mut config) = connect(cli)?;
+    match command {
+        TokenCommand::Create(args) => create(&client, style, args).await?,
+        TokenCommand::List { state } => list(&client, style, *state).await?,
+        TokenCommand::View { id } => view(&client, style, id).await?,
+        TokenCommand::Usage { id } => usage(&client, &credential, style, id).await?,
+        TokenCommand::Rotate {
+            id,
+            grace,
+            expires_in,
+        } => {
+            let path = token_path(id)?;
+            let body = RotateToken {
+                grace_period: grace.clone(),
+                expires_in: expires_in.clone(),
+                expires_at: None,
+            };
+            let rotated: Issued = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/tokens/{path}/rotate"),
+                    NO_QUERY,
+                    Some(&body),
+                )
+                .await?;
+            let in_use = path == "self" || credential.masked().get(4..20) == Some(path.as_str());
+            if in_use && credential.source == Source::Config {
+                config.token = Some(rotated.token.clone());
+                config::save(&config)?;
+                if !style.quiet {
+                    eprintln!(
+                        "Rotated the token in use; the saved credential now holds {}.",
+                        rotated.record.id
+                    );
+                }
+                if style.json {
+                    print_json(&json!({
+                        "id": rotated.record.id,
+                        "rotated_from": rotated.record.rotated_from,
+                        "saved": true,
+                    }));
+                }
+            } else {
+                if style.json {
+                    print_json(&rotated);
+                } else {
+                    println!("{}", rotated.token);
+                }
+                if in_use {
+                    style.warn(&format!(
+                        "the token in use came from {}; put the new token there",
+                        credential.source.describe()
+                    ));
+                }
+            }
+        }
+        TokenCommand::Revoke {
+            ids,
+            yes,
+            reason,
+            only_this,
+        } => {
+            let paths = ids
+                .iter()
+                .map(|id| token_path(id))
+                .collect::<Result<Vec<_>, _>>()?;
+            if !yes {
+                confirm(&paths)?;
+            }
+            let query = RevokeToken {
+                reason: reason.clone(),
+                only_this: *only_this,
+            };
+            for path in &paths {
+                let done: Revoked = client
+                    .call(
+                        Method::DELETE,
+                        &format!("/v1/tokens/{path}"),
+                        &query,
+                        crate::client::NO_BODY,
+                    )
+                    .await?;
+                if style.json {
+                    print_json(&done);
+                } else if !style.quiet {
+                    let id = done.token.id;
+                    let others: Vec<String> = done
+                        .revoked
+                        .iter()
+                        .filter(|r| **r != id)
+                        .map(TokenId::to_string)
+                        .collect();
+                    if others.is_empty() {
+                        eprintln!("Revoked {id} ({}).", done.token.name);
+                    } else {
+                        eprintln!(
+                            "Revoked {id} ({}) and {} token(s) of its family: {}.",
+                            done.token.name,
+                            others.len(),
+                            others.join(", ")
+                        );
+                    }
+                }
+            }
+        }
+    }
+    warn_about_token(&client, style).await;
+    Ok(())
+}
+
+/// `self` or a token id, as a path segment.
+pub(crate) fn token_path(id: &str) -> Result<String, CliError> {
+    if id == "self" {
+        return Ok("self".to_owned());
+    }
+    id.parse::<TokenId>().map(|id| id.to_string()).map_err(|_| {
+        CliError::usage(format!(
+            "{id:?} is not a token id (16 letters and digits) or `self`"
+        ))
+    })
+}
+
+fn confirm(paths: &[String]) -> Result<(), CliError> {
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(
+            CliError::cancelled("refusing to revoke without confirmation")
+                .hint("pass --yes when not on a terminal"),
+        );
+    }
+    eprint!(
+        "Revoke {} token(s): {}? [y/N] ",
+        paths.len(),
+        paths.join(", ")
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::new(e.to_string()))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::cancelled("cancelled"))
+    }
+}
+
+async fn create(client: &Client, style: Style, args: &CreateArgs) -> Result<(), CliError> {
+    let scopes: Scopes = args
+        .scopes
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(",")
+        .parse()
+        .map_err(|e: token_core::Error| CliError::new(e.to_string()))?;
+    let expires_at =
+        args.expires_at
+            .as_deref()
+            .map(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| {
+                    CliError::usage(format!(
+                        "--expires-at must be an RFC 3339 time like 2027-01-01T00:00:00Z, got {t:?}"
+                    ))
+                })
+            })
+            .transpose()?;
+    let body = CreateToken {
+        name: args.name.clone(),
+        scopes,
+        description: args.description.clone().unwrap_or_default(),
+        client: args.client.clone().unwrap_or_default(),
+        expires_in: args.expires_in.clone(),
+        expires_at,
+        owner_id: None,
+    };
+    let created: Issued = client
+        .call(Method::POST, "/v1/tokens", NO_QUERY, Some(&body))
+        .await?;
+    if style.json {
+        print_json(&created);
+    } else {
+        println!("{}", created.token);
+        if !style.quiet {
+            eprintln!(
+                "Created {} ({}; scopes {}; expires {}). The token above is shown this once.",
+                created.record.id,
+                args.name,
+                scopes_text(created.record.scopes),
+                relative(created.record.expires_at, now())
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn list(client: &Client, style: Style, state: StateArg) -> Result<(), CliError> {
+    let query = ListTokens {
+        state: Some(match state {
+            StateArg::Active => StateFilter::Active,
+            StateArg::Expired => StateFilter::Expired,
+            StateArg::Revoked => StateFilter::Revoked,
+            StateArg::All => StateFilter::All,
+        }),
+        limit: Some(500),
+        ..ListTokens::default()
+    };
+    let page: Page<TokenRecord> = client.get("/v1/tokens", &query).await?;
+    if style.json {
+        print_json(&page.items);
+        return Ok(());
+    }
+    let now = now();
+    let rows: Vec<Vec<String>> = page
+        .items
+        .iter()
+        .map(|t| {
+            let mut name = t.name.clone();
+            if t.origin == Origin::SelfRotated {
+                name.push_str(" (self-rotated)");
+            }
+            vec![
+                t.id.to_string(),
+                name,
+                scopes_text(t.scopes),
+                t.client.clone(),
+                relative(t.expires_at, now),
+                relative(t.last_used_at, now),
+                t.state.to_string(),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &[
+                "ID",
+                "NAME",
+                "SCOPES",
+                "FOR",
+                "EXPIRES",
+                "LAST USED",
+                "STATE"
+            ],
+            &rows,
+            output::width()
+        )
+    );
+    Ok(())
+}
+
+async fn view(client: &Client, style: Style, id: &str) -> Result<(), CliError> {
+    let detail: TokenDetail = client
+        .get(&format!("/v1/tokens/{}", token_path(id)?), NO_QUERY)
+        .await?;
+    if style.json {
+        print_json(&detail);
+        return Ok(());
+    }
+    let now = now();
+    let record = &detail.record;
+    for (label, value) in [
+        ("id", record.id.to_string()),
+        ("name", record.name.clone()),
+        ("for", record.client.clone()),
+        ("scopes", scopes_text(record.scopes)),
+        ("state", record.state.to_string()),
+        ("created", relative(Some(record.created_at), now)),
+        ("expires", relative(record.expires_at, now)),
+        (
+            "last used",
+            format!(
+                "{} from {}",
+                relative(record.last_used_at, now),
+                record.last_used_ip.as_deref().unwrap_or("-")
+            ),
+        ),
+    ] {
+        println!("{label:<10} {value}");
+    }
+    if detail.family.len() > 1 {
+        println!("family     (oldest first; revoking any of them revokes the rest)");
+        for member in &detail.family {
+            println!(
+                "  {} {} {} ({}; {}, created {} by {})",
+                if member.id == record.id { "*" } else { " " },
+                member.id,
+                member.name,
+                member.state,
+                member.origin.as_str().replace('_', "-"),
+                relative(Some(member.created_at), now),
+                member.created_by,
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn usage(
+    client: &Client,
+    credential: &Credential,
+    style: Style,
+    id: &str,
+) -> Result<(), CliError> {
+    // There is no `/v1/tokens/self/usage`: the token in use is named by its id.
+    let path = match token_path(id)?.as_str() {
+        "self" => credential
+            .masked()
+            .get(4..20)
+            .unwrap_or_default()
+            .to_owned(),
+        other => other.to_owned(),
+    };
+    let usage: Usage = client
+        .get(&format!("/v1/tokens/{path}/usage"), NO_QUERY)
+        .await?;
+    if style.json {
+        print_json(&usage);
+        return Ok(());
+    }
+    let now = now();
+    let ips: Vec<Vec<String>> = usage
+        .summary
+        .ips
+        .iter()
+        .map(|i| {
+            vec![
+                i.ip.clone().unwrap_or_else(|| "?".into()),
+                i.count.to_string(),
+                relative(Some(i.first_seen), now),
+                relative(Some(i.last_seen), now),
+            ]
+        })
+        .collect();
+    println!(
+        "{}\n",
+        table(
+            &["ADDRESS", "CALLS", "FIRST SEEN", "LAST SEEN"],
+            &ips,
+            output::width()
+        )
+    );
+    let routes: Vec<Vec<String>> = usage
+        .summary
+        .routes
+        .iter()
+        .map(|r| {
+            vec![
+                format!("{} {}", r.method, r.route),
+                r.count.to_string(),
+                relative(Some(r.first_seen), now),
+                relative(Some(r.last_seen), now),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &["ENDPOINT", "CALLS", "FIRST SEEN", "LAST SEEN"],
+            &routes,
+            output::width()
+        )
+    );
+    Ok(())
+}
