@@ -134,5 +134,5 @@ async fn main() -> Result<(), Box<dyn Error>> {
 /// The example's one reading of the clock (libraries take `now` from their `Clock`).
 fn store_now() -> time::OffsetDateTime {
     use token_core::Clock;
-    token_core::SystemClock.now()
+    token_store::SystemClock.now()
 }

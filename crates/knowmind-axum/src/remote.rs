@@ -13,7 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use token_core::rand::TryRng;
-use token_core::{Clock, Scopes, SystemClock, TokenId};
+use token_core::{Clock, Scopes, TokenId};
+use token_store::SystemClock;
 use token_store::{Call, FailureLimiter, Principal, Source};
 use zeroize::Zeroizing;
 

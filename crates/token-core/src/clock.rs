@@ -1,5 +1,6 @@
-//! Where "now" comes from. Libraries take a [`Clock`] (or `now` itself); only [`SystemClock`]
-//! reads the real clock, so every time-dependent rule can be tested at any instant.
+//! Where "now" comes from. Libraries take a [`Clock`] (or `now` itself) and never read the real
+//! clock: the one implementation that does is `token_store::SystemClock`, the store's default
+//! (and the CLI has its own), so every time-dependent rule can be tested at any instant.
 //!
 //! A clock answers two questions: the wall-clock time ([`Clock::now`], for expiry and for what is
 //! stored) and a monotonic reading ([`Clock::monotonic`], for how long ago something happened:
@@ -18,22 +19,6 @@ pub trait Clock: Send + Sync + 'static {
     /// Time elapsed since an arbitrary fixed start, on a clock that never goes back and is not
     /// moved by changes to the wall clock.
     fn monotonic(&self) -> Duration;
-}
-
-/// The operating system's clocks.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    #[allow(clippy::disallowed_methods)] // the one place that reads the system clock
-    fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
-    }
-
-    fn monotonic(&self) -> Duration {
-        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        START.get_or_init(std::time::Instant::now).elapsed()
-    }
 }
 
 /// A clock that only moves when told to. For tests.

@@ -16,9 +16,9 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// Whether the token has expired at `now` (it is valid while `now < expires_at`).
+    /// Whether the token has expired at `now` ([`is_expired`]).
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
-        self.expires_at.is_some_and(|at| now >= at)
+        is_expired(self.expires_at, now)
     }
 
     /// Checks that at `now` the token is unexpired and grants every scope of `required`.
@@ -36,6 +36,13 @@ impl Grant {
             Err(Error::MissingScopes { missing })
         }
     }
+}
+
+/// Whether something that expires at `expires_at` (`None`: never) has expired at `now`: it is
+/// valid while `now < expires_at`. The one place this rule is written (the SQL filters of
+/// `token-store` say the same, `expires_at_us > now`).
+pub fn is_expired(expires_at: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    expires_at.is_some_and(|at| now >= at)
 }
 
 /// Parses a duration written like `45s`, `30m`, `12h`, `90d` or `2w`: how token lifetimes and

@@ -6,7 +6,8 @@
 //! ([`Token`]'s `FromStr`) is the only way in from text: it checks prefix, length, alphabet and
 //! checksum without I/O, so garbage is refused in nanoseconds.
 //!
-//! Nothing here reads the clock except [`SystemClock`]: expiry checks take `now` as an argument.
+//! Nothing here reads the clock or does I/O: expiry checks take `now` as an argument, and the
+//! [`Clock`] that provides it is injected (the real one is `token_store::SystemClock`).
 //!
 //! ```
 //! use token_core::{Grant, HashParams, Scope, Scopes, Token, TokenHash};
@@ -41,11 +42,11 @@ mod hash;
 mod scope;
 mod token;
 
+pub use clock::Clock;
 #[cfg(any(test, feature = "test-util"))]
 pub use clock::ManualClock;
-pub use clock::{Clock, SystemClock};
 pub use error::{Error, Malformed};
-pub use grant::{Grant, parse_duration};
+pub use grant::{Grant, is_expired, parse_duration};
 pub use hash::{HASH_LEN, HashParams, SALT_LEN, TokenHash};
 pub use scope::{Scope, Scopes};
 #[cfg(any(test, feature = "test-util"))]

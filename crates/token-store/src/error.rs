@@ -212,6 +212,20 @@ impl Refusal {
     }
 }
 
+impl Refusal {
+    /// How a refusal is recorded in the token's security log: `None` for refusals that name no
+    /// token (malformed, unknown id), which are never recorded.
+    pub const fn usage_outcome(self) -> Option<knowmind_api::UsageOutcome> {
+        use knowmind_api::UsageOutcome as O;
+        match self {
+            Refusal::Malformed | Refusal::NotFound => None,
+            Refusal::WrongSecret => Some(O::WrongSecret),
+            Refusal::Revoked => Some(O::Revoked),
+            Refusal::Expired => Some(O::Expired),
+        }
+    }
+}
+
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())

@@ -51,6 +51,7 @@
 //! ```
 
 mod cache;
+mod clock;
 mod error;
 mod family;
 mod hash_pool;
@@ -67,6 +68,7 @@ mod validate;
 mod verify;
 mod workspaces;
 
+pub use clock::SystemClock;
 pub use error::{Error, Refusal, StorageError};
 pub use limiter::{FailureLimiter, Source};
 pub use model::{

@@ -130,7 +130,7 @@ pub fn state_at(
 ) -> TokenState {
     if standing.is_revoked(now) {
         TokenState::Revoked
-    } else if expires_at.is_some_and(|at| at <= now) {
+    } else if token_core::is_expired(expires_at, now) {
         TokenState::Expired
     } else {
         TokenState::Active

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use audit::{AuditKey, UsageConfig};
 use knowmind_db::DbOptions;
 use time::Duration;
-use token_core::{Clock, HashParams, SystemClock};
+use token_core::{Clock, HashParams};
+
+use crate::clock::SystemClock;
 
 /// How to open a [`Store`](crate::Store).
 #[derive(Clone)]

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use crate::cache::{Cached, Lookup, ReadMark};
 use crate::error::{Error, Refusal};
 use crate::limiter::{FailureLimiter, Source};
-use crate::model::{Call, Principal, Standing};
+use crate::model::{Call, Principal, Standing, TokenState, state_at};
 use crate::rows::{TokenRow, principal_of};
 use crate::store::Store;
 
@@ -122,12 +122,7 @@ impl Store {
             Ok(known) => known,
             Err(Failure::Refused(refusal, workspace)) => {
                 tracing::info!(token_id = %token.id(), reason = refusal.code(), "token refused");
-                if let Some(workspace) = workspace {
-                    let outcome = match refusal {
-                        Refusal::Revoked => UsageOutcome::Revoked,
-                        Refusal::Expired => UsageOutcome::Expired,
-                        _ => UsageOutcome::WrongSecret,
-                    };
+                if let (Some(workspace), Some(outcome)) = (workspace, refusal.usage_outcome()) {
                     refused(workspace, outcome, 401);
                 }
                 return Err(Error::Unauthorized(refusal));
@@ -480,24 +475,19 @@ fn cached_from_row(row: &TokenRow) -> Arc<Cached> {
     })
 }
 
-/// Refuses a revoked or expired token (revocation first). `proven`: the presenter is known to
-/// hold the secret, so a revoked token is a reuse.
+/// Refuses a revoked or expired token, by the one rule ([`state_at`]: revocation first).
+/// `proven`: the presenter is known to hold the secret, so a revoked token is a reuse.
 fn usable(known: Arc<Cached>, now: OffsetDateTime, proven: bool) -> Result<Arc<Cached>, Failure> {
-    let workspace = || known.principal.workspace_id.clone();
-    if known.standing.is_revoked(now) {
-        return Err(if proven {
-            Failure::Reused {
-                workspace: workspace(),
-                rotated: known.rotated,
-            }
-        } else {
-            Failure::Refused(Refusal::Revoked, Some(workspace()))
-        });
+    let workspace = known.principal.workspace_id.clone();
+    match state_at(now, known.standing, known.principal.expires_at) {
+        TokenState::Active => Ok(known),
+        TokenState::Revoked if proven => Err(Failure::Reused {
+            workspace,
+            rotated: known.rotated,
+        }),
+        TokenState::Revoked => Err(Failure::Refused(Refusal::Revoked, Some(workspace))),
+        TokenState::Expired => Err(Failure::Refused(Refusal::Expired, Some(workspace))),
     }
-    if known.principal.expires_at.is_some_and(|at| at <= now) {
-        return Err(Failure::Refused(Refusal::Expired, Some(workspace())));
-    }
-    Ok(known)
 }
 
 fn usage(

@@ -155,7 +155,7 @@ async fn another_service_protects_its_routes_through_the_verify_endpoint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_remote_cache_never_outlives_a_tokens_expiry() {
     let s = server().await;
-    assert!(s.store.now() < token_core::Clock::now(&token_core::SystemClock));
+    assert!(s.store.now() < token_core::Clock::now(&token_store::SystemClock));
     let knowmind = spawn(app_for(s.store.clone()).await).await;
     let introspect = SecretString::from(s.issue(&[Scope::Introspect]).await);
     let remote = RemoteVerifier::new(

@@ -1,6 +1,7 @@
 use std::time::{Duration, Instant};
 
-use token_core::{Scope, SystemClock};
+use token_core::Scope;
+use token_store::SystemClock;
 
 use crate::*;
 
