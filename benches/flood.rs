@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use audit::Context;
 use token_core::{Scope, Token};
-use token_store::{Call, Error, NewMember, NewToken, Refusal, Role, Store, StoreOptions};
+use token_store::{Call, Error, Refusal, StoreOptions};
 
 const FLOOD_SECONDS: u64 = 6;
 const ATTACKERS: usize = 32;
@@ -43,39 +42,26 @@ async fn main() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions {
+    let db = knowmind_db::Db::connect(
+        dir.path().join("flood.db").to_str().unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    // The shared fixture on the real clock with production hashing and a small scrypt pool.
+    let fixture = token_store::testing::Fixture::on(db, |options| StoreOptions {
+        clock: std::sync::Arc::new(token_store::SystemClock),
+        hash_params: token_core::HashParams::DEFAULT,
         hash_threads: 2,
         hash_queue: 4,
-        ..StoreOptions::default()
-    };
-    let store = Store::open(dir.path().join("flood.db").to_str().unwrap(), options)
-        .await
-        .unwrap();
-    let owner = NewMember {
-        name: "Ada".into(),
-        email: "ada@example.org".into(),
-        role: Role::Owner,
-    };
-    let (ws, ada) = store
-        .create_workspace("flood", owner, &Context::system())
-        .await
-        .unwrap();
-    let new = |name: &str| NewToken {
-        owner_id: ada.id.clone(),
-        name: name.into(),
-        description: String::new(),
-        client: String::new(),
-        scopes: Scope::Read.into(),
-        expires_at: None,
-    };
-    let (victim, _) = store
-        .create_token(&ws.id, new("victim"), &Context::system())
-        .await
-        .unwrap();
-    let (_, legit) = store
-        .create_token(&ws.id, new("legit"), &Context::system())
-        .await
-        .unwrap();
+        failures_per_minute: 0,
+        ..options
+    })
+    .await
+    .unwrap();
+    let store = fixture.store.clone();
+    let (victim, _) = fixture.issue("victim", &[Scope::Read]).await.unwrap();
+    let (_, legit) = fixture.issue("legit", &[Scope::Read]).await.unwrap();
     let call = Call {
         method: "GET".into(),
         route: "/v1/notes".into(),

@@ -25,7 +25,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use knowmind_axum::{Authenticated, Guard, RequireScope};
 use knowmind_server::notes::{NoteInput, Notes};
-use token_core::{HashParams, Scope};
+use token_core::Scope;
+use token_store::testing::Fixture;
 use token_store::{NewMember, NewToken, Role, Store, StoreOptions};
 
 #[path = "process_cpu.rs"]
@@ -78,17 +79,10 @@ async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
-/// A store with a workspace, 20 notes and `n` read tokens (returned as text, in a file for wrk).
-async fn populate(store: &Store, n: usize, token_file: &Path) -> (Notes, String) {
-    let owner = NewMember {
-        name: "Ada".into(),
-        email: "ada@example.org".into(),
-        role: Role::Owner,
-    };
-    let (ws, ada) = store
-        .create_workspace("load", owner, &Context::system())
-        .await
-        .unwrap();
+/// The shared fixture's workspace with 20 notes and `n` read tokens (returned as text, in a file
+/// for wrk).
+async fn populate(fixture: &Fixture, n: usize, token_file: &Path) -> (Notes, String) {
+    let store = &fixture.store;
     let notes = Notes::open(store.db().clone()).await.unwrap();
     for i in 0..20 {
         let input: NoteInput = serde_json::from_value(
@@ -96,40 +90,34 @@ async fn populate(store: &Store, n: usize, token_file: &Path) -> (Notes, String)
         )
         .unwrap();
         notes
-            .create(&ws.id, &input, "load", store.now())
+            .create(&fixture.workspace, &input, "load", store.now())
             .await
             .unwrap();
     }
     let mut lines = String::new();
     for i in 0..n {
-        let new = NewToken {
-            owner_id: ada.id.clone(),
-            name: format!("load-{i}"),
-            description: String::new(),
-            client: String::new(),
-            scopes: Scope::Read.into(),
-            expires_at: None,
-        };
-        let (_, token) = store
-            .create_token(&ws.id, new, &Context::system())
+        let (_, token) = fixture
+            .issue(&format!("load-{i}"), &[Scope::Read])
             .await
             .unwrap();
         lines.push_str(token.expose_secret());
         lines.push('\n');
     }
     std::fs::write(token_file, lines).unwrap();
-    (notes, ws.id)
+    (notes, fixture.workspace.clone())
 }
 
-fn options() -> StoreOptions {
-    // Tokens are issued with cheap parameters only to create 10,000 of them quickly: a hot token is
-    // cached when issued and never hashed again on this path. Cold verification is measured below
-    // with the production parameters.
-    StoreOptions {
-        hash_params: HashParams::insecure_for_tests(),
+/// The shared fixture on `db`, on the real clock. Tokens are issued with the fixture's cheap
+/// parameters only to create 10,000 of them quickly: a hot token is cached when issued and never
+/// hashed again on this path. Cold verification is measured below with the production ones.
+async fn load_fixture(db: knowmind_db::Db) -> Fixture {
+    Fixture::on(db, |options| StoreOptions {
+        clock: std::sync::Arc::new(token_store::SystemClock),
         failures_per_minute: 0,
-        ..StoreOptions::default()
-    }
+        ..options
+    })
+    .await
+    .unwrap()
 }
 
 struct Run {
@@ -256,11 +244,16 @@ async fn main() {
     println!("load: server on CPU {server_cpus}, wrk on CPU {WRK_CPU}");
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("tokens.txt");
-    let store = Store::open(&dir.path().join("load.db").to_string_lossy(), options())
-        .await
-        .unwrap();
+    let db = knowmind_db::Db::connect(
+        &dir.path().join("load.db").to_string_lossy(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let fixture = load_fixture(db).await;
+    let store = fixture.store.clone();
     let started = Instant::now();
-    let (notes, workspace) = populate(&store, TOKENS, &token_file).await;
+    let (notes, workspace) = populate(&fixture, TOKENS, &token_file).await;
     println!(
         "load: {TOKENS} tokens issued in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -360,9 +353,10 @@ async fn main() {
 
     // PostgreSQL: the shipped layer, same route.
     if let Some(pg) = knowmind_db::testing::postgres().await.unwrap() {
-        let pg_store = Store::with_db(pg.db.clone(), options()).await.unwrap();
+        let pg_fixture = load_fixture(pg.db.clone()).await;
+        let pg_store = pg_fixture.store.clone();
         let pg_tokens = dir.path().join("pg-tokens.txt");
-        let (notes, workspace) = populate(&pg_store, TOKENS, &pg_tokens).await;
+        let (notes, workspace) = populate(&pg_fixture, TOKENS, &pg_tokens).await;
         let app = App { notes, workspace };
         let guard = Guard::with_options(pg_store.clone(), None, None);
         let addr = serve(

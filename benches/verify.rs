@@ -10,41 +10,29 @@ use std::pin::pin;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use audit::Context;
-use criterion::{Criterion, criterion_group, criterion_main};
-use token_core::{Scope, Token};
-use token_store::{Call, NewMember, NewToken, Role, Store, StoreOptions};
+use std::sync::Arc;
 
+use criterion::{Criterion, criterion_group, criterion_main};
+use knowmind_db::Db;
+use token_core::{HashParams, Scope, Token};
+use token_store::testing::Fixture;
+use token_store::{Call, Store, StoreOptions, SystemClock};
+
+/// The shared fixture on the real clock with production hashing.
 fn setup(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (Store, Token) {
     rt.block_on(async {
-        let store = Store::open(
-            dir.join("bench.db").to_str().unwrap(),
-            StoreOptions::default(),
-        )
+        let db = Db::connect(dir.join("bench.db").to_str().unwrap(), &Default::default())
+            .await
+            .unwrap();
+        let fixture = Fixture::on(db, |options| StoreOptions {
+            clock: Arc::new(SystemClock),
+            hash_params: HashParams::DEFAULT,
+            ..options
+        })
         .await
         .unwrap();
-        let owner = NewMember {
-            name: "Ada".into(),
-            email: "ada@example.org".into(),
-            role: Role::Owner,
-        };
-        let (ws, ada) = store
-            .create_workspace("bench", owner, &Context::system())
-            .await
-            .unwrap();
-        let new = NewToken {
-            owner_id: ada.id,
-            name: "bench".into(),
-            description: String::new(),
-            client: String::new(),
-            scopes: Scope::Read.into(),
-            expires_at: None,
-        };
-        let (_, token) = store
-            .create_token(&ws.id, new, &Context::system())
-            .await
-            .unwrap();
-        (store, token)
+        let (_, token) = fixture.issue("bench", &[Scope::Read]).await.unwrap();
+        (fixture.store, token)
     })
 }
 

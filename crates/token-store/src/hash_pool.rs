@@ -71,10 +71,15 @@ impl HashPool {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Waker};
     use std::time::Duration;
 
     use super::*;
+
+    type Job = Pin<Box<dyn Future<Output = Result<i32, Error>>>>;
 
     #[tokio::test]
     async fn runs_work_and_refuses_beyond_threads_plus_queue() {
@@ -83,27 +88,38 @@ mod tests {
         let peak = Arc::new(AtomicUsize::new(0));
         let (release, gate) = std::sync::mpsc::channel::<()>();
         let gate = Arc::new(Mutex::new(gate));
-        let mut accepted = Vec::new();
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let mut accepted: Vec<Job> = Vec::new();
         let mut busy = 0;
-        for _ in 0..6 {
+        for i in 0..6 {
             let (running, peak, gate) = (running.clone(), peak.clone(), gate.clone());
+            let started_tx = started_tx.clone();
             let pool = pool.clone();
-            let task = tokio::spawn(async move {
+            let mut job: Pin<Box<dyn Future<Output = Result<i32, Error>>>> = Box::pin(async move {
                 pool.run(move || {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(now, Ordering::SeqCst);
+                    let _ = started_tx.send(());
                     let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(5));
                     running.fetch_sub(1, Ordering::SeqCst);
                     7
                 })
                 .await
             });
-            tokio::time::sleep(Duration::from_millis(30)).await;
-            if task.is_finished() {
-                assert!(matches!(task.await.unwrap(), Err(Error::Busy)));
-                busy += 1;
-            } else {
-                accepted.push(task);
+            // One poll hands the job to the pool, or is refused at once.
+            match job.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(result) => {
+                    assert!(matches!(result, Err(Error::Busy)), "job {i}");
+                    busy += 1;
+                }
+                Poll::Pending => {
+                    // The first two must reach a thread before the next is offered (a readiness
+                    // signal, not a sleep): the third then waits in the queue.
+                    if i < 2 {
+                        started.recv_timeout(Duration::from_secs(5)).unwrap();
+                    }
+                    accepted.push(job);
+                }
             }
         }
         // Two running, one queued; the other three were refused at once.
@@ -112,8 +128,8 @@ mod tests {
         for _ in 0..3 {
             release.send(()).unwrap();
         }
-        for task in accepted {
-            assert_eq!(task.await.unwrap().unwrap(), 7);
+        for job in accepted {
+            assert_eq!(job.await.unwrap(), 7);
         }
         assert_eq!(
             peak.load(Ordering::SeqCst),

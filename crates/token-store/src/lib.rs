@@ -63,6 +63,8 @@ mod policy;
 mod rows;
 mod store;
 mod sync;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod tokens;
 mod validate;
 mod verify;

@@ -7,30 +7,33 @@
 use std::sync::Arc;
 
 use knowmind_db::Db;
+use tokio::sync::watch;
 
 use crate::cache::Cache;
 
-/// Starts the listener task; `None` in a build without PostgreSQL support.
+/// Starts the listener task; `None` in a build without PostgreSQL support. `listening` is set
+/// while the listener is connected and listening (tests and readiness checks wait for it).
 pub(crate) fn spawn(
     db: &Db,
     channel: &str,
     cache: Arc<Cache>,
+    listening: watch::Sender<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     #[cfg(feature = "postgres")]
     {
         let url = db.url_secret().to_owned();
         let channel = channel.to_owned();
-        Some(tokio::spawn(listen(url, channel, cache)))
+        Some(tokio::spawn(listen(url, channel, cache, listening)))
     }
     #[cfg(not(feature = "postgres"))]
     {
-        let _ = (db, channel, cache);
+        let _ = (db, channel, cache, listening);
         None
     }
 }
 
 #[cfg(feature = "postgres")]
-async fn listen(url: String, channel: String, cache: Arc<Cache>) {
+async fn listen(url: String, channel: String, cache: Arc<Cache>, listening: watch::Sender<bool>) {
     use std::time::Duration;
 
     use sqlx::postgres::PgListener;
@@ -52,6 +55,7 @@ async fn listen(url: String, channel: String, cache: Arc<Cache>) {
         }
         // Anything revoked before we were listening is unknown to us.
         cache.clear();
+        listening.send_replace(true);
         loop {
             match listener.try_recv().await {
                 Ok(Some(notification)) => match notification.payload().parse() {
@@ -65,6 +69,7 @@ async fn listen(url: String, channel: String, cache: Arc<Cache>) {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "revocation listener failed; reconnecting");
+                    listening.send_replace(false);
                     cache.clear();
                     break;
                 }

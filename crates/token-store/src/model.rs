@@ -122,7 +122,7 @@ impl Revocation {
 
 /// The state at `now` of a token that stands so and expires then: revocation wins, then
 /// expiry (a token is valid while `now < expires_at`). The one place this rule is written; the
-/// SQL filters say the same ([`Standing::SQL_UNREVOKED_AT`]).
+/// SQL filters say the same.
 pub fn state_at(
     now: OffsetDateTime,
     standing: Standing,

@@ -20,7 +20,7 @@ pub struct StoreOptions {
     pub clock: Arc<dyn Clock>,
     /// Threads that run scrypt; at most this many hashes (16 MiB each) run at once.
     pub hash_threads: usize,
-    /// Verifications that may wait for a scrypt thread; beyond that, [`Error::Busy`].
+    /// Verifications that may wait for a scrypt thread; beyond that, [`Error::Busy`](crate::Error::Busy).
     pub hash_queue: usize,
     /// Most tokens remembered as verified.
     pub cache_capacity: usize,

@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     /// When each revoked token was last reported as reused by its holder (monotonic), to report
     /// it once a minute at most.
     pub(crate) reuse_reported: Mutex<HashMap<TokenId, std::time::Duration>>,
+    /// Whether the revocation listener is connected (always on SQLite, which has none).
+    pub(crate) listening: tokio::sync::watch::Receiver<bool>,
     /// Background tasks (revocation listener and sync), stopped with the store.
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -95,10 +97,15 @@ impl Store {
         let cache = Arc::new(Cache::new(options.cache_capacity, key));
         let notify_channel = format!("knowmind_tokens_{}", db.schema().unwrap_or("public"));
         let head = audit::Audit::new(db.clone()).checkpoint().await?.seq;
+        // SQLite has no listener: it is "listening" (to nothing) from the start.
+        let (listening, listening_rx) =
+            tokio::sync::watch::channel(db.backend() == Backend::Sqlite);
         let tasks: Vec<_> = [
             match db.backend() {
                 Backend::Sqlite => None,
-                Backend::Postgres => crate::listener::spawn(&db, &notify_channel, cache.clone()),
+                Backend::Postgres => {
+                    crate::listener::spawn(&db, &notify_channel, cache.clone(), listening)
+                }
             },
             crate::sync::spawn(
                 Audit::new(db.clone()),
@@ -139,10 +146,19 @@ impl Store {
                     options.clock.clone(),
                 ),
                 reuse_reported: Mutex::new(HashMap::new()),
+                listening: listening_rx,
                 tasks,
                 db,
             }),
         })
+    }
+
+    /// Resolves once revocations on other instances reach this one by notification
+    /// (PostgreSQL's LISTEN is connected); at once on SQLite. Revocations are seen within
+    /// `max_staleness` either way: this is for readiness checks and tests.
+    pub async fn revocations_listened(&self) {
+        let mut listening = self.inner.listening.clone();
+        let _ = listening.wait_for(|connected| *connected).await;
     }
 
     /// The audit log (events, chain verification, usage queries).

@@ -208,7 +208,7 @@ async fn usage_audit_and_usage_errors() {
 async fn expiring_tokens_are_warned_about() {
     let e = env().await;
     let new = token_store::NewToken {
-        owner_id: e.owner.clone(),
+        owner_id: e.fixture.owner.clone(),
         name: "short".into(),
         description: String::new(),
         client: String::new(),
@@ -217,7 +217,7 @@ async fn expiring_tokens_are_warned_about() {
     };
     let (_, token) = e
         .store
-        .create_token(&e.ws, new, &audit::Context::system())
+        .create_token(&e.fixture.workspace, new, &audit::Context::system())
         .await
         .unwrap();
     assert!(e.login(token.expose_secret()).await.status.success());
@@ -247,7 +247,7 @@ async fn old_tokens_are_warned_about_on_every_command() {
     assert!(!stderr(&fresh).contains("older than"), "{}", stderr(&fresh));
     let backdated = e
         .store
-        .get_token(&e.ws, admin[4..20].parse().unwrap())
+        .get_token(&e.fixture.workspace, admin[4..20].parse().unwrap())
         .await
         .unwrap();
     let hundred_days_ago = knowmind_db::to_micros(backdated.created_at - time::Duration::days(100));

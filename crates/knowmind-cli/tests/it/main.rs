@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::Arc;
 
-use audit::Context;
 use knowmind_axum::Guard;
 use knowmind_server::api::{AppState, router};
 use knowmind_server::metrics::Metrics;
 use knowmind_server::notes::Notes;
 use serde_json::Value;
-use token_core::{HashParams, Scope, Scopes};
-use token_store::{NewMember, NewToken, Role, Store, StoreOptions};
+use token_core::{Scope, Scopes};
+use token_store::testing::Fixture;
+use token_store::{Store, StoreOptions};
 
 mod commands;
 mod credentials;
@@ -28,28 +28,21 @@ pub struct Env {
     pub home: tempfile::TempDir,
     pub url: String,
     pub store: Store,
-    pub ws: String,
-    pub owner: String,
+    pub fixture: Fixture,
     pub _db: knowmind_db::testing::TestDb,
 }
 
 pub async fn env() -> Env {
     let test_db = knowmind_db::testing::sqlite().await.unwrap();
-    let options = StoreOptions {
-        hash_params: HashParams::insecure_for_tests(),
+    // The CLI compares times with the real clock, so the server runs on it too.
+    let fixture = Fixture::on(test_db.db.clone(), |options| StoreOptions {
+        clock: Arc::new(token_store::SystemClock),
         failures_per_minute: 0,
-        ..StoreOptions::default()
-    };
-    let store = Store::with_db(test_db.db.clone(), options).await.unwrap();
-    let owner = NewMember {
-        name: "Ada".into(),
-        email: "ada@example.org".into(),
-        role: Role::Owner,
-    };
-    let (ws, owner) = store
-        .create_workspace("cli", owner, &Context::system())
-        .await
-        .unwrap();
+        ..options
+    })
+    .await
+    .unwrap();
+    let store = fixture.store.clone();
     let metrics = Arc::new(Metrics::default());
     let state = AppState {
         store: store.clone(),
@@ -71,8 +64,7 @@ pub async fn env() -> Env {
         home: tempfile::tempdir().unwrap(),
         url: format!("http://{addr}"),
         store,
-        ws: ws.id,
-        owner: owner.id,
+        fixture,
         _db: test_db,
     }
 }
@@ -87,21 +79,9 @@ impl Env {
     }
 
     pub async fn issue(&self, scopes: &[Scope]) -> String {
-        let new = NewToken {
-            owner_id: self.owner.clone(),
-            name: format!("t-{}", Scopes::of(scopes)),
-            description: String::new(),
-            client: String::new(),
-            scopes: Scopes::of(scopes),
-            expires_at: None,
-        };
-        self.store
-            .create_token(&self.ws, new, &Context::system())
-            .await
-            .unwrap()
-            .1
-            .expose_secret()
-            .to_owned()
+        let name = format!("t-{}", Scopes::of(scopes));
+        let (_, token) = self.fixture.issue(&name, scopes).await.unwrap();
+        token.expose_secret().to_owned()
     }
 
     /// Runs `knowmind args…` with this env's config directory, `stdin` piped in, extra variables.

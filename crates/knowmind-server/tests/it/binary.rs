@@ -132,7 +132,7 @@ pub struct FreshDatabase {
 
 impl FreshDatabase {
     pub async fn create() -> Option<FreshDatabase> {
-        let admin_url = std::env::var(knowmind_db::testing::POSTGRES_URL_VAR).ok()?;
+        let admin_url = knowmind_db::testing::postgres_url()?;
         let name = knowmind_db::testing::fresh_schema_name();
         let admin = knowmind_db::Db::connect(&admin_url, &Default::default())
             .await

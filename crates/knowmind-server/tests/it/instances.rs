@@ -52,9 +52,9 @@ async fn a_token_revoked_on_one_instance_is_refused_by_the_other() {
         .create_token(&ws.id, new(Scope::Read.into()), &Context::system())
         .await
         .unwrap();
+    store_b.revocations_listened().await;
     let a = spawn(app_for(store_a).await).await;
     let b = spawn(app_for(store_b).await).await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // B's listener connects
     let (status, _, _) = http(b, "GET", "/v1/notes", Some(reader.expose_secret()), None).await;
     assert_eq!(status, 200, "B accepts (and caches) the token");
 

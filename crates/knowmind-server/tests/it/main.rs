@@ -34,6 +34,7 @@ use knowmind_server::notes::Notes;
 use serde_json::Value;
 use time::macros::datetime;
 use token_core::{HashParams, ManualClock, Scope, Scopes};
+use token_store::testing::Fixture;
 use token_store::{NewMember, NewToken, Revocation, Role, Store, StoreOptions};
 use tower::ServiceExt;
 
@@ -46,6 +47,7 @@ pub struct Server {
     pub ws: String,
     pub owner: String,
     pub admin: String,
+    pub fixture: Fixture,
     pub _db: knowmind_db::testing::TestDb,
 }
 
@@ -65,13 +67,7 @@ pub async fn app_for(store: Store) -> Router {
     .layer(MockConnectInfo(SocketAddr::from(PEER)))
 }
 
-pub fn store_options(clock: &Arc<ManualClock>) -> StoreOptions {
-    StoreOptions {
-        hash_params: HashParams::insecure_for_tests(),
-        clock: clock.clone(),
-        ..StoreOptions::default()
-    }
-}
+pub use token_store::testing::options as store_options;
 
 pub async fn server_on(test_db: knowmind_db::testing::TestDb) -> Server {
     server_with(test_db, |options| options).await
@@ -82,26 +78,15 @@ pub async fn server_with(
     test_db: knowmind_db::testing::TestDb,
     adjust: impl FnOnce(StoreOptions) -> StoreOptions,
 ) -> Server {
-    let clock = Arc::new(ManualClock::new(datetime!(2026-11-27 12:00 UTC)));
-    let store = Store::with_db(test_db.db.clone(), adjust(store_options(&clock)))
-        .await
-        .unwrap();
-    let owner = NewMember {
-        name: "Ada".into(),
-        email: "ada@example.org".into(),
-        role: Role::Owner,
-    };
-    let (ws, owner) = store
-        .create_workspace("acme", owner, &Context::system())
-        .await
-        .unwrap();
+    let fixture = Fixture::on(test_db.db.clone(), adjust).await.unwrap();
     let mut server = Server {
-        app: app_for(store.clone()).await,
-        store,
-        clock,
-        ws: ws.id,
-        owner: owner.id,
+        app: app_for(fixture.store.clone()).await,
+        store: fixture.store.clone(),
+        clock: fixture.clock.clone(),
+        ws: fixture.workspace.clone(),
+        owner: fixture.owner.clone(),
         admin: String::new(),
+        fixture,
         _db: test_db,
     };
     server.admin = server.issue(&[Scope::Admin]).await;
@@ -134,17 +119,10 @@ impl Server {
         scopes: &[Scope],
         expires_at: Option<time::OffsetDateTime>,
     ) -> String {
-        let new = NewToken {
-            owner_id: self.owner.clone(),
-            name: format!("fixture-{}", Scopes::of(scopes)),
-            description: String::new(),
-            client: String::new(),
-            scopes: Scopes::of(scopes),
-            expires_at,
-        };
+        let name = format!("fixture-{}", Scopes::of(scopes));
         let (_, token) = self
-            .store
-            .create_token(&self.ws, new, &Context::system())
+            .fixture
+            .issue_expiring(&name, scopes, expires_at)
             .await
             .unwrap();
         token.expose_secret().to_owned()

@@ -20,13 +20,11 @@ use std::sync::Arc;
 use audit::Context;
 use knowmind_db::testing::TestDb;
 use knowmind_db::{Backend, Db};
-use time::OffsetDateTime;
-use time::macros::datetime;
-use token_core::{HashParams, ManualClock, Scope, Scopes, Token};
+use token_core::{ManualClock, Scope, Scopes, Token};
 pub use token_store::Revocation;
-use token_store::{Call, NewMember, NewToken, Role, Store, StoreOptions, TokenRecord};
-
-pub const T0: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
+use token_store::testing::Fixture;
+pub use token_store::testing::{T0, options};
+use token_store::{Call, NewToken, Store, StoreOptions, TokenRecord};
 
 /// A fresh store on one backend, with a workspace "acme" owned by Ada.
 pub struct Env {
@@ -38,36 +36,16 @@ pub struct Env {
     pub test_db: TestDb,
 }
 
-pub fn options(clock: &Arc<ManualClock>) -> StoreOptions {
-    StoreOptions {
-        hash_params: HashParams::insecure_for_tests(),
-        clock: clock.clone(),
-        ..StoreOptions::default()
-    }
-}
-
 pub async fn envs() -> Vec<Env> {
     let mut all = Vec::new();
     for test_db in knowmind_db::testing::databases().await.unwrap() {
-        let clock = Arc::new(ManualClock::new(T0));
-        let store = Store::with_db(test_db.db.clone(), options(&clock))
-            .await
-            .unwrap();
-        let ada = NewMember {
-            name: "Ada".into(),
-            email: "ada@example.org".into(),
-            role: Role::Owner,
-        };
-        let (ws, ada) = store
-            .create_workspace("acme", ada, &Context::system())
-            .await
-            .unwrap();
+        let f = Fixture::on(test_db.db.clone(), |o| o).await.unwrap();
         all.push(Env {
             name: test_db.name,
-            store,
-            clock,
-            ws: ws.id,
-            ada: ada.id,
+            store: f.store,
+            clock: f.clock,
+            ws: f.workspace,
+            ada: f.owner,
             test_db,
         });
     }

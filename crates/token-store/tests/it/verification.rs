@@ -368,7 +368,7 @@ async fn postgres_notifies_other_instances_of_revocations() {
                 ..options(&env.clock)
             })
             .await;
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await; // B's listener connects
+        b.revocations_listened().await;
         b.verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
             .await
             .unwrap();
@@ -521,7 +521,7 @@ async fn a_reconnecting_listener_flushes_the_cache() {
                 ..options(&env.clock)
             })
             .await;
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        b.revocations_listened().await;
         b.verify(token.expose_secret(), Scope::Read.into(), &call("/a"))
             .await
             .unwrap();
