@@ -60,6 +60,7 @@ mod listener;
 mod model;
 mod options;
 mod policy;
+mod rehash;
 mod rows;
 mod store;
 mod sync;

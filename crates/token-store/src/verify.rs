@@ -18,8 +18,7 @@
 //! [`Verified`] is dropped. Refusals are recorded while the queue is less than half full: an
 //! attacker can cause refusals of a known id at will, and must not crowd out accepted calls.
 
-use audit::{Action, Context, NewEvent, UsageOutcome, UsageRecord, UsageSlot};
-use serde_json::json;
+use audit::{UsageOutcome, UsageRecord, UsageSlot};
 use time::OffsetDateTime;
 use token_core::{Grant, Scopes, Token, TokenHash, TokenId};
 
@@ -419,41 +418,6 @@ impl Store {
             (None, Some(ip)) => vec![(&self.inner.address_limiter, Source::Address(ip))],
             (None, None) => Vec::new(),
         }
-    }
-
-    /// Stores an upgraded hash (if the row still holds the old one) and records it.
-    fn spawn_rehash(&self, id: TokenId, workspace: &str, old_phc: String, new: &TokenHash) {
-        let store = self.clone();
-        let workspace = workspace.to_owned();
-        let new_phc = new.as_phc().to_owned();
-        let params = new.params().to_string();
-        tokio::spawn(async move {
-            let result: Result<(), Error> = async {
-                let now = store.now();
-                let mut tx = store.inner.db.begin_write().await?;
-                let done = sqlx::query("UPDATE tokens SET hash = $1 WHERE id = $2 AND hash = $3")
-                    .bind(new_phc.as_str())
-                    .bind(id.as_str())
-                    .bind(old_phc.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() == 1 {
-                    let event = NewEvent::on_token(&workspace, Action::TokenRehashed, id)
-                        .with_details(json!({ "params": params }));
-                    store
-                        .inner
-                        .audit
-                        .append(&mut tx, &Context::system(), &event, now)
-                        .await?;
-                    tx.commit().await?;
-                }
-                Ok(())
-            }
-            .await;
-            if let Err(e) = result {
-                tracing::warn!(token_id = %id, error = %e, "hash upgrade not stored; will retry on next use");
-            }
-        });
     }
 }
 
