@@ -1,4 +1,6 @@
--- wrk script: every request presents the next token of KNOWMIND_TOKENS (one per line).
+-- wrk script: every request presents the next token of KNOWMIND_TOKENS (one per line), on the
+-- path KNOWMIND_PATH.
+local path = os.getenv("KNOWMIND_PATH")
 local tokens = {}
 for line in io.lines(os.getenv("KNOWMIND_TOKENS")) do
   tokens[#tokens + 1] = line
@@ -15,5 +17,5 @@ end
 
 request = function()
   i = i % #tokens + 1
-  return wrk.format("GET", "/v1/notes?limit=10", { ["Authorization"] = "Bearer " .. tokens[i] })
+  return wrk.format("GET", path, { ["Authorization"] = "Bearer " .. tokens[i] })
 end

@@ -115,7 +115,7 @@ fuzz_target!(|data: &[u8]| {
         3 => ("POST", "/v1/tokens/verify".to_owned()),
         4 => ("PUT", "/v1/workspace/policy".to_owned()),
         5 => ("GET", "/v1/tokens".to_owned()),
-        6 => ("DELETE", format!("/v1/tokens/{}", t.victim)),
+        6 => ("POST", format!("/v1/tokens/{}/revoke", t.victim)),
         _ => ("GET", "/v1/audit/events".to_owned()),
     };
     // Bit 3: the rest is an Authorization header; bit 4: the rest is a query string;

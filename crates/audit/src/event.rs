@@ -2,13 +2,10 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
 use token_core::TokenId;
 
-use knowmind_api::Event;
-
-use crate::error::Error;
+use knowmind_api::{Action, Event, Outcome};
 
 /// Who acted.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -80,92 +77,6 @@ impl Context {
             actor,
             ..Context::default()
         }
-    }
-}
-
-macro_rules! named_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)* }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        #[non_exhaustive]
-        pub enum $name {
-            $($(#[$vmeta])* $variant,)*
-        }
-
-        impl $name {
-            /// Every value.
-            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
-
-            /// The stored name.
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)*
-                }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = Error;
-
-            fn from_str(s: &str) -> Result<Self, Error> {
-                $name::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| Error::Invalid {
-                    field: stringify!($name),
-                    reason: format!(
-                        "unknown value (expected one of: {})",
-                        $name::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                })
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-    };
-}
-
-named_enum! {
-    /// What happened.
-    Action {
-        /// A workspace was created (with its owner).
-        WorkspaceCreated => "workspace.created",
-        /// A workspace's policy (how it treats its tokens) changed.
-        WorkspacePolicyChanged => "workspace.policy_changed",
-        /// A member joined a workspace.
-        MemberAdded => "member.added",
-        /// A member's name, email or role changed.
-        MemberUpdated => "member.updated",
-        /// A token was issued.
-        TokenCreated => "token.created",
-        /// A token's name or description changed.
-        TokenUpdated => "token.updated",
-        /// A token was revoked.
-        TokenRevoked => "token.revoked",
-        /// A token was replaced by a new one.
-        TokenRotated => "token.rotated",
-        /// A token's stored hash was upgraded to the current scrypt parameters.
-        TokenRehashed => "token.rehashed",
-        /// A revoked token was presented again by someone holding its secret: it is still in
-        /// someone's hands.
-        TokenReuse => "token.reuse",
-    }
-}
-
-named_enum! {
-    /// How it ended.
-    Outcome {
-        /// The change was made.
-        Success => "success",
-        /// It was attempted and refused.
-        Denied => "denied",
     }
 }
 

@@ -57,10 +57,10 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 pub use chain::{GENESIS, KEYED, UNKEYED};
 pub use error::Error;
-pub use event::{Action, Actor, Context, NewEvent, Outcome, expected_hash};
+pub use event::{Actor, Context, NewEvent, expected_hash};
 pub use key::{AuditKey, SignedCheckpoint};
 pub use knowmind_api::{
-    Break, BreakReason, ChainReport, Checkpoint, Event, Page, WorkspaceChainReport,
+    Action, Break, BreakReason, ChainReport, Checkpoint, Event, Outcome, Page, WorkspaceChainReport,
 };
 pub use usage::{
     Committed, IpUse, LAST_USE_AT, LAST_USE_COLUMNS, RouteUse, StoredUsage, UsageConfig,
@@ -372,14 +372,10 @@ impl Audit {
 /// A cursor this crate handed out: the position (sequence number or record id) of the last item
 /// of the previous page.
 fn parse_cursor(cursor: &str) -> Result<i64, Error> {
-    cursor
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| Error::Invalid {
-            field: "cursor",
-            reason: "not a cursor returned by this API".into(),
-        })
+    knowmind_api::cursor_number(cursor).ok_or_else(|| Error::Invalid {
+        field: "cursor",
+        reason: "not a cursor returned by this API".into(),
+    })
 }
 
 fn limit_len(limit: i64) -> usize {

@@ -2,8 +2,79 @@
 
 use time::OffsetDateTime;
 
+use crate::named;
+
+/// What happened: the `action` of an audit event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[non_exhaustive]
+pub enum Action {
+    /// A workspace was created (with its owner).
+    #[serde(rename = "workspace.created")]
+    WorkspaceCreated,
+    /// A workspace's policy (how it treats its tokens) changed.
+    #[serde(rename = "workspace.policy_changed")]
+    WorkspacePolicyChanged,
+    /// A member joined a workspace.
+    #[serde(rename = "member.added")]
+    MemberAdded,
+    /// A member's name, email or role changed.
+    #[serde(rename = "member.updated")]
+    MemberUpdated,
+    /// A token was issued.
+    #[serde(rename = "token.created")]
+    TokenCreated,
+    /// A token's name or description changed.
+    #[serde(rename = "token.updated")]
+    TokenUpdated,
+    /// A token was revoked.
+    #[serde(rename = "token.revoked")]
+    TokenRevoked,
+    /// A token was replaced by a new one.
+    #[serde(rename = "token.rotated")]
+    TokenRotated,
+    /// A token's stored hash was upgraded to the current scrypt parameters.
+    #[serde(rename = "token.rehashed")]
+    TokenRehashed,
+    /// A revoked token was presented again by someone holding its secret: it is still in
+    /// someone's hands.
+    #[serde(rename = "token.reuse")]
+    TokenReuse,
+}
+
+named!(Action, "action", {
+    WorkspaceCreated => "workspace.created",
+    WorkspacePolicyChanged => "workspace.policy_changed",
+    MemberAdded => "member.added",
+    MemberUpdated => "member.updated",
+    TokenCreated => "token.created",
+    TokenUpdated => "token.updated",
+    TokenRevoked => "token.revoked",
+    TokenRotated => "token.rotated",
+    TokenRehashed => "token.rehashed",
+    TokenReuse => "token.reuse",
+});
+
+/// How it ended: the `outcome` of an audit event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The change was made.
+    Success,
+    /// It was attempted and refused.
+    Denied,
+}
+
+named!(Outcome, "outcome", {
+    Success => "success",
+    Denied => "denied",
+});
+
 /// A stored audit event.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Position in the chain, from 1, without gaps.
     pub seq: i64,
@@ -31,6 +102,7 @@ pub struct Event {
     /// `success` or `denied`.
     pub outcome: String,
     /// Further details.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub details: serde_json::Value,
     /// Hash of the previous event (64 hex digits; zeros before the first).
     pub prev_hash: String,
@@ -44,6 +116,7 @@ pub struct Event {
 /// A point in the chain to keep outside the database: verifying against it also catches a
 /// removed tail, which the chain alone cannot show.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Checkpoint {
     /// The last sequence number (0 for an empty log).
     pub seq: i64,
@@ -53,6 +126,7 @@ pub struct Checkpoint {
 
 /// What verifying the whole chain found.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChainReport {
     /// How many events were checked.
     pub events: u64,
@@ -71,6 +145,7 @@ impl ChainReport {
 
 /// What verifying one workspace's events found (`GET /v1/audit/verify`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkspaceChainReport {
     /// How many of the workspace's events were checked.
     pub events: u64,
@@ -84,6 +159,7 @@ pub struct WorkspaceChainReport {
 
 /// Where and how the chain is broken.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Break {
     /// The first bad sequence number.
     pub seq: i64,
@@ -94,6 +170,7 @@ pub struct Break {
 /// What is wrong at a [`Break`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum BreakReason {
     /// The event's contents do not match its hash (edited).
     HashMismatch,

@@ -10,6 +10,7 @@ use token_core::{Scopes, TokenId};
 /// original call, which is recorded as this resource server's report.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IntrospectionRequest {
     /// The token the client presented.
     pub token: String,
@@ -18,6 +19,7 @@ pub struct IntrospectionRequest {
     pub scopes: Scopes,
     /// The client's address, as the resource server saw it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::client_ip))]
     pub client_ip: Option<IpAddr>,
     /// The client's method.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,6 +47,7 @@ impl fmt::Debug for IntrospectionRequest {
 /// The answer, always with status 200: `VALID`, `NOT_FOUND` (also a token of another workspace),
 /// `EXPIRED`, `REVOKED`, `INSUFFICIENT_SCOPE` or `RATE_LIMITED`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Introspection {
     /// Whether the token grants the scopes asked for.
     pub valid: bool,

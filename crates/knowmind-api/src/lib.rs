@@ -17,16 +17,25 @@ mod audit;
 mod error;
 mod introspection;
 mod page;
+mod problem;
 mod queries;
+#[cfg(feature = "openapi")]
+pub mod schema;
+pub mod text;
 mod tokens;
 mod usage;
 mod workspace;
 
-pub use audit::{Break, BreakReason, ChainReport, Checkpoint, Event, WorkspaceChainReport};
+pub use audit::{
+    Action, Break, BreakReason, ChainReport, Checkpoint, Event, Outcome, WorkspaceChainReport,
+};
 pub use error::UnknownValue;
 pub use introspection::{Introspection, IntrospectionRequest};
-pub use page::Page;
-pub use queries::{ListEvents, ListTokens, PageQuery, RevokeToken, StateFilter, VerifyEvents};
+pub use page::{Page, cursor_number};
+pub use problem::Problem;
+pub use queries::{
+    ExportEvents, ListEvents, ListTokens, PageQuery, RevokeToken, StateFilter, VerifyEvents,
+};
 pub use tokens::{
     CreateToken, Issued, Origin, Principal, Relative, Revoked, RotateToken, TokenDetail,
     TokenRecord, TokenState, UpdateToken,

@@ -7,33 +7,47 @@ use crate::TokenState;
 /// `GET /v1/tokens`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 pub struct ListTokens {
     /// `active`, `expired`, `revoked` or `all` (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<StateFilter>,
-    /// Name contains this (case-insensitive).
+    /// Name contains this (case-insensitive; up to 100 characters, one line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(schema_with = crate::schema::filter))]
     pub name: Option<String>,
     /// Carries this scope (as issued).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<Scope>,
     /// Expires before this RFC 3339 time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(format = DateTime))]
     pub expires_before: Option<String>,
     /// Not used since this RFC 3339 time (never-used tokens included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(format = DateTime))]
     pub last_used_before: Option<String>,
     /// The previous page's `next_cursor`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        param(pattern = r"^[0-9]{1,18}\.[0-9A-Za-z]{16}$")
+    )]
     pub cursor: Option<String>,
-    /// Page size, 1–500 (default 50).
+    /// Page size, 1–500 (default 50); 0 counts as 1, larger sizes as 500.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(format = Int64, minimum = 0, maximum = 4_294_967_295_i64))]
     pub limit: Option<u32>,
 }
 
 /// A state filter: one state, or all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum StateFilter {
     /// Usable tokens.
     Active,
@@ -60,10 +74,12 @@ impl StateFilter {
 /// `DELETE /v1/tokens/{id}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevokeToken {
     /// Why (up to 200 characters). A first word `compromised` or `leaked` always revokes the
     /// whole family.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::reason))]
     pub reason: Option<String>,
     /// Revoke only this token, not the tokens rotated from it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -73,50 +89,124 @@ pub struct RevokeToken {
 /// Paging alone (`GET /v1/tokens/{id}/usage`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 pub struct PageQuery {
     /// The previous page's `next_cursor`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(pattern = r"^[0-9]{1,18}$"))]
     pub cursor: Option<String>,
-    /// Page size, 1–1,000 (default 50).
+    /// Page size, 1–1,000 (default 50); 0 counts as 1, larger sizes as 1,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(format = Int64, minimum = 0, maximum = 4_294_967_295_i64))]
     pub limit: Option<u32>,
 }
 
-/// `GET /v1/audit/events` and `/v1/audit/events/export`.
+/// `GET /v1/audit/events`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 pub struct ListEvents {
-    /// Events by this actor (member or token id).
+    /// Events by this actor (member or token id; up to 100 characters, one line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(schema_with = crate::schema::filter))]
     pub actor: Option<String>,
     /// Events by or about this token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(pattern = r"^[0-9A-Za-z]{16}$"))]
     pub token: Option<String>,
     /// Events of this kind, e.g. `token.revoked`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<crate::Action>))]
     pub action: Option<String>,
     /// At or after this RFC 3339 time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(format = DateTime))]
     pub since: Option<String>,
     /// Before this RFC 3339 time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(format = DateTime))]
     pub until: Option<String>,
-    /// The previous page's `next_cursor` (not for the export).
+    /// The previous page's `next_cursor`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(pattern = r"^[0-9]{1,18}$"))]
     pub cursor: Option<String>,
-    /// Page size, 1–1,000 (default 100; not for the export).
+    /// Page size, 1–1,000 (default 100; 0 counts as 1, larger sizes as 1,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(format = Int64, minimum = 0, maximum = 4_294_967_295_i64))]
     pub limit: Option<u32>,
+}
+
+impl ListEvents {
+    /// The filter alone, as the export takes it.
+    pub fn filter(&self) -> ExportEvents {
+        ExportEvents {
+            actor: self.actor.clone(),
+            token: self.token.clone(),
+            action: self.action.clone(),
+            since: self.since.clone(),
+            until: self.until.clone(),
+        }
+    }
+}
+
+/// `GET /v1/audit/events/export`: the filter of [`ListEvents`], without paging.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+pub struct ExportEvents {
+    /// Events by this actor (member or token id; up to 100 characters, one line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(schema_with = crate::schema::filter))]
+    pub actor: Option<String>,
+    /// Events by or about this token id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(pattern = r"^[0-9A-Za-z]{16}$"))]
+    pub token: Option<String>,
+    /// Events of this kind, e.g. `token.revoked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<crate::Action>))]
+    pub action: Option<String>,
+    /// At or after this RFC 3339 time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(format = DateTime))]
+    pub since: Option<String>,
+    /// Before this RFC 3339 time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(format = DateTime))]
+    pub until: Option<String>,
 }
 
 /// `GET /v1/audit/verify`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 pub struct VerifyEvents {
-    /// Check events after this sequence number (the previous report's `last_seq`).
+    /// Check events after this sequence number (the previous report's `last_seq`; below 0
+    /// counts as 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        param(minimum = -9_223_372_036_854_775_808_i64, maximum = 9_223_372_036_854_775_807_i64)
+    )]
     pub after: Option<i64>,
-    /// At most this many events (default and maximum 10,000).
+    /// At most this many events (default and maximum 10,000; 0 counts as 1, more as 10,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(format = Int64, minimum = 0, maximum = 4_294_967_295_i64))]
     pub limit: Option<u32>,
 }

@@ -11,6 +11,7 @@ use crate::named;
 /// Where a token stands at a given moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TokenState {
     /// Usable.
     Active,
@@ -29,6 +30,7 @@ named!(TokenState, "state", {
 /// How a token came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Origin {
     /// Issued by a member, an admin token or the system.
     Issued,
@@ -61,6 +63,7 @@ impl Origin {
 
 /// A stored token, without its hash.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRecord {
     /// The public id.
     pub id: TokenId,
@@ -81,7 +84,7 @@ pub struct TokenRecord {
     pub created_at: OffsetDateTime,
     /// Who issued it (`member:…`, `token:…`, `system`, `operator`).
     pub created_by: String,
-    /// When it stops working; `None` = never.
+    /// When it stops working; `null` = never.
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
     /// When it was (or, during a rotation grace period, will be) revoked.
@@ -111,6 +114,7 @@ pub struct TokenRecord {
 
 /// Who a verified token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Principal {
     /// The token.
     pub token_id: TokenId,
@@ -127,6 +131,7 @@ pub struct Principal {
 
 /// What a revocation did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Revoked {
     /// The named token, as it is now.
     #[serde(flatten)]
@@ -138,6 +143,7 @@ pub struct Revoked {
 
 /// A token's record with its family: every token it was rotated from or into, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenDetail {
     /// The token.
     #[serde(flatten)]
@@ -148,6 +154,7 @@ pub struct TokenDetail {
 
 /// A token of a family, as its lineage shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Relative {
     /// Its id.
     pub id: TokenId,
@@ -192,6 +199,7 @@ impl From<&TokenRecord> for Relative {
 
 /// A new token, with its plaintext: in the response that created it, and nowhere else.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Issued {
     /// The token itself, `kmt_…`: shown this once.
     pub token: String,
@@ -212,19 +220,25 @@ impl fmt::Debug for Issued {
 /// `POST /v1/tokens`: a token to issue.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateToken {
     /// Name, 1–100 characters.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::name))]
     pub name: String,
     /// At least one of `read`, `write`, `admin`, `introspect`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::granted_scopes))]
     pub scopes: Scopes,
     /// What it is for, up to 1,000 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::description))]
     pub description: String,
     /// The device or application it is for, up to 100 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::client))]
     pub client: String,
     /// Lifetime, like `90d` (at most 100 years); or `expires_at`; neither means never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::duration))]
     pub expires_in: Option<String>,
     /// Expiry as an RFC 3339 time.
     #[serde(
@@ -241,24 +255,30 @@ pub struct CreateToken {
 /// `PATCH /v1/tokens/{id}`: a new name or description.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateToken {
     /// New name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::new_name))]
     pub name: Option<String>,
     /// New description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::new_description))]
     pub description: Option<String>,
 }
 
 /// `POST /v1/tokens/{id}/rotate` and `/v1/tokens/self/rotate` (an empty body is all defaults).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RotateToken {
     /// Keep the old token working this long, like `1h` (at most 7 days); default none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::duration))]
     pub grace_period: Option<String>,
     /// Lifetime of the new token, like `30d`; default: the old token's lifetime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::duration))]
     pub expires_in: Option<String>,
     /// Expiry of the new token as an RFC 3339 time.
     #[serde(

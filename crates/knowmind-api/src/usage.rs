@@ -9,6 +9,7 @@ use crate::named;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum UsageOutcome {
     /// The token was accepted.
     Accepted,
@@ -35,6 +36,7 @@ named!(UsageOutcome, "outcome", {
 
 /// A stored usage record.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredUsage {
     /// Row id.
     pub id: i64,
@@ -45,6 +47,7 @@ pub struct StoredUsage {
 
 /// The fields of a stored usage record.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageRecordView {
     /// When.
     #[serde(with = "time::serde::rfc3339")]
@@ -70,6 +73,7 @@ pub struct UsageRecordView {
 
 /// Where a token was used from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IpUse {
     /// The client address (`null` when unknown).
     pub ip: Option<String>,
@@ -85,6 +89,7 @@ pub struct IpUse {
 
 /// Which endpoint a token called.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RouteUse {
     /// HTTP method.
     pub method: String,
@@ -102,6 +107,7 @@ pub struct RouteUse {
 
 /// Distinct addresses and endpoints of one token, most recent first.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageSummary {
     /// Every call since the token's first use (pruning removes old records, not these counts).
     pub total: i64,
@@ -113,6 +119,7 @@ pub struct UsageSummary {
 
 /// `GET /v1/tokens/{id}/usage`: the summary and a page of the newest calls.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Usage {
     /// The token.
     pub token_id: TokenId,

@@ -6,6 +6,7 @@ use crate::named;
 
 /// A tenant: members and tokens belong to exactly one.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Workspace {
     /// `ws_` and 16 base62 characters.
     pub id: String,
@@ -19,6 +20,7 @@ pub struct Workspace {
 /// A member's role in a workspace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Role {
     /// Created the workspace; can do everything.
     Owner,
@@ -36,6 +38,7 @@ named!(Role, "role", {
 
 /// A person (or service account) in a workspace.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     /// `mem_` and 16 base62 characters.
     pub id: String,
@@ -57,6 +60,7 @@ pub struct Member {
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ReuseDetection {
     /// A `token.reuse` security event (the default): a stale client cannot lock out the updated
     /// one.
@@ -76,6 +80,7 @@ named!(ReuseDetection, "reuse_detection", {
 /// A workspace's rules for its tokens (`GET/PUT /v1/workspace/policy`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkspacePolicy {
     /// What reuse of a rotated token does.
     pub reuse_detection: ReuseDetection,

@@ -6,9 +6,9 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::extract::connect_info::MockConnectInfo;
+use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use time::format_description::well_known::Rfc3339;
 use token_core::{Scope, Scopes};
@@ -162,42 +162,21 @@ impl Guard {
                 Err(never) => match never {},
             };
         }
-        let (mut parts, body) = req.into_parts();
-        let peer = peer_ip(&mut parts).await;
-        let req = Request::from_parts(parts, body);
+        let peer = peer_ip(req.extensions());
         let client_ip = self.client_ip(req.headers(), peer);
         // A missing or garbled header costs nothing: refused, not counted against the address.
         let Some(presented) = bearer(req.headers()) else {
             self.fail(client_ip, "missing_or_malformed_header");
             return ApiError::unauthorized().into_response();
         };
-        let call = Call {
-            client_ip,
-            method: method_name(req.method()),
-            route: req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or(Cow::Borrowed("?"), |p| Cow::Owned(p.as_str().to_owned())),
-            user_agent: req
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            request_id: req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            workspace: None,
-            reported_by: None,
-        };
         let store = match &self.inner.verifier {
             Verifier::Local(store) => store,
             Verifier::Remote(remote) => {
                 // Boxed: an HTTP client's future is large, and would otherwise be part of every
                 // request's future, local or remote.
+                let call = call_of(&req, client_ip);
                 return match Box::pin(remote.verify(presented, access.required(), &call)).await {
-                    Ok(principal) => serve(principal, req, inner).await,
+                    Ok(principal) => serve(Arc::new(principal), req, inner).await,
                     Err(e) => {
                         if e.status == axum::http::StatusCode::UNAUTHORIZED {
                             self.fail(client_ip, "remote_refusal");
@@ -208,6 +187,7 @@ impl Guard {
                     }
                 };
             }
+            // The load test's "authentication only": no record, so no call to describe either.
             #[cfg(feature = "bench-internals")]
             Verifier::Unrecorded(store) => {
                 return match store.verify_unrecorded(presented, access.required()).await {
@@ -216,11 +196,12 @@ impl Guard {
                 };
             }
         };
+        let call = call_of(&req, client_ip);
         let verified = match store.verify(presented, access.required(), &call).await {
             Ok(verified) => verified,
             Err(e) => return self.refuse(e, client_ip),
         };
-        let response = serve(verified.principal().clone(), req, inner).await;
+        let response = serve(verified.shared_principal(), req, inner).await;
         verified.finish(response.status().as_u16());
         response
     }
@@ -256,9 +237,34 @@ impl Guard {
     }
 }
 
+/// What the usage record says of a request: address, method, route template, user agent and
+/// request id.
+fn call_of(req: &Request, client_ip: Option<IpAddr>) -> Call {
+    Call {
+        client_ip,
+        method: method_name(req.method()),
+        route: req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or(Cow::Borrowed("?"), |p| Cow::Owned(p.as_str().to_owned())),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        request_id: req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        workspace: None,
+        reported_by: None,
+    }
+}
+
 /// Runs `inner` with the principal in the request's extensions, and adds the token's expiry to
 /// the response.
-async fn serve<S>(principal: Principal, mut req: Request, mut inner: S) -> Response
+async fn serve<S>(principal: Arc<Principal>, mut req: Request, mut inner: S) -> Response
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
@@ -279,12 +285,17 @@ where
     response
 }
 
-/// The peer's address, when the server was started with connection info (or a test mocks it).
-pub async fn peer_ip(parts: &mut Parts) -> Option<IpAddr> {
-    ConnectInfo::<SocketAddr>::from_request_parts(parts, &())
-        .await
-        .ok()
+/// The peer's address, when the server was started with connection info (or a test mocks it
+/// with `MockConnectInfo`), from a request's extensions.
+pub fn peer_ip(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
+        .or_else(|| {
+            extensions
+                .get::<MockConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        })
 }
 
 /// An address as a proxy writes it: `ip`, `ip:port` or `[v6]:port`.

@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::{FromRequestParts, Request};
@@ -16,9 +17,10 @@ use crate::guard::{Access, Guard};
 use crate::problem::ApiError;
 
 /// The principal of the token that authenticated this request. Available in handlers behind
-/// [`RequireScope`]; elsewhere it rejects with 401.
+/// [`RequireScope`]; elsewhere it rejects with 401. Shared with the cache entry of the token:
+/// cloning it copies a reference count.
 #[derive(Debug, Clone)]
-pub struct Authenticated(pub Principal);
+pub struct Authenticated(pub Arc<Principal>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = ApiError;

@@ -31,7 +31,7 @@ mod layer;
 mod problem;
 mod remote;
 
-pub use extract::{ApiJson, ApiQuery};
+pub use extract::{ApiJson, ApiQuery, OptionalJson};
 pub use guard::{Access, Guard, RefusalObserver, TOKEN_EXPIRATION_HEADER, peer_ip};
 pub use layer::{Authenticated, RequireScope, RequireScopeService};
 pub use problem::ApiError;

@@ -106,14 +106,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "type": format!("urn:knowmind:problem:{}", self.code.to_lowercase()),
-            "title": self.title(),
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-            "code": self.code,
-        });
-        let mut response = (self.status, body.to_string()).into_response();
+        let body = knowmind_api::Problem {
+            kind: format!("urn:knowmind:problem:{}", self.code.to_lowercase()),
+            title: self.title().to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+            code: self.code.to_owned(),
+        };
+        let text = serde_json::to_string(&body).unwrap_or_default();
+        let mut response = (self.status, text).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -149,6 +150,10 @@ impl From<token_store::Error> for ApiError {
         use token_store::Error as E;
         match e {
             E::NotFound { what } => ApiError::not_found(what),
+            // Cursors come from query strings: like any other malformed query value, a 400.
+            E::Invalid {
+                field: "cursor", ..
+            } => ApiError::bad_request(e.to_string()),
             E::Invalid { .. } => ApiError::invalid(e.to_string()),
             E::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "CONFLICT", detail),
             E::NotActive { state } => ApiError::new(

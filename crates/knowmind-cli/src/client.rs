@@ -5,7 +5,6 @@ use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::error::CliError;
@@ -131,8 +130,11 @@ impl Client {
         if status.is_success() {
             return Ok(response);
         }
-        let problem: Value = response.json().await.unwrap_or(Value::Null);
-        let detail = problem["detail"].as_str().unwrap_or("").to_owned();
+        let detail = response
+            .json::<knowmind_api::Problem>()
+            .await
+            .map(|p| p.detail)
+            .unwrap_or_default();
         Err(match status {
             StatusCode::UNAUTHORIZED => {
                 CliError::auth_refused("the server refused the token (unknown, revoked or expired)")

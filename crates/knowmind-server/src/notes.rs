@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use knowmind_axum::ApiError;
 
 /// A note.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Note {
     /// `note_` and 16 base62 characters.
     pub id: String,
@@ -27,31 +27,33 @@ pub struct Note {
 }
 
 /// Title and body of a note, as sent by clients.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteInput {
-    /// 1–200 characters, one line.
+    /// 1–200 characters, one line (the API's text rules, `knowmind_api::text`).
+    #[schema(schema_with = knowmind_api::schema::title)]
     pub title: String,
-    /// Up to 100,000 characters.
+    /// Up to 100,000 characters; newlines and tabs, no other control characters.
     #[serde(default)]
+    #[schema(schema_with = knowmind_api::schema::body)]
     pub body: String,
 }
 
 impl NoteInput {
-    fn validate(&self) -> Result<(), ApiError> {
-        let title = self.title.trim();
-        if title.is_empty() || title.chars().count() > 200 || title.chars().any(char::is_control) {
-            return Err(ApiError::invalid(
-                "invalid title: 1 to 200 characters, one line",
-            ));
-        }
-        if self.body.chars().count() > 100_000 {
-            return Err(ApiError::invalid(
-                "invalid body: at most 100,000 characters",
-            ));
-        }
-        Ok(())
+    /// The title (surrounding whitespace removed) and body, if they follow the text rules.
+    fn validate(&self) -> Result<(String, String), ApiError> {
+        let title = knowmind_api::text::line("title", &self.title, 200)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        let body = knowmind_api::text::text("body", &self.body, 100_000)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        Ok((title, body))
     }
+}
+
+/// `note_` and 16 base62 characters.
+fn is_note_id(text: &str) -> bool {
+    text.strip_prefix("note_")
+        .is_some_and(|rest| rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// Notes storage.
@@ -93,7 +95,8 @@ impl Notes {
         if let Some(cursor) = cursor {
             let (at, id) = cursor
                 .split_once('.')
-                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.to_owned())))
+                .filter(|(_, id)| is_note_id(id))
+                .and_then(|(at, id)| Some((knowmind_api::cursor_number(at)?, id.to_owned())))
                 .ok_or_else(|| ApiError::bad_request("invalid cursor"))?;
             sql.push(" AND (created_at_us < ")
                 .bind(Arg::Int(at))
@@ -149,7 +152,7 @@ impl Notes {
         by: &str,
         now: OffsetDateTime,
     ) -> Result<Note, ApiError> {
-        input.validate()?;
+        let (title, body) = input.validate()?;
         let id = token_core::random_id(&mut token_core::rand::rngs::SysRng, "note_")
             .map_err(|_| ApiError::internal())?;
         sqlx::query(
@@ -158,8 +161,8 @@ impl Notes {
         )
         .bind(id.as_str())
         .bind(workspace)
-        .bind(input.title.trim())
-        .bind(input.body.as_str())
+        .bind(title)
+        .bind(body)
         .bind(by)
         .bind(to_micros(now))
         .execute(self.db.pool())
@@ -179,12 +182,12 @@ impl Notes {
         input: &NoteInput,
         now: OffsetDateTime,
     ) -> Result<Note, ApiError> {
-        input.validate()?;
+        let (title, body) = input.validate()?;
         let done = sqlx::query(
             "UPDATE notes SET title = $1, body = $2, updated_at_us = $3 WHERE id = $4 AND workspace_id = $5",
         )
-        .bind(input.title.trim())
-        .bind(input.body.as_str())
+        .bind(title)
+        .bind(body)
         .bind(to_micros(now))
         .bind(id)
         .bind(workspace)

@@ -39,6 +39,8 @@ mod clock;
 mod error;
 mod grant;
 mod hash;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod scope;
 mod token;
 
@@ -48,6 +50,8 @@ pub use clock::ManualClock;
 pub use error::{Error, Malformed};
 pub use grant::{Grant, is_expired, parse_duration};
 pub use hash::{HASH_LEN, HashParams, SALT_LEN, TokenHash};
+#[cfg(feature = "openapi")]
+pub use openapi::TOKEN_ID_PATTERN;
 pub use scope::{Scope, Scopes};
 #[cfg(any(test, feature = "test-util"))]
 pub use token::checksummed;

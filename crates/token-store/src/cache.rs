@@ -32,7 +32,7 @@ use crate::model::{Principal, Standing};
 /// requests that hit it.
 pub(crate) struct Cached {
     /// Who the token speaks for.
-    pub(crate) principal: Principal,
+    pub(crate) principal: Arc<Principal>,
     /// Whether it is revoked, or will be when its rotation grace ends.
     pub(crate) standing: Standing,
     /// Whether it was rotated (a successor exists): presenting it after `revoked_at` is reuse.
@@ -295,7 +295,7 @@ mod tests {
 
     fn cached(token: &Token) -> Arc<Cached> {
         Arc::new(Cached {
-            principal: principal(token),
+            principal: Arc::new(principal(token)),
             standing: Standing::Live,
             rotated: false,
             phc: "$scrypt$secret-looking".into(),

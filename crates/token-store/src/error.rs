@@ -108,6 +108,15 @@ impl Error {
     }
 }
 
+impl From<knowmind_api::text::TextError> for Error {
+    fn from(e: knowmind_api::text::TextError) -> Self {
+        Error::Invalid {
+            field: e.field,
+            reason: e.reason,
+        }
+    }
+}
+
 impl Error {
     /// The database holds something this crate never wrote.
     pub(crate) fn corrupt(what: &'static str) -> Self {
@@ -145,7 +154,11 @@ impl fmt::Debug for StorageError {
 
 impl From<audit::Error> for Error {
     fn from(e: audit::Error) -> Self {
-        Error::Storage(StorageError(e))
+        match e {
+            // A caller's input the audit log refused (a cursor, a filter): the caller's mistake.
+            audit::Error::Invalid { field, reason } => Error::Invalid { field, reason },
+            e => Error::Storage(StorageError(e)),
+        }
     }
 }
 

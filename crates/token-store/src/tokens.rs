@@ -306,7 +306,7 @@ fn escape_like(text: &str) -> String {
 fn parse_cursor(cursor: &str) -> Result<(i64, String), Error> {
     let bad = || Error::invalid("cursor", "not a cursor returned by this API");
     let (created, id) = cursor.split_once('.').ok_or_else(bad)?;
-    let created = created.parse().map_err(|_| bad())?;
+    let created = knowmind_api::cursor_number(created).ok_or_else(bad)?;
     let id: TokenId = id.parse().map_err(|_| bad())?;
     Ok((created, id.to_string()))
 }

@@ -45,6 +45,12 @@ impl Verified {
         &self.token.principal
     }
 
+    /// Who the token speaks for, shared: a reference count, not a copy of its strings (the
+    /// cache entry holds the same one).
+    pub fn shared_principal(&self) -> Arc<Principal> {
+        Arc::clone(&self.token.principal)
+    }
+
     /// Records the call with its response `status`.
     pub fn finish(mut self, status: u16) {
         if let Some((slot, mut record)) = self.pending.take() {
@@ -196,7 +202,7 @@ impl Store {
         &self,
         presented: &str,
         required: Scopes,
-    ) -> Result<Principal, Error> {
+    ) -> Result<Arc<Principal>, Error> {
         let token: Token = presented
             .parse()
             .map_err(|_| Error::Unauthorized(Refusal::Malformed))?;
@@ -216,7 +222,7 @@ impl Store {
             expires_at: known.principal.expires_at,
         };
         grant.check(required, now)?;
-        Ok(known.principal.clone())
+        Ok(Arc::clone(&known.principal))
     }
 
     /// Steps 2 to 4: is this the token it claims to be, and is it usable now?
@@ -432,7 +438,7 @@ fn confined(workspace: &str, call: &Call) -> Result<(), Failure> {
 
 fn cached_from_row(row: &TokenRow) -> Arc<Cached> {
     Arc::new(Cached {
-        principal: principal_of(&row.record),
+        principal: Arc::new(principal_of(&row.record)),
         standing: Standing::of_record(&row.record),
         rotated: row.record.rotated_to.is_some(),
         phc: row.phc.clone(),
@@ -442,15 +448,15 @@ fn cached_from_row(row: &TokenRow) -> Arc<Cached> {
 /// Refuses a revoked or expired token, by the one rule ([`state_at`]: revocation first).
 /// `proven`: the presenter is known to hold the secret, so a revoked token is a reuse.
 fn usable(known: Arc<Cached>, now: OffsetDateTime, proven: bool) -> Result<Arc<Cached>, Failure> {
-    let workspace = known.principal.workspace_id.clone();
+    let workspace = || known.principal.workspace_id.clone();
     match state_at(now, known.standing, known.principal.expires_at) {
         TokenState::Active => Ok(known),
         TokenState::Revoked if proven => Err(Failure::Reused {
-            workspace,
+            workspace: workspace(),
             rotated: known.rotated,
         }),
-        TokenState::Revoked => Err(Failure::Refused(Refusal::Revoked, Some(workspace))),
-        TokenState::Expired => Err(Failure::Refused(Refusal::Expired, Some(workspace))),
+        TokenState::Revoked => Err(Failure::Refused(Refusal::Revoked, Some(workspace()))),
+        TokenState::Expired => Err(Failure::Refused(Refusal::Expired, Some(workspace()))),
     }
 }
 

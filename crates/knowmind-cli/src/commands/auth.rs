@@ -112,7 +112,7 @@ pub(crate) async fn logout(cli: &Cli, style: Style, revoke: bool) -> Result<(), 
     if revoke {
         let (client, _, _) = connect(cli)?;
         let _: Revoked = client
-            .call(Method::DELETE, "/v1/tokens/self", NO_QUERY, NO_BODY)
+            .call(Method::POST, "/v1/tokens/self/revoke", NO_QUERY, NO_BODY)
             .await?;
         if !style.quiet {
             eprintln!("Revoked the token on {}.", client.server());

@@ -87,17 +87,17 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
             if !yes {
                 confirm(&paths)?;
             }
-            let query = RevokeToken {
+            let body = RevokeToken {
                 reason: reason.clone(),
                 only_this: *only_this,
             };
             for path in &paths {
                 let done: Revoked = client
                     .call(
-                        Method::DELETE,
-                        &format!("/v1/tokens/{path}"),
-                        &query,
-                        crate::client::NO_BODY,
+                        Method::POST,
+                        &format!("/v1/tokens/{path}/revoke"),
+                        NO_QUERY,
+                        Some(&body),
                     )
                     .await?;
                 if style.json {

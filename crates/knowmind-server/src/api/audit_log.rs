@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use knowmind_api::{Event, ListEvents, Page, VerifyEvents, WorkspaceChainReport};
+use knowmind_api::{Event, ExportEvents, ListEvents, Page, VerifyEvents, WorkspaceChainReport};
 use token_core::TokenId;
 use tokio_util::io::ReaderStream;
 
@@ -15,10 +15,15 @@ use knowmind_axum::ApiQuery;
 use knowmind_axum::Authenticated;
 
 /// The filter of a query, always confined to the caller's workspace.
-fn filter(query: &ListEvents, workspace: &str) -> Result<EventFilter, ApiError> {
+fn filter(query: &ExportEvents, workspace: &str) -> Result<EventFilter, ApiError> {
     Ok(EventFilter {
         workspace_id: Some(workspace.to_owned()),
-        actor_id: query.actor.clone(),
+        actor_id: query
+            .actor
+            .as_deref()
+            .map(|a| knowmind_api::text::optional_line("actor", a, 100))
+            .transpose()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
         token: query
             .token
             .as_deref()
@@ -48,12 +53,18 @@ fn filter(query: &ListEvents, workspace: &str) -> Result<EventFilter, ApiError> 
     })
 }
 
+/// Audit events
+///
+/// The workspace's security log, newest first, filtered and paged with `cursor`.
+#[utoipa::path(get, path = "/v1/audit/events", operation_id = "listEvents", tag = "audit",
+    params(ListEvents),
+    responses((status = 200, description = "A page of events", body = Page<Event>)))]
 pub(super) async fn events(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
     ApiQuery(query): ApiQuery<ListEvents>,
 ) -> Result<axum::Json<Page<Event>>, ApiError> {
-    let filter = filter(&query, &who.workspace_id)?;
+    let filter = filter(&query.filter(), &who.workspace_id)?;
     let page = app
         .store()
         .audit()
@@ -62,10 +73,16 @@ pub(super) async fn events(
     Ok(axum::Json(page))
 }
 
+/// Export audit events
+///
+/// Every matching event, oldest first, as JSON Lines (one `Event` per line), streamed.
+#[utoipa::path(get, path = "/v1/audit/events/export", operation_id = "exportEvents", tag = "audit",
+    params(ExportEvents),
+    responses((status = 200, description = "One event per line", content_type = "application/jsonl", body = String)))]
 pub(super) async fn export(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    ApiQuery(query): ApiQuery<ListEvents>,
+    ApiQuery(query): ApiQuery<ExportEvents>,
 ) -> Result<Response, ApiError> {
     let filter = filter(&query, &who.workspace_id)?;
     let audit = app.store().audit().clone();
@@ -85,6 +102,13 @@ pub(super) async fn export(
 
 /// Checks the caller's workspace's events (bounded; page with `after`): each event's hash and
 /// its link to the one before. The whole chain is checked by `knowmind-server audit verify`.
+/// Verify the workspace's audit events
+///
+/// Checks each event's hash and its link to the one before, at most `limit` events after
+/// `after`; `more` says whether to call again with `after` = `last_seq`.
+#[utoipa::path(get, path = "/v1/audit/verify", operation_id = "verifyEvents", tag = "audit",
+    params(VerifyEvents),
+    responses((status = 200, description = "What the check found", body = WorkspaceChainReport)))]
 pub(super) async fn verify(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,

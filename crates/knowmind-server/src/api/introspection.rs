@@ -18,6 +18,15 @@ fn answer(code: &str) -> Introspection {
     }
 }
 
+/// Verify a token for a resource server
+///
+/// For services that accept knowmind tokens without access to the database. Always 200 when the
+/// caller's own token is good: `valid`, and a `code` — `VALID`, `NOT_FOUND` (also for another
+/// workspace's tokens), `EXPIRED`, `REVOKED`, `INSUFFICIENT_SCOPE`, `RATE_LIMITED`. The call is
+/// recorded in the token's security log as reported by the caller.
+#[utoipa::path(post, path = "/v1/tokens/verify", operation_id = "introspect", tag = "introspection",
+    request_body = IntrospectionRequest,
+    responses((status = 200, description = "The verdict", body = Introspection)))]
 pub(super) async fn introspect(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,

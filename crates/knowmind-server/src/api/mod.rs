@@ -1,9 +1,11 @@
 //! The HTTP API. [`routes`] is the single list of what the server serves and what each route
-//! requires; the router, `/openapi.json` and the scope-enforcement tests are all built from it.
+//! requires; the router, `/openapi.json` ([`document`]) and the scope-enforcement tests are all
+//! built from it.
 
 mod audit_log;
 mod introspection;
 mod notes;
+mod openapi;
 mod ops;
 mod rotation;
 mod tokens;
@@ -18,7 +20,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use axum::routing::MethodRouter;
 use token_core::Scope;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
@@ -26,6 +28,10 @@ use tower_http::request_id::{
 };
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
+use utoipa_axum::router::UtoipaMethodRouter;
+use utoipa_axum::routes;
 
 use crate::metrics::Metrics;
 use crate::notes::Notes;
@@ -54,17 +60,22 @@ impl AppState {
     }
 }
 
-/// One route: method, path template, what it requires, and a one-line summary.
+/// One route: method, path, what the presented token must grant, the handler, and its part of the
+/// OpenAPI document. Method and path come from the handler's `#[utoipa::path]`, so the router and
+/// the document are built from one description.
 pub struct RouteSpec {
     /// HTTP method.
     pub method: Method,
     /// Path template, e.g. `/v1/tokens/{id}`.
-    pub path: &'static str,
+    pub path: String,
     /// What the presented token must grant.
     pub access: Access,
-    /// One line for the OpenAPI document.
-    pub summary: &'static str,
-    handler: fn() -> MethodRouter<AppState>,
+    /// Error statuses this operation can answer, with their `code`s, beyond those its access,
+    /// body, query and path parameters imply (see `openapi::errors`).
+    errors: &'static [(u16, &'static [&'static str])],
+    operation: utoipa::openapi::path::Operation,
+    schemas: Vec<(String, RefOr<Schema>)>,
+    handler: MethodRouter<AppState>,
 }
 
 impl std::fmt::Debug for RouteSpec {
@@ -78,181 +89,104 @@ const READ: Access = Access::Scope(Scope::Read);
 const WRITE: Access = Access::Scope(Scope::Write);
 const INTROSPECT: Access = Access::Scope(Scope::Introspect);
 
-fn spec(
-    method: Method,
-    path: &'static str,
+/// A route from what `utoipa_axum::routes!` made of one handler.
+#[allow(
+    clippy::expect_used,
+    reason = "a handler without exactly one `#[utoipa::path]` operation is a programming error \
+              that every test of the router finds"
+)]
+fn route(
     access: Access,
-    summary: &'static str,
-    handler: fn() -> MethodRouter<AppState>,
+    errors: &'static [(u16, &'static [&'static str])],
+    (schemas, paths, handler): UtoipaMethodRouter<AppState>,
 ) -> RouteSpec {
+    let (path, item) = paths
+        .paths
+        .into_iter()
+        .next()
+        .expect("routes! describes one path");
+    let (method, operation) = [
+        (Method::GET, item.get),
+        (Method::POST, item.post),
+        (Method::PUT, item.put),
+        (Method::PATCH, item.patch),
+        (Method::DELETE, item.delete),
+    ]
+    .into_iter()
+    .find_map(|(method, operation)| Some((method, operation?)))
+    .expect("routes! describes one operation");
     RouteSpec {
         method,
         path,
         access,
-        summary,
+        errors,
+        operation,
+        schemas,
         handler,
     }
 }
 
+const NONE: &[(u16, &[&str])] = &[];
+const NOT_FOUND: (u16, &[&str]) = (404, &["NOT_FOUND"]);
+const CONFLICT: (u16, &[&str]) = (409, &["CONFLICT", "TOKEN_NOT_ACTIVE"]);
+
 /// Every route the server serves.
 pub fn routes() -> Vec<RouteSpec> {
-    use Method as M;
     vec![
-        spec(
-            M::POST,
-            "/v1/tokens",
-            ADMIN,
-            "Issue a token; the plaintext is in this response only",
-            || post(tokens::create),
-        ),
-        spec(
-            M::GET,
-            "/v1/tokens",
-            ADMIN,
-            "List tokens (filters, cursor paging)",
-            || get(tokens::list),
-        ),
-        spec(
-            M::POST,
-            "/v1/tokens/verify",
-            INTROSPECT,
-            "Verify a token on behalf of a resource server (always 200)",
-            || post(introspection::introspect),
-        ),
-        spec(
-            M::GET,
-            "/v1/tokens/self",
+        route(ADMIN, &[NOT_FOUND, CONFLICT], routes!(tokens::create)),
+        route(ADMIN, NONE, routes!(tokens::list)),
+        route(INTROSPECT, NONE, routes!(introspection::introspect)),
+        route(Access::AnyToken, NONE, routes!(tokens::get_self)),
+        route(
             Access::AnyToken,
-            "The presented token's own record",
-            || get(tokens::get_self),
+            &[CONFLICT, (422, &["INVALID_INPUT", "LIFETIME_EXCEEDED"])],
+            routes!(rotation::rotate_self),
         ),
-        spec(
-            M::POST,
-            "/v1/tokens/self/rotate",
+        route(Access::AnyToken, NONE, routes!(rotation::revoke_self)),
+        route(ADMIN, NONE, routes!(tokens::get_one)),
+        route(ADMIN, &[CONFLICT], routes!(tokens::update)),
+        route(ADMIN, NONE, routes!(rotation::revoke)),
+        route(
+            ADMIN,
+            &[CONFLICT, (422, &["INVALID_INPUT", "LIFETIME_EXCEEDED"])],
+            routes!(rotation::rotate),
+        ),
+        route(
             Access::AnyToken,
-            "Rotate the presented token",
-            || post(rotation::rotate_self),
+            &[(403, &["INSUFFICIENT_SCOPE"])],
+            routes!(tokens::usage),
         ),
-        spec(
-            M::DELETE,
-            "/v1/tokens/self",
-            Access::AnyToken,
-            "Revoke the presented token",
-            || delete(rotation::revoke_self),
-        ),
-        spec(M::GET, "/v1/tokens/{id}", ADMIN, "A token's record", || {
-            get(tokens::get_one)
-        }),
-        spec(
-            M::PATCH,
-            "/v1/tokens/{id}",
-            ADMIN,
-            "Rename a token or change its description",
-            || patch(tokens::update),
-        ),
-        spec(
-            M::DELETE,
-            "/v1/tokens/{id}",
-            ADMIN,
-            "Revoke a token",
-            || delete(rotation::revoke),
-        ),
-        spec(
-            M::POST,
-            "/v1/tokens/{id}/rotate",
-            ADMIN,
-            "Rotate a token (optional grace period)",
-            || post(rotation::rotate),
-        ),
-        spec(
-            M::GET,
-            "/v1/tokens/{id}/usage",
-            Access::AnyToken,
-            "Where and how a token was used (admin, or the token itself)",
-            || get(tokens::usage),
-        ),
-        spec(
-            M::GET,
-            "/v1/workspace/policy",
-            ADMIN,
-            "The workspace's policy (reuse detection)",
-            || get(workspace::policy),
-        ),
-        spec(
-            M::PUT,
-            "/v1/workspace/policy",
-            ADMIN,
-            "Replace the workspace's policy (audited)",
-            || put(workspace::set_policy),
-        ),
-        spec(
-            M::GET,
-            "/v1/audit/events",
-            ADMIN,
-            "Audit events (filters, cursor paging)",
-            || get(audit_log::events),
-        ),
-        spec(
-            M::GET,
-            "/v1/audit/events/export",
-            ADMIN,
-            "All matching audit events as JSON Lines, streamed",
-            || get(audit_log::export),
-        ),
-        spec(
-            M::GET,
-            "/v1/audit/verify",
-            ADMIN,
-            "Verify this workspace's audit events (bounded; page with `after`)",
-            || get(audit_log::verify),
-        ),
-        spec(M::GET, "/v1/notes", READ, "List notes", || get(notes::list)),
-        spec(M::GET, "/v1/notes/{id}", READ, "A note", || {
-            get(notes::get_one)
-        }),
-        spec(M::POST, "/v1/notes", WRITE, "Create a note", || {
-            post(notes::create)
-        }),
-        spec(M::PUT, "/v1/notes/{id}", WRITE, "Replace a note", || {
-            put(notes::replace)
-        }),
-        spec(M::DELETE, "/v1/notes/{id}", WRITE, "Delete a note", || {
-            delete(notes::remove)
-        }),
-        spec(M::GET, "/healthz", Access::Public, "Liveness", || {
-            get(ops::healthz)
-        }),
-        spec(
-            M::GET,
-            "/readyz",
+        route(ADMIN, NONE, routes!(workspace::policy)),
+        route(ADMIN, NONE, routes!(workspace::set_policy)),
+        route(ADMIN, NONE, routes!(audit_log::events)),
+        route(ADMIN, NONE, routes!(audit_log::export)),
+        route(ADMIN, NONE, routes!(audit_log::verify)),
+        route(READ, NONE, routes!(notes::list)),
+        route(READ, NONE, routes!(notes::get_one)),
+        route(WRITE, NONE, routes!(notes::create)),
+        route(WRITE, NONE, routes!(notes::replace)),
+        route(WRITE, NONE, routes!(notes::remove)),
+        route(Access::Public, NONE, routes!(ops::healthz)),
+        route(
             Access::Public,
-            "Readiness (the database answers)",
-            || get(ops::readyz),
+            &[(503, &["NOT_READY"])],
+            routes!(ops::readyz),
         ),
-        spec(
-            M::GET,
-            "/metrics",
-            Access::Public,
-            "Prometheus metrics",
-            || get(ops::metrics),
-        ),
-        spec(
-            M::GET,
-            "/openapi.json",
-            Access::Public,
-            "This API's OpenAPI document",
-            || get(ops::openapi),
-        ),
+        route(Access::Public, NONE, routes!(ops::metrics)),
+        route(Access::Public, NONE, routes!(ops::openapi)),
     ]
 }
+
+pub use openapi::document;
 
 /// The whole API, with limits, timeouts, request ids, logging and metrics.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     let mut router = Router::new();
     for route in routes() {
-        let guarded =
-            (route.handler)().route_layer(RequireScope::access(state.guard.clone(), route.access));
-        router = router.route(route.path, guarded);
+        let guarded = route
+            .handler
+            .route_layer(RequireScope::access(state.guard.clone(), route.access));
+        router = router.route(&route.path, guarded);
     }
     let metrics = state.metrics.clone();
     router
@@ -305,7 +239,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
-        let peer = knowmind_axum::peer_ip(parts).await;
+        let peer = knowmind_axum::peer_ip(&parts.extensions);
         let text = |name: header::HeaderName| {
             parts
                 .headers
@@ -329,17 +263,6 @@ fn no_store(status: StatusCode, body: impl serde::Serialize) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// Parses an optional JSON body: empty means the default.
-fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::invalid(e.to_string()),
-        _ => ApiError::bad_request(format!("malformed JSON: {e}")),
-    })
 }
 
 /// An RFC 3339 time from a query parameter.

@@ -1,28 +1,35 @@
 //! Rotating and revoking tokens: by an admin, or by the token itself. Revocation takes the
 //! token's family unless asked not to.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use knowmind_api::{RevokeToken, Revoked, RotateToken};
-use knowmind_axum::{ApiError, ApiQuery, Authenticated};
+use knowmind_api::{Issued, RevokeToken, Revoked, RotateToken};
+use knowmind_axum::{ApiError, Authenticated, OptionalJson};
 use token_core::{TokenId, parse_duration};
 use token_store::{Principal, Reach, Revocation, Rotation};
 
-use super::tokens::{expiry, issued, token_id};
-use super::{AppState, Caller, optional_json};
+use super::tokens::{TokenPath, expiry, issued};
+use super::{AppState, Caller};
 
+/// Revoke a token
+///
+/// Revokes the token and, unless `only_this` is set, every live token of its family (the tokens
+/// rotated from it and into it). A reason whose first word is `compromised` or `leaked` always
+/// takes the family. The body is optional.
+#[utoipa::path(post, path = "/v1/tokens/{id}/revoke", operation_id = "revokeToken", tag = "tokens",
+    params(TokenPath), request_body(content = Option<RevokeToken>),
+    responses((status = 200, description = "The token as it is now, and every token this call revoked", body = Revoked)))]
 pub(super) async fn revoke(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
     Caller(context): Caller,
-    Path(id): Path<String>,
-    ApiQuery(query): ApiQuery<RevokeToken>,
+    Path(path): Path<TokenPath>,
+    OptionalJson(body): OptionalJson<RevokeToken>,
 ) -> Result<axum::Json<Revoked>, ApiError> {
     let revocation = Revocation {
-        reason: query.reason.unwrap_or_default(),
-        reach: if query.only_this {
+        reason: body.reason.unwrap_or_default(),
+        reach: if body.only_this {
             Reach::OnlyThis
         } else {
             Reach::Family
@@ -30,11 +37,16 @@ pub(super) async fn revoke(
     };
     let revoked = app
         .store()
-        .revoke_token(&who.workspace_id, token_id(&id)?, &revocation, &context)
+        .revoke_token(&who.workspace_id, path.id()?, &revocation, &context)
         .await?;
     Ok(axum::Json(revoked))
 }
 
+/// Revoke the presented token
+///
+/// Revokes the presented token and its family: the caller's own credential stops working.
+#[utoipa::path(post, path = "/v1/tokens/self/revoke", operation_id = "revokeSelf", tag = "self",
+    responses((status = 200, description = "The token as it is now, and every token this call revoked", body = Revoked)))]
 pub(super) async fn revoke_self(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
@@ -57,9 +69,8 @@ async fn rotate_token(
     who: &Principal,
     id: TokenId,
     context: &audit::Context,
-    body: &[u8],
+    body: RotateToken,
 ) -> Result<Response, ApiError> {
-    let body: RotateToken = optional_json(body)?;
     let store = app.store();
     let grace = body
         .grace_period
@@ -78,21 +89,35 @@ async fn rotate_token(
     Ok(issued(StatusCode::CREATED, record, &token))
 }
 
+/// Rotate a token
+///
+/// Issues its successor (the plaintext is in this response only). The old token keeps working
+/// for `grace_period`, then is revoked. The new token never gets more lifetime than the old one
+/// had. The body is optional.
+#[utoipa::path(post, path = "/v1/tokens/{id}/rotate", operation_id = "rotateToken", tag = "tokens",
+    params(TokenPath), request_body(content = Option<RotateToken>),
+    responses((status = 201, description = "The successor, with its plaintext", body = Issued)))]
 pub(super) async fn rotate(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
     Caller(context): Caller,
-    Path(id): Path<String>,
-    body: Bytes,
+    Path(path): Path<TokenPath>,
+    OptionalJson(body): OptionalJson<RotateToken>,
 ) -> Result<Response, ApiError> {
-    rotate_token(&app, &who, token_id(&id)?, &context, &body).await
+    rotate_token(&app, &who, path.id()?, &context, body).await
 }
 
+/// Rotate the presented token
+///
+/// As `rotateToken`, on the presented token: the caller's credential is replaced.
+#[utoipa::path(post, path = "/v1/tokens/self/rotate", operation_id = "rotateSelf", tag = "self",
+    request_body(content = Option<RotateToken>),
+    responses((status = 201, description = "The successor, with its plaintext", body = Issued)))]
 pub(super) async fn rotate_self(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
     Caller(context): Caller,
-    body: Bytes,
+    OptionalJson(body): OptionalJson<RotateToken>,
 ) -> Result<Response, ApiError> {
-    rotate_token(&app, &who, who.token_id, &context, &body).await
+    rotate_token(&app, &who, who.token_id, &context, body).await
 }

@@ -45,11 +45,29 @@ pub(super) fn expiry(
     }
 }
 
-/// A token id from a path: anything else is a token that does not exist.
-pub(super) fn token_id(text: &str) -> Result<TokenId, ApiError> {
-    text.parse().map_err(|_| ApiError::not_found("token"))
+/// The `{id}` of the token routes.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct TokenPath {
+    /// The token's id (16 base62 characters; `self` is a route of its own).
+    #[param(pattern = r"^[0-9A-Za-z]{16}$")]
+    id: String,
 }
 
+impl TokenPath {
+    /// The id; one that cannot be a token's is a token that does not exist.
+    pub(super) fn id(&self) -> Result<TokenId, ApiError> {
+        self.id.parse().map_err(|_| ApiError::not_found("token"))
+    }
+}
+
+/// Issue a token
+///
+/// The plaintext token is in this response only (`Cache-Control: no-store`); knowmind keeps its
+/// scrypt hash.
+#[utoipa::path(post, path = "/v1/tokens", operation_id = "createToken", tag = "tokens",
+    request_body = CreateToken,
+    responses((status = 201, description = "The new token, with its plaintext", body = Issued)))]
 pub(super) async fn create(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
@@ -59,7 +77,7 @@ pub(super) async fn create(
     let store = app.store();
     let expires_at = expiry(store.now(), body.expires_in.as_deref(), body.expires_at)?;
     let new = NewToken {
-        owner_id: body.owner_id.unwrap_or(who.owner_id),
+        owner_id: body.owner_id.unwrap_or_else(|| who.owner_id.clone()),
         name: body.name,
         description: body.description,
         client: body.client,
@@ -70,6 +88,12 @@ pub(super) async fn create(
     Ok(issued(StatusCode::CREATED, record, &token))
 }
 
+/// List tokens
+///
+/// The workspace's tokens, newest first, filtered and paged with `cursor`.
+#[utoipa::path(get, path = "/v1/tokens", operation_id = "listTokens", tag = "tokens",
+    params(ListTokens),
+    responses((status = 200, description = "A page of tokens", body = Page<TokenRecord>)))]
 pub(super) async fn list(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
@@ -78,7 +102,11 @@ pub(super) async fn list(
     let time = |field, text: Option<String>| text.map(|t| parse_time(field, &t)).transpose();
     let filter = TokenFilter {
         state: query.state.and_then(|s| s.state()),
-        name: query.name,
+        name: query
+            .name
+            .map(|n| knowmind_api::text::optional_line("name", &n, 100))
+            .transpose()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
         scope: query.scope,
         expires_before: time("expires_before", query.expires_before)?,
         last_used_before: time("last_used_before", query.last_used_before)?,
@@ -106,16 +134,23 @@ async fn detail(app: &AppState, workspace: &str, id: TokenId) -> Result<TokenDet
     Ok(TokenDetail { record, family })
 }
 
+/// A token's record and family
+#[utoipa::path(get, path = "/v1/tokens/{id}", operation_id = "getToken", tag = "tokens",
+    params(TokenPath),
+    responses((status = 200, description = "The token and every token of its family", body = TokenDetail)))]
 pub(super) async fn get_one(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Path(id): Path<String>,
+    Path(path): Path<TokenPath>,
 ) -> Result<axum::Json<TokenDetail>, ApiError> {
     Ok(axum::Json(
-        detail(&app, &who.workspace_id, token_id(&id)?).await?,
+        detail(&app, &who.workspace_id, path.id()?).await?,
     ))
 }
 
+/// The presented token's record and family
+#[utoipa::path(get, path = "/v1/tokens/self", operation_id = "getSelf", tag = "self",
+    responses((status = 200, description = "The presented token and its family", body = TokenDetail)))]
 pub(super) async fn get_self(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
@@ -125,11 +160,15 @@ pub(super) async fn get_self(
     ))
 }
 
+/// Rename a token or change its description
+#[utoipa::path(patch, path = "/v1/tokens/{id}", operation_id = "updateToken", tag = "tokens",
+    params(TokenPath), request_body = UpdateToken,
+    responses((status = 200, description = "The token as it is now", body = TokenRecord)))]
 pub(super) async fn update(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
     Caller(context): Caller,
-    Path(id): Path<String>,
+    Path(path): Path<TokenPath>,
     ApiJson(body): ApiJson<UpdateToken>,
 ) -> Result<axum::Json<TokenRecord>, ApiError> {
     let update = TokenUpdate {
@@ -138,18 +177,25 @@ pub(super) async fn update(
     };
     let record = app
         .store()
-        .update_token(&who.workspace_id, token_id(&id)?, update, &context)
+        .update_token(&who.workspace_id, path.id()?, update, &context)
         .await?;
     Ok(axum::Json(record))
 }
 
+/// A token's security log
+///
+/// Where and how a token was used: every address and endpoint with counts, and the recent
+/// calls, newest first. For an admin token, or for the token itself.
+#[utoipa::path(get, path = "/v1/tokens/{id}/usage", operation_id = "getTokenUsage", tag = "tokens",
+    params(TokenPath, PageQuery),
+    responses((status = 200, description = "The token's usage", body = Usage)))]
 pub(super) async fn usage(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Path(id): Path<String>,
+    Path(path): Path<TokenPath>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<axum::Json<Usage>, ApiError> {
-    let id = token_id(&id)?;
+    let id = path.id()?;
     if id != who.token_id && !who.scopes.contains(Scope::Admin) {
         return Err(ApiError::forbidden(Scope::Admin.into()));
     }

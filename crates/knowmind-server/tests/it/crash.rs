@@ -93,8 +93,8 @@ async fn client(addr: SocketAddr, admin: String, seed: u64, shared: Shared) {
             (4, Some((id, _))) => {
                 let (status, body, _) = http(
                     addr,
-                    "DELETE",
-                    &format!("/v1/tokens/{id}"),
+                    "POST",
+                    &format!("/v1/tokens/{id}/revoke"),
                     Some(&admin),
                     None,
                 )

@@ -90,8 +90,8 @@ async fn bootstrap_issue_read_refuse_revoke_and_trace_usage_with_the_real_binary
     );
     let (status, _, _) = http(
         addr,
-        "DELETE",
-        &format!("/v1/tokens/{id}"),
+        "POST",
+        &format!("/v1/tokens/{id}/revoke"),
         Some(&admin),
         None,
     )

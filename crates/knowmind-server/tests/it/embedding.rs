@@ -115,8 +115,8 @@ async fn another_service_protects_its_routes_through_the_verify_endpoint() {
 
     // Valid answers are cached for the TTL; with no TTL a revocation is seen at once.
     s.call(
-        Method::DELETE,
-        &format!("/v1/tokens/{id}"),
+        Method::POST,
+        &format!("/v1/tokens/{id}/revoke"),
         Some(&s.admin),
         None,
     )
@@ -177,8 +177,8 @@ async fn the_remote_cache_never_outlives_a_tokens_expiry() {
         let id = &token[4..20];
         let revoked = s
             .call(
-                Method::DELETE,
-                &format!("/v1/tokens/{id}"),
+                Method::POST,
+                &format!("/v1/tokens/{id}/revoke"),
                 Some(&s.admin),
                 None,
             )

@@ -77,8 +77,8 @@ async fn a_thiefs_self_rotated_successor_dies_with_the_owners_revocation() {
     // 3. The owner revokes the token they know about.
     let revoked = s
         .call(
-            Method::DELETE,
-            &format!("/v1/tokens/{id}"),
+            Method::POST,
+            &format!("/v1/tokens/{id}/revoke"),
             Some(&s.admin),
             None,
         )
@@ -111,10 +111,10 @@ async fn only_this_is_explicit_and_compromised_always_takes_the_family() {
     let successor = rotated.json["token"].as_str().unwrap().to_owned();
     let spared = s
         .call(
-            Method::DELETE,
-            &format!("/v1/tokens/{id}?only_this=true&reason=retired"),
+            Method::POST,
+            &format!("/v1/tokens/{id}/revoke"),
             Some(&s.admin),
-            None,
+            Some(json!({"only_this": true, "reason": "retired"})),
         )
         .await;
     assert_eq!(spared.json["revoked"], json!([id]), "{}", spared.text);
@@ -137,10 +137,10 @@ async fn only_this_is_explicit_and_compromised_always_takes_the_family() {
     let successor = rotated.json["token"].as_str().unwrap().to_owned();
     let all = s
         .call(
-            Method::DELETE,
-            &format!("/v1/tokens/{id}?only_this=true&reason=compromised"),
+            Method::POST,
+            &format!("/v1/tokens/{id}/revoke"),
             Some(&s.admin),
-            None,
+            Some(json!({"only_this": true, "reason": "compromised"})),
         )
         .await;
     assert_eq!(all.json["revoked"].as_array().unwrap().len(), 2);
@@ -152,13 +152,13 @@ async fn only_this_is_explicit_and_compromised_always_takes_the_family() {
     );
     let bad = s
         .call(
-            Method::DELETE,
-            &format!("/v1/tokens/{id}?only_this=perhaps"),
+            Method::POST,
+            &format!("/v1/tokens/{id}/revoke"),
             Some(&s.admin),
-            None,
+            Some(json!({"only_this": "perhaps"})),
         )
         .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
 }
 
 #[tokio::test]

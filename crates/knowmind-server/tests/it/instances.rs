@@ -60,8 +60,8 @@ async fn a_token_revoked_on_one_instance_is_refused_by_the_other() {
 
     let (status, _, _) = http(
         a,
-        "DELETE",
-        &format!("/v1/tokens/{}", reader_record.id),
+        "POST",
+        &format!("/v1/tokens/{}/revoke", reader_record.id),
         Some(admin.expose_secret()),
         None,
     )
@@ -153,11 +153,11 @@ async fn rotate_and_revoke_racing_on_two_instances_leave_no_live_successor() {
             assert_eq!(status, 200, "both instances know the token");
         }
         let rotate_path = format!("/v1/tokens/{id}/rotate");
-        let revoke_path = format!("/v1/tokens/{id}");
+        let revoke_path = format!("/v1/tokens/{id}/revoke");
         let body = serde_json::json!({"grace_period": "1h"});
         let (rotated, revoked) = tokio::join!(
             http(a, "POST", &rotate_path, Some(&admin), Some(&body)),
-            http(b, "DELETE", &revoke_path, Some(&admin), None),
+            http(b, "POST", &revoke_path, Some(&admin), None),
         );
         assert_eq!(revoked.0, 200, "{}", revoked.1);
         match rotated.0 {

@@ -9,6 +9,7 @@
 )]
 
 mod binary;
+mod contract;
 mod crash;
 mod e2e;
 mod embedding;
@@ -16,6 +17,7 @@ mod family;
 mod hardening;
 mod hostile;
 mod instances;
+mod openapi;
 mod routes;
 
 use std::net::SocketAddr;
