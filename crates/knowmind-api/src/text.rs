@@ -193,7 +193,7 @@ pub mod patterns {
         format!("^[{space}]*[^{space}{line_bad}](?:[^{line_bad}]*[^{space}{line_bad}])?[{space}]*$")
     }
 
-    /// What [`super::optional_line`] accepts (lengths aside): [`line`], or only whitespace.
+    /// What [`super::optional_line`] accepts (lengths aside): [`line()`], or only whitespace.
     pub fn optional_line() -> String {
         let Classes {
             space, line_bad, ..

@@ -12,7 +12,7 @@ use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, header}
 use axum::response::{IntoResponse, Response};
 use time::format_description::well_known::Rfc3339;
 use token_core::{Scope, Scopes};
-use token_store::{Call, Principal, Store};
+use token_store::{Call, SharedPrincipal, Store};
 use tower::Service;
 
 use crate::layer::Authenticated;
@@ -176,7 +176,7 @@ impl Guard {
                 // request's future, local or remote.
                 let call = call_of(&req, client_ip);
                 return match Box::pin(remote.verify(presented, access.required(), &call)).await {
-                    Ok(principal) => serve(Arc::new(principal), req, inner).await,
+                    Ok(principal) => serve(principal.into(), req, inner).await,
                     Err(e) => {
                         if e.status == axum::http::StatusCode::UNAUTHORIZED {
                             self.fail(client_ip, "remote_refusal");
@@ -264,7 +264,7 @@ fn call_of(req: &Request, client_ip: Option<IpAddr>) -> Call {
 
 /// Runs `inner` with the principal in the request's extensions, and adds the token's expiry to
 /// the response.
-async fn serve<S>(principal: Arc<Principal>, mut req: Request, mut inner: S) -> Response
+async fn serve<S>(principal: SharedPrincipal, mut req: Request, mut inner: S) -> Response
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {

@@ -3,14 +3,13 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::response::Response;
 use token_core::Scope;
-use token_store::Principal;
+use token_store::SharedPrincipal;
 use tower::{Layer, Service};
 
 use crate::guard::{Access, Guard};
@@ -20,7 +19,7 @@ use crate::problem::ApiError;
 /// [`RequireScope`]; elsewhere it rejects with 401. Shared with the cache entry of the token:
 /// cloning it copies a reference count.
 #[derive(Debug, Clone)]
-pub struct Authenticated(pub Arc<Principal>);
+pub struct Authenticated(pub SharedPrincipal);
 
 impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = ApiError;

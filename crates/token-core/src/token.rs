@@ -7,7 +7,7 @@ use rand::TryCryptoRng;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use crate::base62::{ALPHABET, checksum, is_base62};
+use crate::base62::{ALPHABET, all_base62, checksum, is_base62};
 use crate::error::{Error, Malformed};
 
 /// Every token starts with this.
@@ -57,7 +57,7 @@ impl FromStr for TokenId {
 
     fn from_str(s: &str) -> Result<Self, Error> {
         let bytes = s.as_bytes();
-        if bytes.len() != ID_LEN || !bytes.iter().all(|&b| is_base62(b)) {
+        if bytes.len() != ID_LEN || !all_base62(bytes) {
             return Err(Error::MalformedTokenId);
         }
         let mut id = [0u8; ID_LEN];
@@ -178,7 +178,9 @@ impl FromStr for Token {
         if bytes.len() != TOKEN_LEN {
             return Err(Malformed::WrongLength { len: bytes.len() }.into());
         }
-        if let Some(offset) = bytes[ID_START..].iter().position(|&b| !is_base62(b)) {
+        if !all_base62(&bytes[ID_START..])
+            && let Some(offset) = bytes[ID_START..].iter().position(|&b| !is_base62(b))
+        {
             return Err(Malformed::InvalidCharacter {
                 position: ID_START + offset,
             }

@@ -71,6 +71,7 @@ mod validate;
 mod verify;
 mod workspaces;
 
+pub use cache::SharedPrincipal;
 pub use clock::SystemClock;
 pub use error::{Error, Refusal, StorageError};
 pub use limiter::{FailureLimiter, Source};

@@ -231,7 +231,7 @@ impl Store {
         mark: &crate::cache::ReadMark<'_>,
     ) {
         let cached = crate::cache::Cached {
-            principal: Arc::new(principal_of(record)),
+            principal: principal_of(record),
             standing: Standing::of_record(record),
             rotated: record.rotated_to.is_some(),
             phc: hash.as_phc().to_owned(),

@@ -24,7 +24,7 @@ use token_core::{Grant, Scopes, Token, TokenHash, TokenId};
 
 use std::sync::Arc;
 
-use crate::cache::{Cached, Lookup, ReadMark};
+use crate::cache::{Cached, Lookup, ReadMark, SharedPrincipal};
 use crate::error::{Error, Refusal};
 use crate::limiter::{FailureLimiter, Source};
 use crate::model::{Call, Principal, Standing, TokenState, state_at};
@@ -47,8 +47,8 @@ impl Verified {
 
     /// Who the token speaks for, shared: a reference count, not a copy of its strings (the
     /// cache entry holds the same one).
-    pub fn shared_principal(&self) -> Arc<Principal> {
-        Arc::clone(&self.token.principal)
+    pub fn shared_principal(&self) -> SharedPrincipal {
+        SharedPrincipal::of(&self.token)
     }
 
     /// Records the call with its response `status`.
@@ -202,7 +202,7 @@ impl Store {
         &self,
         presented: &str,
         required: Scopes,
-    ) -> Result<Arc<Principal>, Error> {
+    ) -> Result<SharedPrincipal, Error> {
         let token: Token = presented
             .parse()
             .map_err(|_| Error::Unauthorized(Refusal::Malformed))?;
@@ -222,7 +222,7 @@ impl Store {
             expires_at: known.principal.expires_at,
         };
         grant.check(required, now)?;
-        Ok(Arc::clone(&known.principal))
+        Ok(SharedPrincipal::of(&known))
     }
 
     /// Steps 2 to 4: is this the token it claims to be, and is it usable now?
@@ -438,7 +438,7 @@ fn confined(workspace: &str, call: &Call) -> Result<(), Failure> {
 
 fn cached_from_row(row: &TokenRow) -> Arc<Cached> {
     Arc::new(Cached {
-        principal: Arc::new(principal_of(&row.record)),
+        principal: principal_of(&row.record),
         standing: Standing::of_record(&row.record),
         rotated: row.record.rotated_to.is_some(),
         phc: row.phc.clone(),

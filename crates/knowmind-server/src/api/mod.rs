@@ -1,4 +1,4 @@
-//! The HTTP API. [`routes`] is the single list of what the server serves and what each route
+//! The HTTP API. [`routes()`] is the single list of what the server serves and what each route
 //! requires; the router, `/openapi.json` ([`document`]) and the scope-enforcement tests are all
 //! built from it.
 
