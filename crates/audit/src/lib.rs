@@ -355,6 +355,23 @@ impl Audit {
         usage::summary(&self.db, token).await
     }
 
+    /// A token's calls per hour since `since`: `(start of the hour, calls)`, oldest first; hours
+    /// without calls are left out.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn usage_per_hour(
+        &self,
+        token: TokenId,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(OffsetDateTime, i64)>, Error> {
+        usage::hourly(&self.db, token, since)
+            .await?
+            .into_iter()
+            .map(|(hour, calls)| Ok((knowmind_db::from_micros(hour)?, calls)))
+            .collect()
+    }
+
     /// Deletes usage records older than `retention` before `now`; returns how many. Records not
     /// yet moved to the indexed table are moved (and counted in the summary) first.
     ///

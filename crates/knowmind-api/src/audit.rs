@@ -21,6 +21,27 @@ pub enum Action {
     /// A member's name, email or role changed.
     #[serde(rename = "member.updated")]
     MemberUpdated,
+    /// A member left or was removed; their tokens were revoked and their sessions ended.
+    #[serde(rename = "member.removed")]
+    MemberRemoved,
+    /// A one-time enrolment link was issued (an invitation, or an owner's way in).
+    #[serde(rename = "member.invited")]
+    MemberInvited,
+    /// Someone used an enrolment link and set their password.
+    #[serde(rename = "member.enrolled")]
+    MemberEnrolled,
+    /// A sign-in to the dashboard: `success`, or `denied` with the reason in the details.
+    #[serde(rename = "member.signed_in")]
+    MemberSignedIn,
+    /// A member signed out.
+    #[serde(rename = "member.signed_out")]
+    MemberSignedOut,
+    /// A member ended one of their other sessions.
+    #[serde(rename = "member.session_ended")]
+    MemberSessionEnded,
+    /// A member changed their password (their other sessions ended).
+    #[serde(rename = "member.password_changed")]
+    MemberPasswordChanged,
     /// A token was issued.
     #[serde(rename = "token.created")]
     TokenCreated,
@@ -47,6 +68,13 @@ named!(Action, "action", {
     WorkspacePolicyChanged => "workspace.policy_changed",
     MemberAdded => "member.added",
     MemberUpdated => "member.updated",
+    MemberRemoved => "member.removed",
+    MemberInvited => "member.invited",
+    MemberEnrolled => "member.enrolled",
+    MemberSignedIn => "member.signed_in",
+    MemberSignedOut => "member.signed_out",
+    MemberSessionEnded => "member.session_ended",
+    MemberPasswordChanged => "member.password_changed",
     TokenCreated => "token.created",
     TokenUpdated => "token.updated",
     TokenRevoked => "token.revoked",

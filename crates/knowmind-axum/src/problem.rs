@@ -164,7 +164,7 @@ impl From<token_store::Error> for ApiError {
             E::AlreadyRotated { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "TOKEN_NOT_ACTIVE", e.to_string())
             }
-            E::Unauthorized(_) => ApiError::unauthorized(),
+            E::Unauthorized(_) | E::SignInRefused | E::NotSignedIn => ApiError::unauthorized(),
             E::Forbidden { missing } => ApiError::forbidden(missing),
             E::LifetimeExceeded { .. } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

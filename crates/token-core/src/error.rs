@@ -49,6 +49,14 @@ pub enum Error {
     /// A duration is not a number followed by `s`, `m`, `h`, `d` or `w` (e.g. `90d`).
     #[error("invalid duration {0:?}: expected a whole number and a unit, like 30m, 12h, 90d or 2w")]
     InvalidDuration(String),
+    /// A password is shorter or longer than allowed.
+    #[error("a password must be {min} to {max} characters long")]
+    PasswordLength {
+        /// Fewest characters.
+        min: usize,
+        /// Most characters.
+        max: usize,
+    },
     /// The operating system's random number generator failed.
     #[error("the random number generator failed")]
     Rng,

@@ -1,5 +1,6 @@
-//! Salted scrypt hashes of tokens, stored as PHC strings:
-//! `$scrypt$ln=<log2 N>,r=<r>,p=<p>$<salt>$<hash>` (salt and hash in unpadded standard base64).
+//! Salted scrypt hashes of tokens — and of members' passwords, with the same parameters and
+//! format — stored as PHC strings: `$scrypt$ln=<log2 N>,r=<r>,p=<p>$<salt>$<hash>` (salt and
+//! hash in unpadded standard base64).
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,6 +11,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::error::Error;
+use crate::password::Password;
 use crate::token::Token;
 
 /// Bytes of random salt per hash.
@@ -129,7 +131,8 @@ impl fmt::Display for HashParams {
     }
 }
 
-/// A stored token hash: scrypt parameters, salt and output, written as a PHC string.
+/// A stored token (or password) hash: scrypt parameters, salt and output, written as a PHC
+/// string.
 ///
 /// Parsing ([`FromStr`]) validates the shape and caps the parameters; the string form is
 /// [`TokenHash::as_phc`]. `Debug` shows the parameters only.
@@ -151,11 +154,31 @@ impl TokenHash {
         params: &HashParams,
         rng: &mut R,
     ) -> Result<Self, Error> {
+        Self::of_input(token.hash_input(), params, rng)
+    }
+
+    /// Hashes a member's password with a fresh random salt, exactly as tokens are hashed.
+    ///
+    /// # Errors
+    /// As [`TokenHash::new`].
+    pub fn of_password<R: TryCryptoRng + ?Sized>(
+        password: &Password,
+        params: &HashParams,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
+        Self::of_input(password.hash_input(), params, rng)
+    }
+
+    fn of_input<R: TryCryptoRng + ?Sized>(
+        input: &[u8],
+        params: &HashParams,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
         let mut salt = vec![0u8; SALT_LEN];
         rng.try_fill_bytes(&mut salt).map_err(|_| Error::Rng)?;
         let mut hash = vec![0u8; HASH_LEN];
         scrypt::scrypt(
-            token.hash_input(),
+            input,
             &salt,
             &params.scrypt_params()?,
             &mut hash,
@@ -179,9 +202,21 @@ impl TokenHash {
     /// # Errors
     /// [`Error::Mismatch`] if the token is not the one that was hashed.
     pub fn verify(&self, token: &Token) -> Result<(), Error> {
+        self.verify_input(token.hash_input())
+    }
+
+    /// Checks a password against this hash in constant time.
+    ///
+    /// # Errors
+    /// [`Error::Mismatch`] if it is not the password that was hashed.
+    pub fn verify_password(&self, password: &Password) -> Result<(), Error> {
+        self.verify_input(password.hash_input())
+    }
+
+    fn verify_input(&self, input: &[u8]) -> Result<(), Error> {
         let mut computed = Zeroizing::new(vec![0u8; self.hash.len()]);
         scrypt::scrypt(
-            token.hash_input(),
+            input,
             &self.salt,
             &self.params.scrypt_params()?,
             &mut computed,

@@ -39,6 +39,7 @@ mod clock;
 mod error;
 mod grant;
 mod hash;
+mod password;
 #[cfg(feature = "openapi")]
 mod openapi;
 mod scope;
@@ -50,6 +51,7 @@ pub use clock::ManualClock;
 pub use error::{Error, Malformed};
 pub use grant::{Grant, is_expired, parse_duration};
 pub use hash::{HASH_LEN, HashParams, SALT_LEN, TokenHash};
+pub use password::Password;
 #[cfg(feature = "openapi")]
 pub use openapi::TOKEN_ID_PATTERN;
 pub use scope::{Scope, Scopes};

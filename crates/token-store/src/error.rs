@@ -62,11 +62,18 @@ pub enum Error {
         /// The longest lifetime allowed: the token's original one.
         max: time::Duration,
     },
+    /// A sign-in failed: no such workspace or email, no password set, or a wrong one — the
+    /// same answer for each (the audit log says which).
+    #[error("the email or password is wrong")]
+    SignInRefused,
+    /// The browser's session is unknown, ended, expired or idle for too long: sign in again.
+    #[error("not signed in, or the session has ended")]
+    NotSignedIn,
     /// Verification capacity (the scrypt pool or the usage writer) is exhausted: try again soon.
     #[error("too busy to verify the token now")]
     Busy,
-    /// Too many failed verifications from this source (client address or reporting resource
-    /// server); work for it is refused until the window ends.
+    /// Too many failed verifications or sign-ins from this source (client address, account or
+    /// reporting resource server); work for it is refused until the window ends.
     #[error("too many failed authentications; retry in {retry_after_secs} s")]
     RateLimited {
         /// Seconds until the source may try again.

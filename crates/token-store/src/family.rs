@@ -88,6 +88,47 @@ impl Store {
         })
     }
 
+    /// A member's live tokens (not revoked, or in a rotation's grace period; expired ones
+    /// included, which revoking does no harm), oldest first.
+    pub(crate) async fn live_tokens_of(
+        &self,
+        workspace_id: &str,
+        member_id: &str,
+    ) -> Result<Vec<TokenRecord>, Error> {
+        let rows = sqlx::query(
+            "SELECT id FROM tokens WHERE workspace_id = $1 AND owner_id = $2 \
+             AND (revoked_at_us IS NULL OR (revoked_reason = 'rotated' AND revoked_at_us > $3)) \
+             ORDER BY created_at_us, id",
+        )
+        .bind(workspace_id)
+        .bind(member_id)
+        .bind(to_micros(self.now()))
+        .fetch_all(self.inner.db.pool())
+        .await?;
+        let mut tokens = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let id = id.parse().map_err(|_| Error::corrupt("token id"))?;
+            tokens.push(self.get_token(workspace_id, id).await?);
+        }
+        Ok(tokens)
+    }
+
+    /// Inside a write transaction: locks `target`'s family and revokes its live tokens for
+    /// `reason` (see [`Store::revoke_token`]); returns the ids revoked. The caller evicts them
+    /// from the cache after committing.
+    pub(crate) async fn revoke_family_in(
+        &self,
+        tx: &mut Connection,
+        target: &TokenRecord,
+        reason: &str,
+        context: &Context,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TokenId>, Error> {
+        self.lock_family(tx, target.family_id).await?;
+        self.revoke_in(tx, target, true, reason, context, now).await
+    }
+
     /// Inside a transaction holding the family's lock: revokes `target` (if live) and, with
     /// `family`, the family's other live tokens; appends an event per token and tells other
     /// instances. Returns the ids revoked, `target` first.

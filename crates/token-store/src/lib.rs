@@ -50,6 +50,7 @@
 //! # Ok(()) }
 //! ```
 
+mod accounts;
 mod cache;
 mod clock;
 mod error;
@@ -71,6 +72,9 @@ mod validate;
 mod verify;
 mod workspaces;
 
+pub use accounts::{
+    BearerSecret, ENROLMENT_LIFETIME, Enrolment, Session, SessionOptions, SignedIn, check_strength,
+};
 pub use cache::SharedPrincipal;
 pub use clock::SystemClock;
 pub use error::{Error, Refusal, StorageError};

@@ -30,6 +30,8 @@ pub enum Source {
     },
     /// A resource server as a whole: the ceiling over all its clients.
     Reporter(TokenId),
+    /// A dashboard account (a digest of workspace name and email), for failed sign-ins.
+    Account([u8; 16]),
 }
 
 impl Source {

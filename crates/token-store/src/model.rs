@@ -185,6 +185,10 @@ pub struct TokenFilter {
     pub expires_before: Option<OffsetDateTime>,
     /// Not used since this time (never-used tokens included).
     pub last_used_before: Option<OffsetDateTime>,
+    /// Owned by this member.
+    pub owner_id: Option<String>,
+    /// Device or application (`client`) contains this (case-insensitive).
+    pub client: Option<String>,
 }
 
 /// The call a token is presented for: recorded with the usage record.

@@ -7,6 +7,7 @@ use knowmind_db::DbOptions;
 use time::Duration;
 use token_core::{Clock, HashParams};
 
+use crate::accounts::SessionOptions;
 use crate::clock::SystemClock;
 
 /// How to open a [`Store`](crate::Store).
@@ -40,6 +41,8 @@ pub struct StoreOptions {
     pub failures_per_minute: u32,
     /// The same for calls reported by a resource server (introspection), per introspect token.
     pub reported_failures_per_minute: u32,
+    /// Dashboard sessions: idle and absolute timeouts, failed sign-ins per account.
+    pub sessions: SessionOptions,
 }
 
 impl Default for StoreOptions {
@@ -57,6 +60,7 @@ impl Default for StoreOptions {
             audit_key: None,
             failures_per_minute: 20,
             reported_failures_per_minute: 300,
+            sessions: SessionOptions::default(),
         }
     }
 }
@@ -77,6 +81,7 @@ impl std::fmt::Debug for StoreOptions {
                 "reported_failures_per_minute",
                 &self.reported_failures_per_minute,
             )
+            .field("sessions", &self.sessions)
             .finish_non_exhaustive()
     }
 }

@@ -41,6 +41,9 @@ pub(crate) struct Inner {
     pub(crate) notify_channel: String,
     pub(crate) address_limiter: FailureLimiter,
     pub(crate) reporter_limiter: FailureLimiter,
+    /// Failed dashboard sign-ins per account.
+    pub(crate) account_limiter: FailureLimiter,
+    pub(crate) sessions: crate::accounts::SessionOptions,
     /// When each revoked token was last reported as reused by its holder (monotonic), to report
     /// it once a minute at most.
     pub(crate) reuse_reported: Mutex<HashMap<TokenId, std::time::Duration>>,
@@ -145,6 +148,12 @@ impl Store {
                     minute,
                     options.clock.clone(),
                 ),
+                account_limiter: FailureLimiter::new(
+                    options.sessions.failures_per_account,
+                    options.sessions.lockout,
+                    options.clock.clone(),
+                ),
+                sessions: options.sessions,
                 reuse_reported: Mutex::new(HashMap::new()),
                 listening: listening_rx,
                 tasks,

@@ -33,7 +33,7 @@ impl Store {
         let (token, hash) = self.generate().await?;
         let record = issued_record(workspace_id, token.id(), checked, context, now)?;
         let mut tx = self.inner.db.begin_write().await?;
-        ensure_member(&mut tx, workspace_id, &record.owner_id).await?;
+        ensure_member(&mut tx, workspace_id, &record.owner_id, record.scopes).await?;
         self.insert_issued(&mut tx, &record, &hash, context, now)
             .await?;
         let mark = self.mark();
@@ -119,6 +119,17 @@ impl Store {
                     escape_like(&name.to_lowercase())
                 )))
                 .push(" ESCAPE '\\'");
+        }
+        if let Some(client) = &filter.client {
+            sql.push(" AND LOWER(t.client) LIKE ")
+                .bind(Arg::Text(format!(
+                    "%{}%",
+                    escape_like(&client.to_lowercase())
+                )))
+                .push(" ESCAPE '\\'");
+        }
+        if let Some(owner) = &filter.owner_id {
+            sql.push(" AND t.owner_id = ").bind(Arg::Text(owner.clone()));
         }
         if let Some(scope) = filter.scope {
             sql.push(" AND (',' || t.scopes || ',') LIKE ")

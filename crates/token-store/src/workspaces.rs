@@ -230,13 +230,98 @@ impl Store {
         Ok(updated)
     }
 
+    /// Removes a member: they can no longer sign in, every live token they own is revoked
+    /// (reason `member_removed`, with its family), their sessions end and their unused
+    /// enrolment links stop working — in one transaction, with a `member.removed` event and a
+    /// `token.revoked` event per token. The member's row stays, for the audit log and the
+    /// tokens that name them. The workspace's last owner cannot be removed.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Conflict`] for the last owner.
+    pub async fn remove_member(
+        &self,
+        workspace_id: &str,
+        member_id: &str,
+        context: &Context,
+    ) -> Result<Vec<token_core::TokenId>, Error> {
+        let member = self.get_member(workspace_id, member_id).await?;
+        if member.role == Role::Owner
+            && self
+                .list_members(workspace_id)
+                .await?
+                .iter()
+                .filter(|m| m.role == Role::Owner)
+                .count()
+                <= 1
+        {
+            return Err(Error::Conflict(
+                "the workspace's last owner cannot be removed; make someone else owner first"
+                    .into(),
+            ));
+        }
+        let owned = self.live_tokens_of(workspace_id, member_id).await?;
+        let now = self.now();
+        let mut tx = self.inner.db.begin_write().await?;
+        let removed = sqlx::query(
+            "UPDATE members SET removed_at_us = $1 \
+             WHERE id = $2 AND workspace_id = $3 AND removed_at_us IS NULL",
+        )
+        .bind(to_micros(now))
+        .bind(member_id)
+        .bind(workspace_id)
+        .execute(&mut *tx)
+        .await?;
+        if removed.rows_affected() != 1 {
+            return Err(Error::NotFound { what: "member" });
+        }
+        let mut revoked = Vec::new();
+        for token in &owned {
+            revoked.extend(
+                self.revoke_family_in(&mut tx, token, "member_removed", context, now)
+                    .await?,
+            );
+        }
+        let sessions =
+            crate::accounts::end_all_sessions(&mut tx, member_id, None, "member_removed", now).await?;
+        sqlx::query(
+            "UPDATE enrolments SET expires_at_us = $1 \
+             WHERE member_id = $2 AND used_at_us IS NULL AND expires_at_us > $1",
+        )
+        .bind(to_micros(now))
+        .bind(member_id)
+        .execute(&mut *tx)
+        .await?;
+        let event = NewEvent {
+            workspace_id: Some(workspace_id.to_owned()),
+            action: Action::MemberRemoved,
+            target_kind: Some("member"),
+            target_id: Some(member_id.to_owned()),
+            outcome: Outcome::Success,
+            details: json!({
+                "email": member.email,
+                "role": member.role,
+                "tokens_revoked": revoked,
+                "sessions_ended": sessions,
+            }),
+        };
+        self.inner
+            .audit
+            .append(&mut tx, context, &event, now)
+            .await?;
+        tx.commit().await?;
+        for id in &revoked {
+            self.inner.cache.evict(*id);
+        }
+        Ok(revoked)
+    }
+
     /// A member of a workspace.
     ///
     /// # Errors
     /// [`Error::NotFound`].
     pub async fn get_member(&self, workspace_id: &str, member_id: &str) -> Result<Member, Error> {
         let row = sqlx::query(&format!(
-            "{SELECT_MEMBER} WHERE id = $1 AND workspace_id = $2"
+            "{SELECT_MEMBER} WHERE id = $1 AND workspace_id = $2 AND removed_at_us IS NULL"
         ))
         .bind(member_id)
         .bind(workspace_id)
@@ -252,7 +337,8 @@ impl Store {
     /// [`Error::Storage`].
     pub async fn list_members(&self, workspace_id: &str) -> Result<Vec<Member>, Error> {
         let rows = sqlx::query(&format!(
-            "{SELECT_MEMBER} WHERE workspace_id = $1 ORDER BY created_at_us, id"
+            "{SELECT_MEMBER} WHERE workspace_id = $1 AND removed_at_us IS NULL \
+             ORDER BY created_at_us, id"
         ))
         .bind(workspace_id)
         .fetch_all(self.inner.db.pool())
@@ -264,7 +350,7 @@ impl Store {
 const SELECT_MEMBER: &str =
     "SELECT id, workspace_id, name, email, role, created_at_us FROM members";
 
-fn member_from_row(row: &AnyRow) -> Result<Member, Error> {
+pub(crate) fn member_from_row(row: &AnyRow) -> Result<Member, Error> {
     let role: String = row.try_get("role")?;
     Ok(Member {
         id: row.try_get("id")?,
@@ -276,7 +362,7 @@ fn member_from_row(row: &AnyRow) -> Result<Member, Error> {
     })
 }
 
-async fn insert_member(
+pub(crate) async fn insert_member(
     audit: &Audit,
     conn: &mut Connection,
     workspace_id: &str,
@@ -326,16 +412,28 @@ async fn ensure_workspace(conn: &mut Connection, workspace_id: &str) -> Result<(
         .ok_or(Error::NotFound { what: "workspace" })
 }
 
+/// Checks that `member_id` is a (current) member of the workspace who may hold a token with
+/// `scopes`: the `admin` scope is for owners and admins only, whoever issues the token.
 pub(crate) async fn ensure_member(
     conn: &mut Connection,
     workspace_id: &str,
     member_id: &str,
+    scopes: token_core::Scopes,
 ) -> Result<(), Error> {
-    sqlx::query("SELECT id FROM members WHERE id = $1 AND workspace_id = $2")
-        .bind(member_id)
-        .bind(workspace_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|_| ())
-        .ok_or(Error::NotFound { what: "member" })
+    let row = sqlx::query(
+        "SELECT role FROM members WHERE id = $1 AND workspace_id = $2 AND removed_at_us IS NULL",
+    )
+    .bind(member_id)
+    .bind(workspace_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(Error::NotFound { what: "member" })?;
+    let role: Role = row.try_get::<String, _>("role")?.parse()?;
+    if role == Role::Member && scopes.contains(token_core::Scope::Admin) {
+        return Err(Error::invalid(
+            "scopes",
+            "the admin scope is for owners and admins; this member's role is `member`",
+        ));
+    }
+    Ok(())
 }

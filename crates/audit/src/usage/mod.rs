@@ -17,7 +17,7 @@ use token_core::TokenId;
 
 pub use knowmind_api::{IpUse, RouteUse, StoredUsage, UsageOutcome, UsageRecordView, UsageSummary};
 pub use tables::{LAST_USE_AT, LAST_USE_COLUMNS, last_use_join};
-pub(crate) use tables::{prune, records, summary};
+pub(crate) use tables::{hourly, prune, records, summary};
 pub use writer::{Committed, UsageSlot, UsageWriter};
 
 /// One verification, to record.

@@ -267,6 +267,37 @@ pub(crate) async fn records(
         .collect()
 }
 
+/// A token's calls per hour since `since`, from both tables: `(hour start in µs, calls)`,
+/// oldest first, hours without calls left out.
+pub(crate) async fn hourly(
+    db: &Db,
+    token: TokenId,
+    since: OffsetDateTime,
+) -> Result<Vec<(i64, i64)>, Error> {
+    const HOUR_US: i64 = 3_600_000_000;
+    let mut sql = Sql::new(db.backend(), "SELECT hour, COUNT(*) AS calls FROM (");
+    for (i, table) in ["usage_records", "usage_recent"].into_iter().enumerate() {
+        if i > 0 {
+            sql.push(" UNION ALL ");
+        }
+        sql.push("SELECT (at_us / ")
+            .push(&HOUR_US.to_string())
+            .push(") * ")
+            .push(&HOUR_US.to_string())
+            .push(" AS hour FROM ")
+            .push(table)
+            .push(" WHERE token_id = ")
+            .bind(Arg::Text(token.to_string()))
+            .push(" AND at_us >= ")
+            .bind(Arg::Int(knowmind_db::to_micros(since)));
+    }
+    sql.push(") AS calls GROUP BY hour ORDER BY hour");
+    let rows = sql.query().fetch_all(db.pool()).await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("hour")?, row.try_get("calls")?)))
+        .collect()
+}
+
 /// Distinct addresses and endpoints of a token: the counts kept by the moves plus the records
 /// not moved yet.
 pub(crate) async fn summary(db: &Db, token: TokenId) -> Result<UsageSummary, Error> {

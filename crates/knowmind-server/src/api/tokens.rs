@@ -110,6 +110,7 @@ pub(super) async fn list(
         scope: query.scope,
         expires_before: time("expires_before", query.expires_before)?,
         last_used_before: time("last_used_before", query.last_used_before)?,
+        ..TokenFilter::default()
     };
     let page = app
         .store()

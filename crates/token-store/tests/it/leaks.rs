@@ -1,5 +1,3 @@
-use std::process::Command;
-
 use token_core::Scope;
 use token_store::Rotation;
 
@@ -59,10 +57,10 @@ async fn lifecycle(env: &Env) -> Vec<String> {
 
 fn assert_absent(haystack: &[u8], secrets: &[String], what: &str) {
     for secret in secrets {
-        let found = haystack
-            .windows(secret.len())
-            .any(|w| w == secret.as_bytes());
-        assert!(!found, "{what} contains a plaintext token or secret");
+        assert!(
+            !contains(haystack, secret),
+            "{what}: the database contains a plaintext token or secret"
+        );
     }
 }
 
@@ -70,39 +68,13 @@ fn assert_absent(haystack: &[u8], secrets: &[String], what: &str) {
 async fn no_plaintext_token_reaches_the_database_files() {
     for env in envs().await {
         let secrets = lifecycle(&env).await;
-        match env.store.db().backend() {
-            Backend::Sqlite => {
-                let dir = env.test_db.dir.as_ref().unwrap().path();
-                let mut scanned = 0;
-                for entry in std::fs::read_dir(dir).unwrap() {
-                    let path = entry.unwrap().path();
-                    let bytes = std::fs::read(&path).unwrap();
-                    scanned += bytes.len();
-                    assert_absent(&bytes, &secrets, &path.display().to_string());
-                }
-                assert!(
-                    scanned > 10_000,
-                    "the scan must cover real files ({scanned} bytes)"
-                );
-            }
-            Backend::Postgres => {
-                let url = std::env::var(knowmind_db::testing::POSTGRES_URL_VAR).unwrap();
-                let schema = env.test_db.db.schema().unwrap();
-                let dump = Command::new("pg_dump")
-                    .args(["--data-only", "--schema", schema, &url])
-                    .output()
-                    .unwrap();
-                assert!(
-                    dump.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&dump.stderr)
-                );
-                assert!(
-                    String::from_utf8_lossy(&dump.stdout).contains("scan-me"),
-                    "the dump holds the data"
-                );
-                assert_absent(&dump.stdout, &secrets, "pg_dump");
-            }
-        }
+        let bytes = env.database_bytes().await;
+        assert!(
+            contains(&bytes, "scan-me"),
+            "{}: the scan must cover the data ({} bytes)",
+            env.name,
+            bytes.len()
+        );
+        assert_absent(&bytes, &secrets, env.name);
     }
 }

@@ -7,6 +7,7 @@
     unreachable_pub
 )]
 
+mod accounts;
 mod atomicity;
 mod family;
 mod leaks;
@@ -100,10 +101,41 @@ impl Env {
         Store::with_db(db, options).await.unwrap()
     }
 
+    /// Everything the database holds, as bytes: the SQLite files, or a `pg_dump` of the
+    /// schema's data.
+    pub async fn database_bytes(&self) -> Vec<u8> {
+        self.store.usage_writer().flush().await.unwrap();
+        match self.store.db().backend() {
+            Backend::Sqlite => {
+                let dir = self.test_db.dir.as_ref().unwrap().path();
+                let mut bytes = Vec::new();
+                for entry in std::fs::read_dir(dir).unwrap() {
+                    bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+                }
+                bytes
+            }
+            Backend::Postgres => {
+                let url = std::env::var(knowmind_db::testing::POSTGRES_URL_VAR).unwrap();
+                let schema = self.test_db.db.schema().unwrap();
+                let dump = std::process::Command::new("pg_dump")
+                    .args(["--data-only", "--schema", schema, &url])
+                    .output()
+                    .unwrap();
+                assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+                dump.stdout
+            }
+        }
+    }
+
     /// How many audit events there are.
     pub async fn events(&self) -> i64 {
         self.store.audit().checkpoint().await.unwrap().seq
     }
+}
+
+/// Whether `haystack` holds `needle`'s bytes.
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 pub fn call(route: &'static str) -> Call {
