@@ -12,6 +12,8 @@ use token_store::{NewMember, NewToken, Role, Store, TokenRecord, Workspace};
 
 /// Name of the file the bootstrap token is written to, in the data directory.
 pub(crate) const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-token";
+/// Name of the file the owner's first enrolment link is written to, beside the token.
+pub(crate) const OWNER_LINK_FILE: &str = "owner-enrolment-link";
 
 fn owner(email: &str) -> NewMember {
     NewMember {
@@ -61,8 +63,9 @@ pub(crate) async fn create_workspace(
 }
 
 /// On an empty database, creates the first workspace and writes its admin token to
-/// `<data_dir>/bootstrap-token` (mode 0600) before committing. Returns the file's path if it
-/// did.
+/// `<data_dir>/bootstrap-token` (mode 0600) before committing; then the owner's one-time
+/// enrolment link for the dashboard to `<data_dir>/owner-enrolment-link` (0600). Returns the
+/// token file's path if it did.
 ///
 /// # Errors
 /// If the database or the file system fails; then nothing was committed.
@@ -71,6 +74,7 @@ pub(crate) async fn on_first_start(
     data_dir: &Path,
     name: &str,
     owner_email: &str,
+    public_url: &str,
 ) -> anyhow::Result<Option<PathBuf>> {
     if !store.list_workspaces().await?.is_empty() {
         return Ok(None);
@@ -89,7 +93,43 @@ pub(crate) async fn on_first_start(
         Err(e) => return Err(e),
     };
     tracing::info!(workspace = %workspace.id, path = %path.display(), "created the first workspace; its admin token is in the file");
+    // The link comes second: if writing it fails, the workspace stands and
+    // `knowmind-server invite` makes another.
+    let link_path = data_dir.join(OWNER_LINK_FILE);
+    let (_, link) =
+        enrolment_link(store, &workspace.name, owner_email, Role::Owner, public_url).await?;
+    crate::secret_file::write(&link_path, format!("{}\n", *link).as_bytes(), true)?;
+    tracing::info!(path = %link_path.display(), "the owner's dashboard enrolment link (one use, 24 hours) is in the file");
     Ok(Some(path))
+}
+
+/// A one-time enrolment link for `email` in workspace `name`, issued by the operator.
+///
+/// # Errors
+/// An unknown workspace, a bad email, an email that can already sign in, a database failure.
+pub(crate) async fn enrolment_link(
+    store: &Store,
+    name: &str,
+    email: &str,
+    role: Role,
+    public_url: &str,
+) -> anyhow::Result<(token_store::Enrolment, zeroize::Zeroizing<String>)> {
+    let workspace = store
+        .list_workspaces()
+        .await?
+        .into_iter()
+        .find(|w| w.name == name)
+        .with_context(|| format!("no workspace is named {name:?}"))?;
+    let (enrolment, secret) = store
+        .invite(&workspace.id, email, role, &Context::of(Actor::Operator))
+        .await
+        .with_context(|| format!("cannot invite {email:?}"))?;
+    let link = zeroize::Zeroizing::new(format!(
+        "{}/dashboard/enrol/{}",
+        public_url.trim_end_matches('/'),
+        secret.expose_secret()
+    ));
+    Ok((enrolment, link))
 }
 
 /// Issues a new admin token for the owner of workspace `name`, as the local operator: the way

@@ -75,9 +75,55 @@ pub enum Command {
     /// Issue a new admin token for a workspace's owner and print it, once, on stdout: the way
     /// back in for an operator with shell access. Audited as an operator action.
     AdminToken(AdminTokenArgs),
+    /// Print a one-time enrolment link (valid 24 hours) with which someone sets their password
+    /// and joins a workspace's dashboard — or, for a member who has none yet (the owner created
+    /// on first start), sets theirs. Audited as an operator action.
+    Invite(InviteArgs),
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+/// `invite` settings.
+#[derive(Debug, Args)]
+pub struct InviteArgs {
+    /// The workspace's name.
+    #[arg(long, env = "KNOWMIND_WORKSPACE")]
+    pub workspace: String,
+    /// Their email.
+    #[arg(long)]
+    pub email: String,
+    /// Their role.
+    #[arg(long, value_enum, default_value_t = RoleArg::Member)]
+    pub role: RoleArg,
+    /// The dashboard's address as people reach it, for the link.
+    #[arg(
+        long,
+        env = "KNOWMIND_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+}
+
+/// A member's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Everything, including members and settings.
+    Owner,
+    /// All tokens, the audit log, OAuth clients and incidents.
+    Admin,
+    /// Their own tokens and their usage.
+    Member,
+}
+
+impl From<RoleArg> for token_store::Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Owner => token_store::Role::Owner,
+            RoleArg::Admin => token_store::Role::Admin,
+            RoleArg::Member => token_store::Role::Member,
+        }
+    }
 }
 
 /// `admin-token` settings.
@@ -140,6 +186,10 @@ pub struct ServeArgs {
     /// Threads for scrypt (default: the number of CPUs).
     #[arg(long, env = "KNOWMIND_HASH_THREADS")]
     pub hash_threads: Option<usize>,
+    /// The dashboard's address as people reach it (for links it prints and shows); by default
+    /// `http://` and the listen address.
+    #[arg(long, env = "KNOWMIND_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Name of the workspace created on first start.
     #[arg(long, env = "KNOWMIND_BOOTSTRAP_WORKSPACE", default_value = "default")]
     pub bootstrap_workspace: String,

@@ -1,5 +1,6 @@
-//! knowmind's HTTP API, as a library: the router ([`api::router`]) and its state, and the commands
-//! of the `knowmind-server` binary ([`serve::run`]). Its routes are protected with `knowmind-axum`,
+//! knowmind's HTTP API and dashboard, as a library: the router ([`api::router`]) and its state,
+//! and the commands of the `knowmind-server` binary ([`serve::run`]). The dashboard's pages are
+//! served under `/dashboard` by the same router. Its routes are protected with `knowmind-axum`,
 //! the crate other axum services embed too.
 //!
 //! Errors are RFC 9457 problem documents with a stable `code`; `Authorization: Bearer kmt_…` is the
@@ -14,3 +15,4 @@ pub mod notes;
 mod observe;
 mod secret_file;
 pub mod serve;
+mod web;

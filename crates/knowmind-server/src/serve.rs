@@ -63,6 +63,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("{}", token.expose_secret()); // stdout, once, on purpose
             Ok(0)
         }
+        Command::Invite(args) => {
+            let (store, _) = open(common, StoreOptions::default(), Key::Create).await?;
+            let result = crate::bootstrap::enrolment_link(
+                &store,
+                &args.workspace,
+                &args.email,
+                args.role.into(),
+                &args.public_url,
+            )
+            .await;
+            store.close().await;
+            let (enrolment, link) = result?;
+            eprintln!(
+                "enrolment link for {} ({}) in {}, valid once until {}; it follows, shown this once:",
+                enrolment.email,
+                enrolment.role.as_str(),
+                enrolment.workspace_name,
+                enrolment.expires_at
+            );
+            println!("{}", *link); // stdout, once, on purpose
+            Ok(0)
+        }
         Command::Audit(AuditCommand::Verify(args)) => audit_verify(common, &args).await,
     }
 }
@@ -235,6 +257,10 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         &common.data_dir,
         &args.bootstrap_workspace,
         &args.bootstrap_owner_email,
+        &args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", args.listen)),
     )
     .await?;
     let metrics = Arc::new(Metrics::default());

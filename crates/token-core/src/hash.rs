@@ -177,13 +177,8 @@ impl TokenHash {
         let mut salt = vec![0u8; SALT_LEN];
         rng.try_fill_bytes(&mut salt).map_err(|_| Error::Rng)?;
         let mut hash = vec![0u8; HASH_LEN];
-        scrypt::scrypt(
-            input,
-            &salt,
-            &params.scrypt_params()?,
-            &mut hash,
-        )
-        .map_err(|_| Error::InvalidParams("rejected by scrypt"))?;
+        scrypt::scrypt(input, &salt, &params.scrypt_params()?, &mut hash)
+            .map_err(|_| Error::InvalidParams("rejected by scrypt"))?;
         let phc = format!(
             "$scrypt${params}${}${}",
             Base64Unpadded::encode_string(&salt),

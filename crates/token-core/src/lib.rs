@@ -39,9 +39,9 @@ mod clock;
 mod error;
 mod grant;
 mod hash;
-mod password;
 #[cfg(feature = "openapi")]
 mod openapi;
+mod password;
 mod scope;
 mod token;
 
@@ -51,9 +51,9 @@ pub use clock::ManualClock;
 pub use error::{Error, Malformed};
 pub use grant::{Grant, is_expired, parse_duration};
 pub use hash::{HASH_LEN, HashParams, SALT_LEN, TokenHash};
-pub use password::Password;
 #[cfg(feature = "openapi")]
 pub use openapi::TOKEN_ID_PATTERN;
+pub use password::Password;
 pub use scope::{Scope, Scopes};
 #[cfg(any(test, feature = "test-util"))]
 pub use token::checksummed;

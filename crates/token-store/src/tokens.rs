@@ -129,7 +129,8 @@ impl Store {
                 .push(" ESCAPE '\\'");
         }
         if let Some(owner) = &filter.owner_id {
-            sql.push(" AND t.owner_id = ").bind(Arg::Text(owner.clone()));
+            sql.push(" AND t.owner_id = ")
+                .bind(Arg::Text(owner.clone()));
         }
         if let Some(scope) = filter.scope {
             sql.push(" AND (',' || t.scopes || ',') LIKE ")

@@ -282,7 +282,8 @@ impl Store {
             );
         }
         let sessions =
-            crate::accounts::end_all_sessions(&mut tx, member_id, None, "member_removed", now).await?;
+            crate::accounts::end_all_sessions(&mut tx, member_id, None, "member_removed", now)
+                .await?;
         sqlx::query(
             "UPDATE enrolments SET expires_at_us = $1 \
              WHERE member_id = $2 AND used_at_us IS NULL AND expires_at_us > $1",

@@ -190,6 +190,11 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
     }
     let metrics = state.metrics.clone();
     router
+        .route(
+            "/",
+            axum::routing::get(|| async { axum::response::Redirect::to("/dashboard/") }),
+        )
+        .nest("/dashboard", crate::web::router())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

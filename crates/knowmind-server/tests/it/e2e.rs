@@ -60,6 +60,34 @@ async fn bootstrap_issue_read_refuse_revoke_and_trace_usage_with_the_real_binary
         .trim()
         .to_owned();
     assert!(admin.parse::<token_core::Token>().is_ok());
+    // Beside it, the owner's one-time enrolment link for the dashboard, 0600 too.
+    let link_file = data.join("owner-enrolment-link");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&link_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let link = std::fs::read_to_string(&link_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let link_secret = link
+        .strip_prefix(&format!("http://{addr}/dashboard/enrol/"))
+        .unwrap_or_else(|| panic!("{link}"))
+        .to_owned();
+    let (status, _, page) = http(
+        addr,
+        "GET",
+        &format!("/dashboard/enrol/{link_secret}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("owner@localhost"), "{page}");
 
     let (status, created, _) = http(
         addr,
@@ -176,6 +204,14 @@ async fn bootstrap_issue_read_refuse_revoke_and_trace_usage_with_the_real_binary
             "a token's secret reached the log"
         );
     }
+    assert!(
+        !log.contains(&link_secret),
+        "the enrolment link reached the log"
+    );
+    assert!(
+        log.contains("/dashboard/enrol/{link}"),
+        "the route template is logged instead"
+    );
 
     // The other commands on the same data directory.
     let verify = std::process::Command::new(bin)
@@ -241,6 +277,35 @@ async fn bootstrap_issue_read_refuse_revoke_and_trace_usage_with_the_real_binary
         "stdout is the token and nothing else"
     );
     assert!(!String::from_utf8_lossy(&init.stderr).contains(&printed.trim()[20..52]));
+    let invite = std::process::Command::new(bin)
+        .args([
+            "invite",
+            "--workspace",
+            "second",
+            "--email",
+            "Ann@Example.org",
+            "--role",
+            "admin",
+        ])
+        .args(["--public-url", "https://km.example.org/"])
+        .env("KNOWMIND_DATA_DIR", &data)
+        .env_remove("KNOWMIND_DATABASE_URL")
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8(invite.stdout).unwrap(),
+        String::from_utf8(invite.stderr).unwrap(),
+    );
+    assert!(invite.status.success(), "{err}");
+    let secret = out
+        .trim()
+        .strip_prefix("https://km.example.org/dashboard/enrol/")
+        .unwrap_or_else(|| panic!("stdout is the link and nothing else: {out}"));
+    assert_eq!(secret.len(), 64);
+    assert!(
+        err.contains("ann@example.org (admin)") && !err.contains(secret),
+        "{err}"
+    );
     let again = std::process::Command::new(bin)
         .args(["init", "--workspace", "second"])
         .env("KNOWMIND_DATA_DIR", &data)

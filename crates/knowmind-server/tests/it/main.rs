@@ -11,6 +11,7 @@
 mod binary;
 mod contract;
 mod crash;
+mod dashboard;
 mod e2e;
 mod embedding;
 mod family;

@@ -98,7 +98,10 @@ impl Store {
                 "expires_at": enrolment.expires_at.unix_timestamp(),
             }),
         };
-        self.inner.audit.append(&mut tx, context, &event, now).await?;
+        self.inner
+            .audit
+            .append(&mut tx, context, &event, now)
+            .await?;
         tx.commit().await?;
         Ok((enrolment, secret))
     }

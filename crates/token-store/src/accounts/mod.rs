@@ -25,8 +25,8 @@ use crate::model::{Member, Role};
 
 pub use enrolments::ENROLMENT_LIFETIME;
 pub use passwords::check_strength;
-pub(crate) use sessions::end_all as end_all_sessions;
 pub use sessions::SessionOptions;
+pub(crate) use sessions::end_all as end_all_sessions;
 
 /// A 256-bit random secret held by a browser (the session cookie) or carried by a link (an
 /// enrolment), as 64 hex digits. Stored only as its SHA-256. `Debug` shows nothing.

@@ -130,7 +130,10 @@ impl Store {
             outcome: Outcome::Success,
             details: json!({ "other_sessions_ended": ended }),
         };
-        self.inner.audit.append(&mut tx, context, &event, now).await?;
+        self.inner
+            .audit
+            .append(&mut tx, context, &event, now)
+            .await?;
         tx.commit().await?;
         Ok(ended)
     }
@@ -162,11 +165,19 @@ mod tests {
 
     #[test]
     fn weak_passwords_are_refused_with_a_reason() {
-        for weak in ["password1234", "aaaaaaaaaaaa", "qwertyuiopasdf", "ada@example.org1"] {
+        for weak in [
+            "password1234",
+            "aaaaaaaaaaaa",
+            "qwertyuiopasdf",
+            "ada@example.org1",
+        ] {
             let err = check_strength(weak.into(), &["ada@example.org", "Ada"]).unwrap_err();
             let message = err.to_string();
             assert!(message.starts_with("invalid password"), "{message}");
-            assert!(!message.contains(weak), "the password is never quoted: {message}");
+            assert!(
+                !message.contains(weak),
+                "the password is never quoted: {message}"
+            );
         }
         assert!(check_strength("short".into(), &[]).is_err());
         assert!(check_strength("correct horse battery staple".into(), &[]).is_ok());

@@ -111,26 +111,29 @@ impl Store {
         let member = match member {
             Some(member) if matches => member,
             member => {
-            for (limiter, source) in &sources {
-                limiter.failure(*source);
-            }
-            let reason = match (&member, had_password) {
-                (None, _) => "unknown_account",
-                (Some(_), false) => "no_password",
-                (Some(_), true) => "wrong_password",
-            };
-            let event = NewEvent {
-                workspace_id: member.as_ref().map(|m| m.workspace_id.clone()),
-                action: Action::MemberSignedIn,
-                target_kind: member.as_ref().map(|_| "member"),
-                target_id: member.as_ref().map(|m| m.id.clone()),
-                outcome: Outcome::Denied,
-                details: json!({ "email": email, "reason": reason }),
-            };
-            let mut tx = self.inner.db.begin_write().await?;
-            self.inner.audit.append(&mut tx, context, &event, now).await?;
-            tx.commit().await?;
-            return Err(Error::SignInRefused);
+                for (limiter, source) in &sources {
+                    limiter.failure(*source);
+                }
+                let reason = match (&member, had_password) {
+                    (None, _) => "unknown_account",
+                    (Some(_), false) => "no_password",
+                    (Some(_), true) => "wrong_password",
+                };
+                let event = NewEvent {
+                    workspace_id: member.as_ref().map(|m| m.workspace_id.clone()),
+                    action: Action::MemberSignedIn,
+                    target_kind: member.as_ref().map(|_| "member"),
+                    target_id: member.as_ref().map(|m| m.id.clone()),
+                    outcome: Outcome::Denied,
+                    details: json!({ "email": email, "reason": reason }),
+                };
+                let mut tx = self.inner.db.begin_write().await?;
+                self.inner
+                    .audit
+                    .append(&mut tx, context, &event, now)
+                    .await?;
+                tx.commit().await?;
+                return Err(Error::SignInRefused);
             }
         };
         let secret = BearerSecret::random()?;
@@ -238,23 +241,26 @@ impl Store {
         let current = session_id == signed_in.session.id;
         let now = self.now();
         let mut tx = self.inner.db.begin_write().await?;
-        let exists = sqlx::query("SELECT ended_at_us FROM sessions WHERE id = $1 AND member_id = $2")
-            .bind(session_id)
-            .bind(signed_in.member.id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(Error::NotFound { what: "session" })?;
+        let exists =
+            sqlx::query("SELECT ended_at_us FROM sessions WHERE id = $1 AND member_id = $2")
+                .bind(session_id)
+                .bind(signed_in.member.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(Error::NotFound { what: "session" })?;
         if exists.try_get::<Option<i64>, _>("ended_at_us")?.is_some() {
             return Ok(false);
         }
-        sqlx::query(
-            "UPDATE sessions SET ended_at_us = $1, ended_reason = $2 WHERE id = $3",
-        )
-        .bind(to_micros(now))
-        .bind(if current { "signed_out" } else { "ended_by_member" })
-        .bind(session_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE sessions SET ended_at_us = $1, ended_reason = $2 WHERE id = $3")
+            .bind(to_micros(now))
+            .bind(if current {
+                "signed_out"
+            } else {
+                "ended_by_member"
+            })
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
         let event = NewEvent {
             workspace_id: Some(signed_in.member.workspace_id.clone()),
             action: if current {
@@ -267,7 +273,10 @@ impl Store {
             outcome: Outcome::Success,
             details: json!({}),
         };
-        self.inner.audit.append(&mut tx, context, &event, now).await?;
+        self.inner
+            .audit
+            .append(&mut tx, context, &event, now)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -279,7 +288,10 @@ impl Store {
     /// [`Error::Invalid`] for an id that is not 64 hex digits; [`Error::Storage`].
     pub async fn claim_form(&self, member_id: &str, form_id: &str) -> Result<bool, Error> {
         if BearerSecret::parse(form_id).is_none() {
-            return Err(Error::invalid("form_id", "this form is damaged; reload the page"));
+            return Err(Error::invalid(
+                "form_id",
+                "this form is damaged; reload the page",
+            ));
         }
         let now = self.now();
         let mut tx = self.inner.db.begin_write().await?;
@@ -383,4 +395,3 @@ fn signed_in_from_row(row: &AnyRow) -> Result<SignedIn, Error> {
         },
     })
 }
-

@@ -35,7 +35,12 @@ async fn actions(env: &Env, action: Action) -> Vec<audit::Event> {
 async fn enrol_owner(env: &Env) -> String {
     let (enrolment, secret) = env
         .store
-        .invite(&env.ws, "ada@example.org", Role::Member, &Context::of(Actor::Operator))
+        .invite(
+            &env.ws,
+            "ada@example.org",
+            Role::Member,
+            &Context::of(Actor::Operator),
+        )
         .await
         .unwrap();
     // An existing member keeps their role; the link sets their password.
@@ -66,12 +71,25 @@ async fn an_enrolment_link_works_once_and_is_stored_hashed() {
             .enrol(&again, "Mallory", PASSWORD.into(), &Context::system())
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::NotFound { what: "enrolment link" }), "{}: {err}", env.name);
+        assert!(
+            matches!(
+                err,
+                Error::NotFound {
+                    what: "enrolment link"
+                }
+            ),
+            "{}: {err}",
+            env.name
+        );
         // Neither the link's secret nor the password is anywhere in the database.
         let bytes = env.database_bytes().await;
         assert!(!contains(&bytes, &link), "{}", env.name);
         assert!(!contains(&bytes, PASSWORD), "{}", env.name);
-        assert!(contains(&bytes, "Ada Lovelace"), "{}: the scan covers the data", env.name);
+        assert!(
+            contains(&bytes, "Ada Lovelace"),
+            "{}: the scan covers the data",
+            env.name
+        );
         // Inviting someone who can already sign in is refused.
         let err = env
             .store
@@ -102,10 +120,25 @@ async fn an_invitation_creates_the_member_and_expires_after_a_day() {
         // A weak password is refused and the link stays usable.
         let err = env
             .store
-            .enrol(&secret, "Bob", "bob@example.org!".into(), &Context::system())
+            .enrol(
+                &secret,
+                "Bob",
+                "bob@example.org!".into(),
+                &Context::system(),
+            )
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Invalid { field: "password", .. }), "{}: {err}", env.name);
+        assert!(
+            matches!(
+                err,
+                Error::Invalid {
+                    field: "password",
+                    ..
+                }
+            ),
+            "{}: {err}",
+            env.name
+        );
         let bob = env
             .store
             .enrol(&secret, "Bob", PASSWORD.into(), &Context::system())
@@ -126,14 +159,23 @@ async fn sign_in_opens_a_session_that_ends_on_idle_lifetime_and_sign_out() {
         let ws = workspace_name(&env).await;
         let sign_in = || async {
             env.store
-                .sign_in(&ws, "ADA@example.org ", Password::presented(PASSWORD.into()), &from("192.0.2.7"))
+                .sign_in(
+                    &ws,
+                    "ADA@example.org ",
+                    Password::presented(PASSWORD.into()),
+                    &from("192.0.2.7"),
+                )
                 .await
         };
         let (signed_in, secret) = sign_in().await.unwrap();
         assert_eq!(signed_in.member.id, env.ada);
         assert_eq!(signed_in.session.client_ip.as_deref(), Some("192.0.2.7"));
         let bytes = env.database_bytes().await;
-        assert!(!contains(&bytes, secret.expose_secret()), "{}: session ids are stored hashed", env.name);
+        assert!(
+            !contains(&bytes, secret.expose_secret()),
+            "{}: session ids are stored hashed",
+            env.name
+        );
         // Used within the idle timeout, it lives on; its last use moves.
         env.clock.advance(Duration::minutes(50));
         let seen = env.store.session(&secret).await.unwrap();
@@ -142,7 +184,10 @@ async fn sign_in_opens_a_session_that_ends_on_idle_lifetime_and_sign_out() {
         env.store.session(&secret).await.unwrap();
         // Idle for an hour: ended.
         env.clock.advance(Duration::minutes(61));
-        assert!(matches!(env.store.session(&secret).await, Err(Error::NotSignedIn)));
+        assert!(matches!(
+            env.store.session(&secret).await,
+            Err(Error::NotSignedIn)
+        ));
         // The absolute lifetime ends even a busy session.
         let (_, busy) = sign_in().await.unwrap();
         for _ in 0..12 {
@@ -150,13 +195,30 @@ async fn sign_in_opens_a_session_that_ends_on_idle_lifetime_and_sign_out() {
             env.store.session(&busy).await.unwrap();
         }
         env.clock.advance(Duration::minutes(59));
-        assert!(matches!(env.store.session(&busy).await, Err(Error::NotSignedIn)), "{}", env.name);
+        assert!(
+            matches!(env.store.session(&busy).await, Err(Error::NotSignedIn)),
+            "{}",
+            env.name
+        );
         // Signing out ends it at once.
         let (signed_in, secret) = sign_in().await.unwrap();
         env.store.sign_out(&signed_in, &env.ctx()).await.unwrap();
-        assert!(matches!(env.store.session(&secret).await, Err(Error::NotSignedIn)));
-        assert_eq!(actions(&env, Action::MemberSignedIn).await.len(), 3, "{}", env.name);
-        assert_eq!(actions(&env, Action::MemberSignedOut).await.len(), 1, "{}", env.name);
+        assert!(matches!(
+            env.store.session(&secret).await,
+            Err(Error::NotSignedIn)
+        ));
+        assert_eq!(
+            actions(&env, Action::MemberSignedIn).await.len(),
+            3,
+            "{}",
+            env.name
+        );
+        assert_eq!(
+            actions(&env, Action::MemberSignedOut).await.len(),
+            1,
+            "{}",
+            env.name
+        );
     }
 }
 
@@ -183,18 +245,33 @@ async fn failed_sign_ins_look_alike_are_audited_and_limited_per_account() {
             assert_eq!(err.to_string(), "the email or password is wrong");
         }
         let denied = actions(&env, Action::MemberSignedIn).await;
-        assert_eq!(denied.len(), 1, "{}: the unknown email has no workspace event", env.name);
+        assert_eq!(
+            denied.len(),
+            1,
+            "{}: the unknown email has no workspace event",
+            env.name
+        );
         assert_eq!(denied[0].details["reason"], "wrong_password");
         assert_eq!(denied[0].outcome, "denied");
         // Ten failures for one account from ten addresses lock it, for minutes.
         for i in 2..=10 {
             let ip: &'static str = Box::leak(format!("198.51.100.{i}").into_boxed_str());
-            try_as("ada@example.org", "wrong password here", ip).await.unwrap_err();
+            try_as("ada@example.org", "wrong password here", ip)
+                .await
+                .unwrap_err();
         }
-        let err = try_as("ada@example.org", PASSWORD, "192.0.2.50").await.unwrap_err();
-        assert!(matches!(err, Error::RateLimited { .. }), "{}: {err}", env.name);
+        let err = try_as("ada@example.org", PASSWORD, "192.0.2.50")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::RateLimited { .. }),
+            "{}: {err}",
+            env.name
+        );
         env.clock.advance(Duration::minutes(5));
-        try_as("ada@example.org", PASSWORD, "192.0.2.50").await.unwrap();
+        try_as("ada@example.org", PASSWORD, "192.0.2.50")
+            .await
+            .unwrap();
     }
 }
 
@@ -205,36 +282,70 @@ async fn changing_the_password_ends_the_other_sessions() {
         let ws = workspace_name(&env).await;
         let (here, here_secret) = env
             .store
-            .sign_in(&ws, "ada@example.org", Password::presented(PASSWORD.into()), &from("192.0.2.1"))
+            .sign_in(
+                &ws,
+                "ada@example.org",
+                Password::presented(PASSWORD.into()),
+                &from("192.0.2.1"),
+            )
             .await
             .unwrap();
         let (_, elsewhere) = env
             .store
-            .sign_in(&ws, "ada@example.org", Password::presented(PASSWORD.into()), &from("192.0.2.2"))
+            .sign_in(
+                &ws,
+                "ada@example.org",
+                Password::presented(PASSWORD.into()),
+                &from("192.0.2.2"),
+            )
             .await
             .unwrap();
         assert_eq!(env.store.list_sessions(&env.ada).await.unwrap().len(), 2);
         let err = env
             .store
-            .change_password(&here, Password::presented("not my password".into()), "a new tangerine voyage".into(), &env.ctx())
+            .change_password(
+                &here,
+                Password::presented("not my password".into()),
+                "a new tangerine voyage".into(),
+                &env.ctx(),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, Error::SignInRefused), "{}: {err}", env.name);
         let ended = env
             .store
-            .change_password(&here, Password::presented(PASSWORD.into()), "a new tangerine voyage".into(), &env.ctx())
+            .change_password(
+                &here,
+                Password::presented(PASSWORD.into()),
+                "a new tangerine voyage".into(),
+                &env.ctx(),
+            )
             .await
             .unwrap();
         assert_eq!(ended, 1);
         env.store.session(&here_secret).await.unwrap();
-        assert!(matches!(env.store.session(&elsewhere).await, Err(Error::NotSignedIn)));
-        assert!(env
-            .store
-            .sign_in(&ws, "ada@example.org", Password::presented(PASSWORD.into()), &from("192.0.2.1"))
-            .await
-            .is_err());
+        assert!(matches!(
+            env.store.session(&elsewhere).await,
+            Err(Error::NotSignedIn)
+        ));
+        assert!(
+            env.store
+                .sign_in(
+                    &ws,
+                    "ada@example.org",
+                    Password::presented(PASSWORD.into()),
+                    &from("192.0.2.1")
+                )
+                .await
+                .is_err()
+        );
         env.store
-            .sign_in(&ws, "ada@example.org", Password::presented("a new tangerine voyage".into()), &from("192.0.2.1"))
+            .sign_in(
+                &ws,
+                "ada@example.org",
+                Password::presented("a new tangerine voyage".into()),
+                &from("192.0.2.1"),
+            )
             .await
             .unwrap();
         assert_eq!(actions(&env, Action::MemberPasswordChanged).await.len(), 1);
@@ -258,39 +369,92 @@ async fn a_member_cannot_hold_an_admin_token_and_removal_revokes_everything() {
             owner_id: carol.id.clone(),
             ..env.new_token("carol-admin", &[Scope::Admin])
         };
-        let err = env.store.create_token(&env.ws, new.clone(), &env.ctx()).await.unwrap_err();
-        assert!(matches!(err, Error::Invalid { field: "scopes", .. }), "{}: {err}", env.name);
+        let err = env
+            .store
+            .create_token(&env.ws, new.clone(), &env.ctx())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Invalid {
+                    field: "scopes",
+                    ..
+                }
+            ),
+            "{}: {err}",
+            env.name
+        );
         new.scopes = Scopes::of(&[Scope::Read, Scope::Write]);
-        let (record, token) = env.store.create_token(&env.ws, new, &env.ctx()).await.unwrap();
+        let (record, token) = env
+            .store
+            .create_token(&env.ws, new, &env.ctx())
+            .await
+            .unwrap();
         env.store
-            .verify(token.expose_secret(), Scope::Read.into(), &call("/v1/notes"))
+            .verify(
+                token.expose_secret(),
+                Scope::Read.into(),
+                &call("/v1/notes"),
+            )
             .await
             .unwrap()
             .finish(200);
         let ws = workspace_name(&env).await;
         let (_, session) = env
             .store
-            .sign_in(&ws, "carol@example.org", Password::presented(PASSWORD.into()), &from("192.0.2.3"))
+            .sign_in(
+                &ws,
+                "carol@example.org",
+                Password::presented(PASSWORD.into()),
+                &from("192.0.2.3"),
+            )
             .await
             .unwrap();
-        let revoked = env.store.remove_member(&env.ws, &carol.id, &env.ctx()).await.unwrap();
+        let revoked = env
+            .store
+            .remove_member(&env.ws, &carol.id, &env.ctx())
+            .await
+            .unwrap();
         assert_eq!(revoked, vec![record.id]);
         assert_eq!(
             env.store.get_token(&env.ws, record.id).await.unwrap().state,
             TokenState::Revoked
         );
-        assert!(env
-            .store
-            .verify(token.expose_secret(), Scope::Read.into(), &call("/v1/notes"))
-            .await
-            .is_err());
-        assert!(matches!(env.store.session(&session).await, Err(Error::NotSignedIn)));
-        assert!(env.store.list_members(&env.ws).await.unwrap().iter().all(|m| m.id != carol.id));
+        assert!(
+            env.store
+                .verify(
+                    token.expose_secret(),
+                    Scope::Read.into(),
+                    &call("/v1/notes")
+                )
+                .await
+                .is_err()
+        );
+        assert!(matches!(
+            env.store.session(&session).await,
+            Err(Error::NotSignedIn)
+        ));
+        assert!(
+            env.store
+                .list_members(&env.ws)
+                .await
+                .unwrap()
+                .iter()
+                .all(|m| m.id != carol.id)
+        );
         let removed = actions(&env, Action::MemberRemoved).await;
         assert_eq!(removed.len(), 1);
-        assert_eq!(removed[0].details["tokens_revoked"][0], record.id.to_string());
+        assert_eq!(
+            removed[0].details["tokens_revoked"][0],
+            record.id.to_string()
+        );
         // The last owner stays.
-        let err = env.store.remove_member(&env.ws, &env.ada, &env.ctx()).await.unwrap_err();
+        let err = env
+            .store
+            .remove_member(&env.ws, &env.ada, &env.ctx())
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Conflict(_)), "{}: {err}", env.name);
     }
 }

@@ -121,7 +121,11 @@ impl Env {
                     .args(["--data-only", "--schema", schema, &url])
                     .output()
                     .unwrap();
-                assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+                assert!(
+                    dump.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&dump.stderr)
+                );
                 dump.stdout
             }
         }
@@ -135,7 +139,9 @@ impl Env {
 
 /// Whether `haystack` holds `needle`'s bytes.
 pub fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 pub fn call(route: &'static str) -> Call {

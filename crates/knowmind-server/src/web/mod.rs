@@ -1,0 +1,88 @@
+//! The dashboard: server-rendered pages for the people of a workspace, under `/dashboard`.
+//!
+//! Pages are askama templates compiled into the binary; the stylesheet and the small script
+//! (progressive enhancement: local times, copy buttons) are embedded too. Every page works
+//! without JavaScript. Each action calls the same store function, with the same audit event, as
+//! the API: there is one way to revoke a token.
+//!
+//! Cross-cutting concerns live in one layer each: [`headers`] (Content-Security-Policy and the
+//! other security headers on every response), [`csrf`] (every state-changing request), and
+//! [`session`] (who is signed in, as an extractor).
+
+mod account;
+mod csrf;
+mod headers;
+mod members;
+mod render;
+mod session;
+mod sign_in;
+mod tokens;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use crate::api::AppState;
+
+pub(crate) use render::{Chrome, PageError};
+pub(crate) use session::Viewer;
+
+/// The dashboard's routes, to nest under `/dashboard`.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/dashboard/tokens") }))
+        .route("/assets/style.css", get(style))
+        .route("/assets/app.js", get(script))
+        .route("/sign-in", get(sign_in::form).post(sign_in::submit))
+        .route("/sign-out", post(sign_in::sign_out))
+        .route("/enrol/{link}", get(sign_in::enrol_form))
+        .route("/enrol", post(sign_in::enrol))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/new", get(tokens::new))
+        .route("/tokens/{id}", get(tokens::show))
+        .route(
+            "/tokens/{id}/revoke",
+            get(tokens::confirm_revoke).post(tokens::revoke),
+        )
+        .route(
+            "/tokens/{id}/rotate",
+            get(tokens::confirm_rotate).post(tokens::rotate),
+        )
+        .route("/members", get(members::list))
+        .route("/members/invite", post(members::invite))
+        .route("/members/{id}/role", post(members::set_role))
+        .route("/members/{id}/remove", post(members::remove))
+        .route("/account", get(account::show))
+        .route("/account/password", post(account::change_password))
+        .route("/account/sessions/{id}/end", post(account::end_session))
+        .fallback(|| async { PageError::not_found() })
+        .layer(axum::middleware::from_fn(csrf::protect))
+        .layer(axum::middleware::from_fn(headers::secure))
+}
+
+const STYLE: &str = include_str!("../../assets/style.css");
+const SCRIPT: &str = include_str!("../../assets/app.js");
+
+async fn style() -> Response {
+    asset("text/css; charset=utf-8", STYLE)
+}
+
+async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,645 @@
+//! The dashboard through the router: sign-in and enrolment, sessions, CSRF, roles, the pages'
+//! headers, tokens created once, revoked at once, and their security log.
+
+use std::collections::HashMap;
+
+use audit::{Action, Actor, EventFilter};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use time::Duration;
+use token_core::Scope;
+use token_store::{Call, Role};
+
+use crate::*;
+
+const PASSWORD: &str = "violet submarine orchestra 42";
+
+/// A browser without a rendering engine: keeps cookies, sends same-origin headers, never
+/// follows redirects.
+struct Browser<'a> {
+    server: &'a Server,
+    cookies: HashMap<String, String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(server: &'a Server) -> Self {
+        Browser {
+            server,
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn request(&self, method: Method, path: &str) -> axum::http::request::Builder {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "test")
+            .header(header::USER_AGENT, "dashboard-test/1");
+        if !cookie.is_empty() {
+            builder = builder.header(header::COOKIE, cookie);
+        }
+        builder
+    }
+
+    fn absorb(&mut self, reply: &Reply) {
+        for value in reply.headers.get_all(header::SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let (pair, attributes) = text.split_once(';').unwrap();
+            assert!(
+                attributes.contains("Secure") && attributes.contains("HttpOnly"),
+                "{text}"
+            );
+            assert!(
+                attributes.contains("SameSite=Lax") && attributes.contains("Path=/"),
+                "{text}"
+            );
+            let (name, value) = pair.split_once('=').unwrap();
+            assert!(name.starts_with("__Host-"), "{text}");
+            if value.is_empty() || attributes.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Reply {
+        let request = self.request(Method::GET, path).body(Body::empty()).unwrap();
+        let reply = self.server.send(request).await;
+        self.absorb(&reply);
+        reply
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
+        self.post_from(path, form, "same-origin").await
+    }
+
+    async fn post_from(&mut self, path: &str, form: &[(&str, &str)], site: &str) -> Reply {
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form {
+            body.append_pair(k, v);
+        }
+        let request = self
+            .request(Method::POST, path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", site)
+            .header(header::ORIGIN, "http://test")
+            .body(Body::from(body.finish()))
+            .unwrap();
+        let reply = self.server.send(request).await;
+        self.absorb(&reply);
+        reply
+    }
+}
+
+/// The value of the first hidden input named `name` in a page.
+fn hidden(html: &str, name: &str) -> String {
+    let pattern = format!(r#"name="{name}" value="([^"]*)""#);
+    regex::Regex::new(&pattern)
+        .unwrap()
+        .captures(html)
+        .unwrap_or_else(|| panic!("no {name} field in {html}"))[1]
+        .to_owned()
+}
+
+fn location(reply: &Reply) -> &str {
+    reply
+        .headers
+        .get(header::LOCATION)
+        .unwrap()
+        .to_str()
+        .unwrap()
+}
+
+/// Enrols someone through a link (issued by the store) and signs them in.
+async fn enrol_and_sign_in<'a>(server: &'a Server, email: &str, role: Role) -> Browser<'a> {
+    let (_, link) = server
+        .store
+        .invite(
+            &server.ws,
+            email,
+            role,
+            &audit::Context::of(Actor::Operator),
+        )
+        .await
+        .unwrap();
+    let mut browser = Browser::new(server);
+    let page = browser
+        .get(&format!("/dashboard/enrol/{}", link.expose_secret()))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let csrf = hidden(&page.text, "csrf");
+    let done = browser
+        .post(
+            "/dashboard/enrol",
+            &[
+                ("csrf", &csrf),
+                ("link", link.expose_secret()),
+                ("name", email.split('@').next().unwrap()),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    let form = browser.get("/dashboard/sign-in").await;
+    let csrf = hidden(&form.text, "csrf");
+    let workspace = server.store.get_workspace(&server.ws).await.unwrap().name;
+    let signed_in = browser
+        .post(
+            "/dashboard/sign-in",
+            &[
+                ("csrf", &csrf),
+                ("workspace", &workspace),
+                ("email", email),
+                ("password", PASSWORD),
+                ("next", "/dashboard/tokens"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.text
+    );
+    assert_eq!(location(&signed_in), "/dashboard/tokens");
+    assert!(browser.cookies.contains_key("__Host-knowmind-session"));
+    browser
+}
+
+#[tokio::test]
+async fn every_page_sends_the_security_headers() {
+    let server = server().await;
+    let mut browser = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+    for path in [
+        "/dashboard/sign-in",
+        "/dashboard/tokens",
+        "/dashboard/tokens/new",
+        "/dashboard/members",
+        "/dashboard/account",
+        "/dashboard/no-such-page",
+    ] {
+        let reply = browser.get(path).await;
+        let h = |name: &str| {
+            reply
+                .headers
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        let csp = h("content-security-policy");
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{path}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}");
+        assert_eq!(h("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(h("cache-control"), "no-store", "{path}");
+        assert_eq!(h("x-frame-options"), "DENY", "{path}");
+        assert!(h("content-type").starts_with("text/html"), "{path}");
+        // No inline script or style anywhere: the CSP would block it.
+        assert!(
+            !reply.text.contains("<script>") && !reply.text.contains("style="),
+            "{path}"
+        );
+    }
+    let css = browser.get("/dashboard/assets/style.css").await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(
+        css.headers[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_sessions_expire() {
+    let server = server().await;
+    let mut anonymous = Browser::new(&server);
+    let reply = anonymous.get("/dashboard/tokens?state=all").await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&reply),
+        "/dashboard/sign-in?next=%2Fdashboard%2Ftokens%3Fstate%3Dall"
+    );
+    // A made-up session cookie is no session.
+    anonymous
+        .cookies
+        .insert("__Host-knowmind-session".into(), "ab".repeat(32));
+    assert_eq!(
+        anonymous.get("/dashboard/account").await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    let mut browser = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+    assert_eq!(
+        browser.get("/dashboard/account").await.status,
+        StatusCode::OK
+    );
+    server.clock.advance(Duration::minutes(61));
+    let reply = browser.get("/dashboard/account").await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "idle for over an hour");
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_refused_alike_and_audited() {
+    let server = server().await;
+    enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+    let workspace = server.store.get_workspace(&server.ws).await.unwrap().name;
+    let mut browser = Browser::new(&server);
+    let mut texts = Vec::new();
+    for email in ["owner@example.org", "nobody@example.org"] {
+        let form = browser.get("/dashboard/sign-in").await;
+        let csrf = hidden(&form.text, "csrf");
+        let reply = browser
+            .post(
+                "/dashboard/sign-in",
+                &[
+                    ("csrf", &csrf),
+                    ("workspace", &workspace),
+                    ("email", email),
+                    ("password", "not the password at all"),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert!(!browser.cookies.contains_key("__Host-knowmind-session"));
+        assert!(!reply.text.contains("not the password at all"));
+        texts.push(reply.text.replace(email, "EMAIL"));
+    }
+    let error = |t: &str| {
+        t.split("role=\"alert\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        error(&texts[0]),
+        error(&texts[1]),
+        "the same answer for both"
+    );
+    let denied = server
+        .store
+        .audit()
+        .events(
+            &EventFilter {
+                action: Some(Action::MemberSignedIn),
+                ..EventFilter::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        denied
+            .iter()
+            .any(|e| e.outcome == "denied" && e.details["reason"] == "wrong_password")
+    );
+    assert!(
+        denied
+            .iter()
+            .any(|e| e.outcome == "denied" && e.details["reason"] == "unknown_account")
+    );
+}
+
+#[tokio::test]
+async fn state_changes_need_the_csrf_token_and_our_origin() {
+    let server = server().await;
+    let mut browser = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+    let form = browser.get("/dashboard/tokens/new").await;
+    let csrf = hidden(&form.text, "csrf");
+    let form_id = hidden(&form.text, "form_id");
+    let fields = |csrf: &'static str| {
+        vec![
+            ("csrf", csrf),
+            ("name", "laptop"),
+            ("scopes", "read"),
+            ("expires", "30d"),
+        ]
+    };
+    let before = server.store.audit().checkpoint().await.unwrap().seq;
+    for (name, reply) in [
+        (
+            "no token",
+            browser.post("/dashboard/tokens", &fields("")[1..]).await,
+        ),
+        (
+            "wrong token",
+            browser
+                .post(
+                    "/dashboard/tokens",
+                    &fields(Box::leak("ab".repeat(32).into_boxed_str())),
+                )
+                .await,
+        ),
+        (
+            "cross-site",
+            browser
+                .post_from(
+                    "/dashboard/tokens",
+                    &[
+                        ("csrf", &csrf),
+                        ("name", "x"),
+                        ("scopes", "read"),
+                        ("expires", "30d"),
+                        ("form_id", &form_id),
+                    ],
+                    "cross-site",
+                )
+                .await,
+        ),
+    ] {
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{name}: {}",
+            reply.text
+        );
+    }
+    // Sign-out is a state change too.
+    let reply = browser.post("/dashboard/sign-out", &[]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        server.store.audit().checkpoint().await.unwrap().seq,
+        before,
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn a_token_is_shown_once_used_logged_and_revoked_at_once() {
+    let server = server().await;
+    let mut browser = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+    let form = browser.get("/dashboard/tokens/new").await;
+    assert!(
+        form.text.contains(r#"value="read" checked"#),
+        "read is preselected"
+    );
+    let csrf = hidden(&form.text, "csrf");
+    let form_id = hidden(&form.text, "form_id");
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("form_id", form_id.as_str()),
+        ("name", "deploy"),
+        ("client", "CI runner"),
+        ("scopes", "read"),
+        ("scopes", "write"),
+        ("expires", "30d"),
+    ];
+    let created = browser.post("/dashboard/tokens", &fields).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.headers[header::CACHE_CONTROL], "no-store");
+    let token = regex::Regex::new(r"kmt_[0-9A-Za-z]{54}")
+        .unwrap()
+        .find(&created.text)
+        .unwrap()
+        .as_str()
+        .to_owned();
+    assert!(created.text.contains("will not be shown again"));
+    // Submitting the same form again (reload, back) makes no second token and shows nothing.
+    let again = browser.post("/dashboard/tokens", &fields).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(!again.text.contains("kmt_"));
+    let listed = browser.get("/dashboard/tokens").await;
+    assert_eq!(
+        listed.text.matches(">deploy</a>").count(),
+        1,
+        "one token made"
+    );
+    let id = &token[4..20];
+    // A call with it lands in its security log, from where it came.
+    let mut call = Call {
+        client_ip: Some("198.51.100.23".parse().unwrap()),
+        method: "GET".into(),
+        route: "/v1/notes".into(),
+        user_agent: Some("curl/8.0".into()),
+        ..Call::default()
+    };
+    server
+        .store
+        .verify(&token, Scope::Read.into(), &call)
+        .await
+        .unwrap()
+        .finish(200);
+    server.store.usage_writer().flush().await.unwrap();
+    let page = browser.get(&format!("/dashboard/tokens/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.text.contains("198.51.100.23") && page.text.contains("GET /v1/notes"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("curl/8.0"));
+    assert!(page.text.contains("<svg"), "the calls-per-hour chart");
+    assert!(page.text.contains("token.created"), "the lifecycle");
+    assert!(
+        !page.text.contains(&token[20..52]),
+        "the secret is never shown again"
+    );
+    // Revoke it from the dashboard: the next call is refused.
+    let confirm = browser.get(&format!("/dashboard/tokens/{id}/revoke")).await;
+    assert!(
+        confirm.text.contains("deploy"),
+        "the confirmation names the token"
+    );
+    let csrf = hidden(&confirm.text, "csrf");
+    let revoked = browser
+        .post(
+            &format!("/dashboard/tokens/{id}/revoke"),
+            &[("csrf", &csrf), ("reason", "device lost")],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    call.route = "/v1/notes/1".into();
+    assert!(
+        server
+            .store
+            .verify(&token, Scope::Read.into(), &call)
+            .await
+            .is_err()
+    );
+    let events = server
+        .store
+        .audit()
+        .events(
+            &EventFilter {
+                action: Some(Action::TokenRevoked),
+                ..EventFilter::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        events[0].actor_kind, "member",
+        "the revocation is the member's"
+    );
+    assert_eq!(events[0].details["reason"], "device lost");
+    assert_eq!(events[0].client_ip.as_deref(), Some("203.0.113.5"));
+}
+
+#[tokio::test]
+async fn members_see_only_their_own_tokens_and_no_admin_pages() {
+    let server = server().await;
+    let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+    let mut member = enrol_and_sign_in(&server, "mia@example.org", Role::Member).await;
+    // The fixture's admin token belongs to the owner.
+    let listed = owner.get("/dashboard/tokens").await;
+    assert!(listed.text.contains("fixture-admin"), "{}", listed.text);
+    let theirs = member.get("/dashboard/tokens").await;
+    assert!(!theirs.text.contains("fixture-admin"));
+    let id = regex::Regex::new(r"/dashboard/tokens/([0-9A-Za-z]{16})")
+        .unwrap()
+        .captures(&listed.text)
+        .unwrap()[1]
+        .to_owned();
+    assert_eq!(
+        member.get(&format!("/dashboard/tokens/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let form = member.get(&format!("/dashboard/tokens/{id}/revoke")).await;
+    assert_eq!(form.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        member.get("/dashboard/members").await.status,
+        StatusCode::FORBIDDEN
+    );
+    // No admin scope for a plain member, even when the form is forged.
+    let new = member.get("/dashboard/tokens/new").await;
+    assert!(new.text.contains(r#"value="admin" disabled"#));
+    let csrf = hidden(&new.text, "csrf");
+    let form_id = hidden(&new.text, "form_id");
+    let forged = member
+        .post(
+            "/dashboard/tokens",
+            &[
+                ("csrf", &csrf),
+                ("form_id", &form_id),
+                ("name", "x"),
+                ("scopes", "admin"),
+                ("expires", "7d"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!forged.text.contains("kmt_"));
+    // The owner invites and removes; the removed member is signed out.
+    let page = owner.get("/dashboard/members").await;
+    let csrf = hidden(&page.text, "csrf");
+    let mia = server
+        .store
+        .list_members(&server.ws)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.email == "mia@example.org")
+        .unwrap();
+    let removed = owner
+        .post(
+            &format!("/dashboard/members/{}/remove", mia.id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.text);
+    assert_eq!(
+        member.get("/dashboard/tokens").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let invited = owner
+        .post(
+            "/dashboard/members/invite",
+            &[
+                ("csrf", &csrf),
+                ("email", "new@example.org"),
+                ("role", "admin"),
+            ],
+        )
+        .await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.text);
+    let link = hidden_input_value(&invited.text);
+    // A host other than localhost is served over HTTPS (the cookies need it).
+    assert!(link.starts_with("https://test/dashboard/enrol/"), "{link}");
+}
+
+fn hidden_input_value(html: &str) -> String {
+    regex::Regex::new(r#"id="secret" class="secret" readonly value="([^"]+)""#)
+        .unwrap()
+        .captures(html)
+        .unwrap()[1]
+        .to_owned()
+}
+
+#[tokio::test]
+async fn enrolment_links_work_once_and_refuse_weak_passwords() {
+    let server = server().await;
+    let (_, link) = server
+        .store
+        .invite(
+            &server.ws,
+            "weak@example.org",
+            Role::Member,
+            &audit::Context::of(Actor::Operator),
+        )
+        .await
+        .unwrap();
+    let mut browser = Browser::new(&server);
+    let page = browser
+        .get(&format!("/dashboard/enrol/{}", link.expose_secret()))
+        .await;
+    let csrf = hidden(&page.text, "csrf");
+    let weak = browser
+        .post(
+            "/dashboard/enrol",
+            &[
+                ("csrf", &csrf),
+                ("link", link.expose_secret()),
+                ("name", "Weak"),
+                ("password", "password1234"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        weak.text.contains("too easy to guess") || weak.text.contains("password"),
+        "{}",
+        weak.text
+    );
+    assert!(
+        !weak.text.contains("password1234"),
+        "the password is not echoed"
+    );
+    let ok = browser
+        .post(
+            "/dashboard/enrol",
+            &[
+                ("csrf", &csrf),
+                ("link", link.expose_secret()),
+                ("name", "Weak"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let used = browser
+        .get(&format!("/dashboard/enrol/{}", link.expose_secret()))
+        .await;
+    assert_eq!(used.status, StatusCode::NOT_FOUND);
+    for garbage in ["x", "../../etc/passwd", &"g".repeat(64)] {
+        let reply = browser.get(&format!("/dashboard/enrol/{garbage}")).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{garbage}");
+    }
+}
