@@ -9,13 +9,15 @@ use knowmind_api::{Event, ExportEvents, ListEvents, Page, VerifyEvents, Workspac
 use token_core::TokenId;
 use tokio_util::io::ReaderStream;
 
-use super::{AppState, parse_time};
+use super::AppState;
 use knowmind_axum::ApiError;
 use knowmind_axum::ApiQuery;
 use knowmind_axum::Authenticated;
 
-/// The filter of a query, always confined to the caller's workspace.
-fn filter(query: &ExportEvents, workspace: &str) -> Result<EventFilter, ApiError> {
+/// The filter of a query, always confined to the caller's workspace (the API's and the
+/// dashboard's). The error says which parameter is wrong.
+pub(crate) fn event_filter(query: &ExportEvents, workspace: &str) -> Result<EventFilter, String> {
+    let time = super::rfc3339;
     Ok(EventFilter {
         workspace_id: Some(workspace.to_owned()),
         actor_id: query
@@ -23,34 +25,35 @@ fn filter(query: &ExportEvents, workspace: &str) -> Result<EventFilter, ApiError
             .as_deref()
             .map(|a| knowmind_api::text::optional_line("actor", a, 100))
             .transpose()
-            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+            .map_err(|e| e.to_string())?,
         token: query
             .token
             .as_deref()
             .map(|t| {
                 t.parse::<TokenId>()
-                    .map_err(|_| ApiError::bad_request("token must be a token id"))
+                    .map_err(|_| "token must be a token id".to_owned())
             })
             .transpose()?,
         action: query
             .action
             .as_deref()
-            .map(|a| {
-                a.parse::<Action>()
-                    .map_err(|e| ApiError::bad_request(e.to_string()))
-            })
+            .map(|a| a.parse::<Action>().map_err(|e| e.to_string()))
             .transpose()?,
         since: query
             .since
             .as_deref()
-            .map(|t| parse_time("since", t))
+            .map(|t| time("since", t))
             .transpose()?,
         until: query
             .until
             .as_deref()
-            .map(|t| parse_time("until", t))
+            .map(|t| time("until", t))
             .transpose()?,
     })
+}
+
+fn filter(query: &ExportEvents, workspace: &str) -> Result<EventFilter, ApiError> {
+    event_filter(query, workspace).map_err(ApiError::bad_request)
 }
 
 /// Audit events
@@ -85,7 +88,11 @@ pub(super) async fn export(
     ApiQuery(query): ApiQuery<ExportEvents>,
 ) -> Result<Response, ApiError> {
     let filter = filter(&query, &who.workspace_id)?;
-    let audit = app.store().audit().clone();
+    Ok(jsonl(app.store().audit().clone(), filter))
+}
+
+/// Every event matching `filter`, oldest first, streamed as JSON Lines.
+pub(crate) fn jsonl(audit: audit::Audit, filter: EventFilter) -> Response {
     let (mut writer, reader) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {
         if let Err(e) = audit.export_jsonl(&filter, &mut writer).await {
@@ -97,7 +104,7 @@ pub(super) async fn export(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/jsonl"),
     );
-    Ok(response)
+    response
 }
 
 /// Checks the caller's workspace's events (bounded; page with `after`): each event's hash and

@@ -2,7 +2,7 @@
 //! requires; the router, `/openapi.json` ([`document`]) and the scope-enforcement tests are all
 //! built from it.
 
-mod audit_log;
+pub(crate) mod audit_log;
 mod introspection;
 mod notes;
 mod openapi;
@@ -272,11 +272,11 @@ fn no_store(status: StatusCode, body: impl serde::Serialize) -> Response {
 
 /// An RFC 3339 time from a query parameter.
 fn parse_time(field: &str, text: &str) -> Result<time::OffsetDateTime, ApiError> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(
-        |_| {
-            ApiError::bad_request(format!(
-                "{field} must be an RFC 3339 time, like 2026-11-27T12:00:00Z"
-            ))
-        },
-    )
+    rfc3339(field, text).map_err(ApiError::bad_request)
+}
+
+/// An RFC 3339 time, or an error naming `field`.
+pub(crate) fn rfc3339(field: &str, text: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| format!("{field} must be an RFC 3339 time, like 2026-11-27T12:00:00Z"))
 }

@@ -10,6 +10,7 @@
 //! [`session`] (who is signed in, as an extractor).
 
 mod account;
+mod audit_log;
 mod csrf;
 mod headers;
 mod members;
@@ -53,6 +54,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/members/invite", post(members::invite))
         .route("/members/{id}/role", post(members::set_role))
         .route("/members/{id}/remove", post(members::remove))
+        .route("/audit", get(audit_log::list))
+        .route("/audit/export", get(audit_log::export))
         .route("/account", get(account::show))
         .route("/account/password", post(account::change_password))
         .route("/account/sessions/{id}/end", post(account::end_session))

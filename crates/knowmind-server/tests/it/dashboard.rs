@@ -182,6 +182,7 @@ async fn every_page_sends_the_security_headers() {
         "/dashboard/tokens",
         "/dashboard/tokens/new",
         "/dashboard/members",
+        "/dashboard/audit",
         "/dashboard/account",
         "/dashboard/no-such-page",
     ] {
@@ -642,4 +643,48 @@ async fn enrolment_links_work_once_and_refuse_weak_passwords() {
         let reply = browser.get(&format!("/dashboard/enrol/{garbage}")).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{garbage}");
     }
+}
+
+#[tokio::test]
+async fn the_audit_log_filters_verifies_and_exports_for_admins_only() {
+    let server = server().await;
+    let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+    let page = owner.get("/dashboard/audit").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(
+        page.text.contains("check out"),
+        "the chain's verdict: {}",
+        page.text
+    );
+    assert!(page.text.contains("member.signed_in") && page.text.contains("token.created"));
+    let filtered = owner.get("/dashboard/audit?action=member.enrolled").await;
+    assert!(filtered.text.contains("member.enrolled"));
+    assert!(!filtered.text.contains("<code>token.created</code>"));
+    let ranged = owner
+        .get("/dashboard/audit?since=2000-01-01T00%3A00&until=2000-01-02T00%3A00")
+        .await;
+    assert!(ranged.text.contains("No events match."), "{}", ranged.text);
+    let bad = owner.get("/dashboard/audit?since=yesterday").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("since must be an RFC 3339 time"));
+    let export = owner
+        .get("/dashboard/audit/export?action=member.enrolled")
+        .await;
+    assert_eq!(export.status, StatusCode::OK);
+    let lines: Vec<serde_json::Value> = export
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!lines.is_empty());
+    assert!(lines.iter().all(|e| e["action"] == "member.enrolled"));
+    let mut member = enrol_and_sign_in(&server, "mia@example.org", Role::Member).await;
+    assert_eq!(
+        member.get("/dashboard/audit").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        member.get("/dashboard/audit/export").await.status,
+        StatusCode::FORBIDDEN
+    );
 }
