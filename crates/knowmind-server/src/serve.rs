@@ -252,6 +252,16 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     };
     let (store, notes) = open(common, options, Key::Create).await?;
     check_newest_checkpoint(common, &store).await?;
+    // Listen before the first start's link is written, so that it names the real port.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (--listen / KNOWMIND_LISTEN)",
+                args.listen
+            )
+        })?;
+    let bound = listener.local_addr()?;
     crate::bootstrap::on_first_start(
         &store,
         &common.data_dir,
@@ -260,7 +270,7 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         &args
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", args.listen)),
+            .unwrap_or_else(|| format!("http://{bound}")),
     )
     .await?;
     let metrics = Arc::new(Metrics::default());
@@ -296,15 +306,7 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         },
         timeout,
     );
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (--listen / KNOWMIND_LISTEN)",
-                args.listen
-            )
-        })?;
-    tracing::info!(address = %listener.local_addr()?, "listening");
+    tracing::info!(address = %bound, "listening");
     let checkpoints = common.data_dir.join(CHECKPOINTS_DIR);
     let background = [
         tokio::spawn(prune_usage_hourly(store.clone())),

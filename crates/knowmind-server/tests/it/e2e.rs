@@ -31,9 +31,12 @@ async fn bootstrap_issue_read_refuse_revoke_and_trace_usage_with_the_real_binary
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // The server listens, then bootstraps (the link file is written last), then serves.
     let mut up = false;
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+    for _ in 0..400 {
+        if data.join("owner-enrolment-link").exists()
+            && tokio::net::TcpStream::connect(addr).await.is_ok()
+        {
             up = true;
             break;
         }

@@ -9,6 +9,7 @@
 )]
 
 mod binary;
+mod browser;
 mod contract;
 mod crash;
 mod dashboard;
