@@ -42,6 +42,12 @@ pub enum Action {
     /// A member changed their password (their other sessions ended).
     #[serde(rename = "member.password_changed")]
     MemberPasswordChanged,
+    /// A member added a second factor (an authenticator app, with recovery codes).
+    #[serde(rename = "member.factor_added")]
+    MemberFactorAdded,
+    /// A member removed their second factor.
+    #[serde(rename = "member.factor_removed")]
+    MemberFactorRemoved,
     /// A token was issued.
     #[serde(rename = "token.created")]
     TokenCreated,
@@ -75,6 +81,8 @@ named!(Action, "action", {
     MemberSignedOut => "member.signed_out",
     MemberSessionEnded => "member.session_ended",
     MemberPasswordChanged => "member.password_changed",
+    MemberFactorAdded => "member.factor_added",
+    MemberFactorRemoved => "member.factor_removed",
     TokenCreated => "token.created",
     TokenUpdated => "token.updated",
     TokenRevoked => "token.revoked",

@@ -73,7 +73,8 @@ mod verify;
 mod workspaces;
 
 pub use accounts::{
-    BearerSecret, ENROLMENT_LIFETIME, Enrolment, Session, SessionOptions, SignedIn, check_strength,
+    BearerSecret, ENROLMENT_LIFETIME, Enrolment, Session, SessionOptions, SignedIn, TotpSetup,
+    check_strength,
 };
 pub use cache::SharedPrincipal;
 pub use clock::SystemClock;

@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     /// Failed dashboard sign-ins per account.
     pub(crate) account_limiter: FailureLimiter,
     pub(crate) sessions: crate::accounts::SessionOptions,
+    /// Seals members' TOTP secrets; derived from the audit key (none without one).
+    pub(crate) factor_key: Option<zeroize::Zeroizing<[u8; 32]>>,
     /// When each revoked token was last reported as reused by its holder (monotonic), to report
     /// it once a minute at most.
     pub(crate) reuse_reported: Mutex<HashMap<TokenId, std::time::Duration>>,
@@ -121,6 +123,10 @@ impl Store {
         .into_iter()
         .flatten()
         .collect();
+        let factor_key = options
+            .audit_key
+            .as_ref()
+            .map(|key| key.derive("member second factor secrets"));
         let audit = match options.audit_key {
             Some(key) => Audit::with_key(db.clone(), key),
             None => Audit::new(db.clone()),
@@ -154,6 +160,7 @@ impl Store {
                     options.clock.clone(),
                 ),
                 sessions: options.sessions,
+                factor_key,
                 reuse_reported: Mutex::new(HashMap::new()),
                 listening: listening_rx,
                 tasks,

@@ -15,11 +15,13 @@ use crate::{Error, NewMember, NewToken, Role, Store, StoreOptions, TokenRecord};
 /// The moment every fixture's clock starts at.
 pub const T0: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
 
-/// Store options for tests: deliberately cheap scrypt parameters, the given clock.
+/// Store options for tests: deliberately cheap scrypt parameters, the given clock, and a fresh
+/// audit key (as the server always has one).
 pub fn options(clock: &Arc<ManualClock>) -> StoreOptions {
     StoreOptions {
         hash_params: HashParams::insecure_for_tests(),
         clock: clock.clone(),
+        audit_key: audit::AuditKey::generate().ok().map(Arc::new),
         ..StoreOptions::default()
     }
 }

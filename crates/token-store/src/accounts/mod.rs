@@ -7,8 +7,10 @@
 //! from yielding them, and it lets a session be found by an indexed lookup on every page view.
 
 mod enrolments;
+mod factors;
 mod passwords;
 mod sessions;
+mod totp;
 
 use std::fmt;
 
@@ -27,6 +29,7 @@ pub use enrolments::ENROLMENT_LIFETIME;
 pub use passwords::check_strength;
 pub use sessions::SessionOptions;
 pub(crate) use sessions::end_all as end_all_sessions;
+pub use totp::TotpSetup;
 
 /// A 256-bit random secret held by a browser (the session cookie) or carried by a link (an
 /// enrolment), as 64 hex digits. Stored only as its SHA-256. `Debug` shows nothing.
@@ -109,6 +112,9 @@ pub struct Session {
     pub client_ip: Option<String>,
     /// The browser it signed in with.
     pub user_agent: Option<String>,
+    /// The password was right but the second factor is still to come: the session opens
+    /// nothing until [`Store::complete_sign_in`](crate::Store::complete_sign_in).
+    pub awaiting_second_factor: bool,
 }
 
 /// A request's signed-in member and their session.
@@ -118,12 +124,22 @@ pub struct SignedIn {
     pub member: Member,
     /// Which session.
     pub session: Session,
+    /// Whether the member has a second factor (a confirmed authenticator app).
+    pub has_second_factor: bool,
+    /// Whether their workspace requires one of everyone.
+    pub second_factor_required: bool,
 }
 
 impl SignedIn {
     /// Whether they may manage every token, the audit log and OAuth clients (owners and admins).
     pub fn is_admin(&self) -> bool {
         matches!(self.member.role, Role::Owner | Role::Admin)
+    }
+
+    /// Whether they must set up a second factor before anything else (their workspace requires
+    /// one and they have none).
+    pub fn must_add_second_factor(&self) -> bool {
+        self.second_factor_required && !self.has_second_factor
     }
 }
 

@@ -52,9 +52,12 @@ const SEEN_RESOLUTION: Duration = Duration::minutes(1);
 
 /// Columns of a session joined with its member.
 const SELECT_SESSION: &str = "SELECT s.id, s.member_id, s.workspace_id, s.created_at_us, \
-     s.last_seen_at_us, s.expires_at_us, s.client_ip, s.user_agent, \
-     m.name AS m_name, m.email AS m_email, m.role AS m_role, m.created_at_us AS m_created_at_us \
-     FROM sessions s JOIN members m ON m.id = s.member_id";
+     s.last_seen_at_us, s.expires_at_us, s.client_ip, s.user_agent, s.needs_factor, \
+     m.name AS m_name, m.email AS m_email, m.role AS m_role, m.created_at_us AS m_created_at_us, \
+     w.require_second_factor, t.member_id AS has_factor \
+     FROM sessions s JOIN members m ON m.id = s.member_id \
+     JOIN workspaces w ON w.id = s.workspace_id \
+     LEFT JOIN member_totp t ON t.member_id = s.member_id AND t.confirmed_at_us IS NOT NULL";
 
 impl Store {
     /// Signs a member in with their workspace's name, their email and their password. On
@@ -136,6 +139,11 @@ impl Store {
                 return Err(Error::SignInRefused);
             }
         };
+        let mut conn = self.inner.db.pool().acquire().await?;
+        let has_second_factor = super::factors::has_second_factor(&mut conn, &member.id).await?;
+        let second_factor_required =
+            super::factors::required(&mut conn, &member.workspace_id).await?;
+        drop(conn);
         let secret = BearerSecret::random()?;
         let session = Session {
             id: new_id("ses_")?,
@@ -149,12 +157,13 @@ impl Store {
                 .user_agent
                 .as_ref()
                 .map(|ua| ua.chars().take(256).collect()),
+            awaiting_second_factor: has_second_factor,
         };
         let mut tx = self.inner.db.begin_write().await?;
         sqlx::query(
             "INSERT INTO sessions (id, secret_hash, member_id, workspace_id, created_at_us, \
-             last_seen_at_us, expires_at_us, client_ip, user_agent) \
-             VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8)",
+             last_seen_at_us, expires_at_us, client_ip, user_agent, needs_factor) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9)",
         )
         .bind(session.id.as_str())
         .bind(secret.stored_hash())
@@ -164,8 +173,21 @@ impl Store {
         .bind(to_micros(session.expires_at))
         .bind(session.client_ip.as_deref())
         .bind(session.user_agent.as_deref())
+        .bind(i64::from(session.awaiting_second_factor))
         .execute(&mut *tx)
         .await?;
+        let signed_in = SignedIn {
+            member,
+            session,
+            has_second_factor,
+            second_factor_required,
+        };
+        if has_second_factor {
+            // Signed in once the code is right (`complete_sign_in`), audited then.
+            tx.commit().await?;
+            return Ok((signed_in, secret));
+        }
+        let (member, session) = (&signed_in.member, &signed_in.session);
         let event = NewEvent {
             workspace_id: Some(member.workspace_id.clone()),
             action: Action::MemberSignedIn,
@@ -183,7 +205,7 @@ impl Store {
             .append(&mut tx, &as_member, &event, now)
             .await?;
         tx.commit().await?;
-        Ok((SignedIn { member, session }, secret))
+        Ok((signed_in, secret))
     }
 
     /// The live session a browser's secret opens, and its member; refreshes its last use.
@@ -192,6 +214,15 @@ impl Store {
     /// [`Error::NotSignedIn`] for an unknown, ended, expired or idle session, or a removed
     /// member.
     pub async fn session(&self, secret: &BearerSecret) -> Result<SignedIn, Error> {
+        let signed_in = self.any_session(secret).await?;
+        if signed_in.session.awaiting_second_factor {
+            return Err(Error::NotSignedIn);
+        }
+        Ok(signed_in)
+    }
+
+    /// A live session, whether or not its second factor is still to come.
+    pub(super) async fn any_session(&self, secret: &BearerSecret) -> Result<SignedIn, Error> {
         let now = self.now();
         let row = sqlx::query(&format!(
             "{SELECT_SESSION} WHERE s.secret_hash = $1 AND s.ended_at_us IS NULL \
@@ -321,7 +352,7 @@ impl Store {
     pub async fn list_sessions(&self, member_id: &str) -> Result<Vec<Session>, Error> {
         let now = self.now();
         let rows = sqlx::query(&format!(
-            "{SELECT_SESSION} WHERE s.member_id = $1 AND s.ended_at_us IS NULL \
+            "{SELECT_SESSION} WHERE s.member_id = $1 AND s.ended_at_us IS NULL AND s.needs_factor = 0 \
              AND s.expires_at_us > $2 AND s.last_seen_at_us > $3 \
              ORDER BY s.created_at_us DESC, s.id"
         ))
@@ -392,6 +423,9 @@ fn signed_in_from_row(row: &AnyRow) -> Result<SignedIn, Error> {
             expires_at: from_micros(row.try_get("expires_at_us")?)?,
             client_ip: row.try_get("client_ip")?,
             user_agent: row.try_get("user_agent")?,
+            awaiting_second_factor: row.try_get::<i64, _>("needs_factor")? != 0,
         },
+        has_second_factor: row.try_get::<Option<String>, _>("has_factor")?.is_some(),
+        second_factor_required: row.try_get::<i64, _>("require_second_factor")? != 0,
     })
 }

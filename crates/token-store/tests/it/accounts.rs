@@ -458,3 +458,143 @@ async fn a_member_cannot_hold_an_admin_token_and_removal_revokes_everything() {
         assert!(matches!(err, Error::Conflict(_)), "{}: {err}", env.name);
     }
 }
+
+#[tokio::test]
+async fn an_authenticator_app_guards_sign_in_and_each_code_works_once() {
+    for env in envs().await {
+        enrol_owner(&env).await;
+        let ws = workspace_name(&env).await;
+        let sign_in = || async {
+            env.store
+                .sign_in(
+                    &ws,
+                    "ada@example.org",
+                    Password::presented(PASSWORD.into()),
+                    &from("192.0.2.1"),
+                )
+                .await
+                .unwrap()
+        };
+        let (signed_in, _) = sign_in().await;
+        assert!(!signed_in.session.awaiting_second_factor);
+        let setup = env.store.start_totp(&signed_in).await.unwrap();
+        // Nothing changes until a code confirms the app.
+        let (plain, _) = sign_in().await;
+        assert!(!plain.session.awaiting_second_factor, "{}", env.name);
+        let err = env
+            .store
+            .confirm_totp(&signed_in, "000000", &env.ctx())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid { field: "code", .. }),
+            "{}: {err}",
+            env.name
+        );
+        let codes = env
+            .store
+            .confirm_totp(&signed_in, &setup.code_at(env.store.now()), &env.ctx())
+            .await
+            .unwrap();
+        assert_eq!(codes.len(), 10);
+        // The secret is sealed in the database, not stored as it is.
+        let bytes = env.database_bytes().await;
+        assert!(
+            !contains(&bytes, setup.expose_base32().as_str()),
+            "{}",
+            env.name
+        );
+        assert!(
+            !contains(&bytes, &codes[0]),
+            "{}: recovery codes are hashed",
+            env.name
+        );
+
+        // Now the password alone opens a session that opens nothing.
+        let (pending, secret) = sign_in().await;
+        assert!(pending.session.awaiting_second_factor);
+        assert!(matches!(
+            env.store.session(&secret).await,
+            Err(Error::NotSignedIn)
+        ));
+        let err = env
+            .store
+            .complete_sign_in(&secret, "123456", &from("192.0.2.1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::SignInRefused), "{}: {err}", env.name);
+        env.clock.advance(Duration::seconds(30));
+        let code = setup.code_at(env.store.now());
+        let done = env
+            .store
+            .complete_sign_in(&secret, &code, &from("192.0.2.1"))
+            .await
+            .unwrap();
+        assert!(!done.session.awaiting_second_factor);
+        env.store.session(&secret).await.unwrap();
+        // The same code again is refused (replay), a recovery code works once.
+        let (_, second) = sign_in().await;
+        assert!(
+            env.store
+                .complete_sign_in(&second, &code, &from("192.0.2.1"))
+                .await
+                .is_err()
+        );
+        env.store
+            .complete_sign_in(&second, &codes[3], &from("192.0.2.1"))
+            .await
+            .unwrap();
+        let (_, third) = sign_in().await;
+        assert!(
+            env.store
+                .complete_sign_in(&third, &codes[3], &from("192.0.2.1"))
+                .await
+                .is_err()
+        );
+        // A pending session expires after five minutes.
+        env.clock.advance(Duration::minutes(6));
+        let err = env
+            .store
+            .complete_sign_in(&third, &setup.code_at(env.store.now()), &from("192.0.2.1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotSignedIn), "{}: {err}", env.name);
+        assert_eq!(actions(&env, Action::MemberFactorAdded).await.len(), 1);
+        let signed_ins = actions(&env, Action::MemberSignedIn).await;
+        assert!(
+            signed_ins
+                .iter()
+                .any(|e| e.details["second_factor"] == "recovery_code")
+        );
+        assert!(
+            signed_ins
+                .iter()
+                .any(|e| e.details["reason"] == "wrong_code")
+        );
+        // Removing it needs the password.
+        assert!(
+            env.store
+                .remove_totp(
+                    &done,
+                    Password::presented("nope nope nope".into()),
+                    &env.ctx()
+                )
+                .await
+                .is_err()
+        );
+        env.store
+            .remove_totp(&done, Password::presented(PASSWORD.into()), &env.ctx())
+            .await
+            .unwrap();
+        let (after, _) = sign_in().await;
+        assert!(!after.session.awaiting_second_factor);
+        assert_eq!(actions(&env, Action::MemberFactorRemoved).await.len(), 1);
+        // A workspace that requires one says so on every session.
+        env.store
+            .require_second_factor(&env.ws, true, &env.ctx())
+            .await
+            .unwrap();
+        let (required, _) = sign_in().await;
+        assert!(required.must_add_second_factor(), "{}", env.name);
+    }
+}
