@@ -12,6 +12,8 @@ use token_core::{HashParams, ManualClock, Scope, Scopes, Token};
 
 use crate::{Error, NewMember, NewToken, Role, Store, StoreOptions, TokenRecord};
 
+pub use crate::accounts::app_code;
+
 /// The moment every fixture's clock starts at.
 pub const T0: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
 

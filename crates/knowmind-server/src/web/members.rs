@@ -38,6 +38,8 @@ struct MembersPage {
     roles: Vec<&'static str>,
     invitable: Vec<&'static str>,
     invite: Option<Invite>,
+    is_owner: bool,
+    second_factor_required: bool,
     error: Option<String>,
 }
 
@@ -75,6 +77,8 @@ async fn page(
         roles: grantable(viewer),
         invitable: grantable(viewer),
         invite,
+        is_owner: viewer.signed_in.member.role == Role::Owner,
+        second_factor_required: viewer.signed_in.second_factor_required,
         error,
     })
 }
@@ -94,6 +98,7 @@ pub(super) async fn list(
     let notice = match done.done.as_str() {
         "role" => Some("The role is changed.".to_owned()),
         "removed" => Some("The member is removed; their tokens are revoked.".to_owned()),
+        "second_factor" => Some("The two-factor requirement is saved.".to_owned()),
         _ => None,
     };
     Ok(html(
@@ -231,4 +236,25 @@ pub(super) async fn remove(
         .remove_member(viewer.workspace(), &id, &viewer.context)
         .await?;
     Ok(Redirect::to("/dashboard/members?done=removed").into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct RequireForm {
+    #[serde(default)]
+    require: String,
+}
+
+/// Owners only: whether every member must use an authenticator app.
+pub(super) async fn require_second_factor(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<RequireForm>,
+) -> Result<Response, PageError> {
+    if viewer.signed_in.member.role != Role::Owner {
+        return Err(PageError::forbidden());
+    }
+    app.store
+        .require_second_factor(viewer.workspace(), form.require == "on", &viewer.context)
+        .await?;
+    Ok(Redirect::to("/dashboard/members?done=second_factor").into_response())
 }

@@ -36,6 +36,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/assets/style.css", get(style))
         .route("/assets/app.js", get(script))
         .route("/sign-in", get(sign_in::form).post(sign_in::submit))
+        .route("/sign-in/code", get(sign_in::code_form).post(sign_in::code))
         .route("/sign-out", post(sign_in::sign_out))
         .route("/enrol/{link}", get(sign_in::enrol_form))
         .route("/enrol", post(sign_in::enrol))
@@ -54,10 +55,17 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/members/invite", post(members::invite))
         .route("/members/{id}/role", post(members::set_role))
         .route("/members/{id}/remove", post(members::remove))
+        .route(
+            "/members/second-factor",
+            post(members::require_second_factor),
+        )
         .route("/audit", get(audit_log::list))
         .route("/audit/export", get(audit_log::export))
         .route("/account", get(account::show))
         .route("/account/password", post(account::change_password))
+        .route("/account/totp", post(account::start_totp))
+        .route("/account/totp/confirm", post(account::confirm_totp))
+        .route("/account/totp/remove", post(account::remove_totp))
         .route("/account/sessions/{id}/end", post(account::end_session))
         .fallback(|| async { PageError::not_found() })
         .layer(axum::middleware::from_fn(csrf::protect))

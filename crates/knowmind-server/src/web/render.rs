@@ -115,6 +115,8 @@ pub(crate) struct Message {
 pub(crate) enum PageError {
     /// Sign in first (then come back to `next`).
     SignIn { next: String },
+    /// Somewhere else first (a required second factor to set up).
+    Redirect(String),
     /// A status and a message for the person.
     Status(StatusCode, String),
 }
@@ -174,6 +176,7 @@ impl IntoResponse for PageError {
                 };
                 Redirect::to(&target).into_response()
             }
+            PageError::Redirect(target) => Redirect::to(&target).into_response(),
             PageError::Status(status, message) => {
                 let heading = status
                     .canonical_reason()

@@ -71,6 +71,20 @@ impl FromRequestParts<AppState> for Viewer {
             Err(token_store::Error::NotSignedIn) => return Err(back()),
             Err(e) => return Err(e.into()),
         };
+        // A workspace that requires a second factor lets its members without one reach only
+        // their account page (to set it up) and sign-out.
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or(parts.uri.path(), |original| original.0.path());
+        if signed_in.must_add_second_factor()
+            && !path.starts_with("/dashboard/account")
+            && path != "/dashboard/sign-out"
+        {
+            return Err(PageError::Redirect(
+                "/dashboard/account?done=required#second-factor".into(),
+            ));
+        }
         let context = Context {
             actor: Actor::Member(signed_in.member.id.clone()),
             ..request_context(parts, app)

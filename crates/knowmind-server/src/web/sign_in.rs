@@ -101,8 +101,17 @@ pub(super) async fn submit(
         .sign_in(form.workspace.trim(), &form.email, password, &context)
         .await
     {
-        Ok((_, secret)) => {
-            let mut response = Redirect::to(safe_next(&form.next)).into_response();
+        Ok((signed_in, secret)) => {
+            let target = if signed_in.session.awaiting_second_factor {
+                format!(
+                    "/dashboard/sign-in/code?next={}",
+                    form_urlencoded::byte_serialize(safe_next(&form.next).as_bytes())
+                        .collect::<String>()
+                )
+            } else {
+                safe_next(&form.next).to_owned()
+            };
+            let mut response = Redirect::to(&target).into_response();
             response
                 .headers_mut()
                 .append(header::SET_COOKIE, session_cookie(&secret));
@@ -251,6 +260,88 @@ pub(super) async fn enrol(
         Err(token_store::Error::NotFound { .. }) => Err(link_gone()),
         Err(e) => Err(e.into()),
     }
+}
+
+#[derive(Template)]
+#[template(path = "sign_in_code.html")]
+struct CodePage {
+    chrome: Chrome,
+    next: String,
+    error: Option<String>,
+}
+
+/// The session waiting for its second factor, from the cookie; or back to the sign-in form.
+async fn pending(app: &AppState, headers: &HeaderMap) -> Result<BearerSecret, PageError> {
+    let secret = super::session::cookie(headers, super::session::SESSION_COOKIE)
+        .and_then(BearerSecret::parse)
+        .ok_or(PageError::SignIn {
+            next: String::new(),
+        })?;
+    match app.store.pending_session(&secret).await {
+        Ok(_) => Ok(secret),
+        Err(token_store::Error::NotSignedIn) => Err(PageError::SignIn {
+            next: String::new(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn code_form(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<SignInQuery>,
+) -> Result<Response, PageError> {
+    let secret = pending(&app, &headers).await?;
+    let page = CodePage {
+        chrome: Chrome::anonymous("Enter your code", secret.csrf_token()),
+        next: safe_next(&query.next).to_owned(),
+        error: None,
+    };
+    Ok(html(StatusCode::OK, &page))
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct CodeForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    next: String,
+}
+
+pub(super) async fn code(
+    State(app): State<AppState>,
+    parts: Parts,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, PageError> {
+    let secret = pending(&app, &parts.headers).await?;
+    let context = request_context(&parts, &app);
+    let error = match app
+        .store
+        .complete_sign_in(&secret, &form.code, &context)
+        .await
+    {
+        Ok(_) => return Ok(Redirect::to(safe_next(&form.next)).into_response()),
+        Err(token_store::Error::SignInRefused) => (
+            StatusCode::UNAUTHORIZED,
+            "That code is not right. Try the code your app shows now.".to_owned(),
+        ),
+        Err(token_store::Error::RateLimited { retry_after_secs }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many failed attempts. Try again in {retry_after_secs} seconds."),
+        ),
+        Err(token_store::Error::NotSignedIn) => {
+            return Err(PageError::SignIn {
+                next: String::new(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let page = CodePage {
+        chrome: Chrome::anonymous("Enter your code", secret.csrf_token()),
+        next: safe_next(&form.next).to_owned(),
+        error: Some(error.1),
+    };
+    Ok(html(error.0, &page))
 }
 
 #[cfg(test)]

@@ -126,6 +126,18 @@ async fn mask_secret(client: &Client) {
         .unwrap();
 }
 
+/// Blanks the authenticator key and QR code before a screenshot.
+async fn mask_key(client: &Client) {
+    client
+        .execute(
+            "document.querySelector('figure.qr figcaption code').textContent = '(masked in this picture)'; \
+             for (const r of document.querySelectorAll('figure.qr svg path')) r.setAttribute('d', '');",
+            vec![],
+        )
+        .await
+        .unwrap();
+}
+
 async fn fill(client: &Client, css: &str, text: &str) {
     let field = client.find(Locator::Css(css)).await.unwrap();
     field.clear().await.unwrap();
@@ -216,6 +228,54 @@ async fn the_dashboard_works_in_a_real_browser() {
         .unwrap();
     snap(&client, "sign-in").await;
     sign_in(&client, &base, "owner@localhost", PASSWORD).await;
+
+    // A second factor: scan (here: read) the key, confirm with the app's code, keep the
+    // recovery codes; signing in again asks for a code.
+    client
+        .goto(&format!("{base}/dashboard/account"))
+        .await
+        .unwrap();
+    submit(&client, "#second-factor + p + form button").await;
+    let key = client
+        .find(Locator::Css("figure.qr figcaption code"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    mask_key(&client).await;
+    snap(&client, "totp-setup").await;
+    // The real binary reads the real clock; so does the app it plays.
+    let now = token_core::Clock::now(&token_store::SystemClock);
+    fill(
+        &client,
+        "#code",
+        &token_store::testing::app_code(&key, now).unwrap(),
+    )
+    .await;
+    submit(&client, "form.narrow button[type=submit]").await;
+    let codes = client
+        .find_all(Locator::Css("ul.codes code"))
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 10, "{}", text(&client).await);
+    let recovery = codes[0].text().await.unwrap();
+    sign_out(&client).await;
+    client
+        .goto(&format!("{base}/dashboard/sign-in"))
+        .await
+        .unwrap();
+    fill(&client, "#email", "owner@localhost").await;
+    fill(&client, "#password", PASSWORD).await;
+    submit(&client, "form.narrow button[type=submit]").await;
+    assert!(text(&client).await.contains("Enter your code"));
+    snap(&client, "sign-in-code").await;
+    fill(&client, "#code", &recovery).await;
+    submit(&client, "form.narrow button[type=submit]").await;
+    assert!(
+        text(&client).await.contains("<h1>Tokens"),
+        "signed in with the second factor"
+    );
 
     // Create a token: shown once, with the warning.
     client
@@ -322,7 +382,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         .await
         .unwrap();
     fill(&client, "#email", "mia@example.org").await;
-    submit(&client, "form.narrow button[type=submit]").await;
+    submit(&client, "#invite button[type=submit]").await;
     let member_link = client
         .find(Locator::Css("#secret"))
         .await

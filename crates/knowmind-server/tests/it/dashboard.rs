@@ -119,6 +119,16 @@ fn location(reply: &Reply) -> &str {
 
 /// Enrols someone through a link (issued by the store) and signs them in.
 async fn enrol_and_sign_in<'a>(server: &'a Server, email: &str, role: Role) -> Browser<'a> {
+    enrol_and_sign_in_to(server, email, role, "/dashboard/tokens").await
+}
+
+/// The same, checking where signing in leads.
+async fn enrol_and_sign_in_to<'a>(
+    server: &'a Server,
+    email: &str,
+    role: Role,
+    lands: &str,
+) -> Browser<'a> {
     let (_, link) = server
         .store
         .invite(
@@ -170,6 +180,12 @@ async fn enrol_and_sign_in<'a>(server: &'a Server, email: &str, role: Role) -> B
     );
     assert_eq!(location(&signed_in), "/dashboard/tokens");
     assert!(browser.cookies.contains_key("__Host-knowmind-session"));
+    let first = browser.get("/dashboard/tokens").await;
+    if lands == "/dashboard/tokens" {
+        assert_eq!(first.status, StatusCode::OK);
+    } else {
+        assert_eq!(location(&first), lands);
+    }
     browser
 }
 
@@ -686,5 +702,129 @@ async fn the_audit_log_filters_verifies_and_exports_for_admins_only() {
     assert_eq!(
         member.get("/dashboard/audit/export").await.status,
         StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn an_authenticator_app_is_set_up_and_then_asked_for_and_can_be_required() {
+    let server = server().await;
+    let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+    let account = owner.get("/dashboard/account").await;
+    let csrf = hidden(&account.text, "csrf");
+    let setup = owner
+        .post("/dashboard/account/totp", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(setup.status, StatusCode::OK, "{}", setup.text);
+    assert!(setup.text.contains("<svg"), "a QR code");
+    assert_eq!(setup.headers[header::CACHE_CONTROL], "no-store");
+    let key = regex::Regex::new(r"Or type this key: <code>([A-Z2-7]+)</code>")
+        .unwrap()
+        .captures(&setup.text)
+        .unwrap()[1]
+        .to_owned();
+    let code = |at| token_store::testing::app_code(&key, at).unwrap();
+    let wrong = owner
+        .post(
+            "/dashboard/account/totp/confirm",
+            &[("csrf", &csrf), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let on = owner
+        .post(
+            "/dashboard/account/totp/confirm",
+            &[("csrf", &csrf), ("code", &code(server.store.now()))],
+        )
+        .await;
+    assert_eq!(on.status, StatusCode::OK, "{}", on.text);
+    let recovery = regex::Regex::new(
+        r"<li><code>([a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4})</code></li>",
+    )
+    .unwrap()
+    .captures_iter(&on.text)
+    .map(|c| c[1].to_owned())
+    .collect::<Vec<_>>();
+    assert_eq!(recovery.len(), 10);
+
+    // Signing in now takes a code after the password.
+    let workspace = server.store.get_workspace(&server.ws).await.unwrap().name;
+    let mut again = Browser::new(&server);
+    let form = again.get("/dashboard/sign-in").await;
+    let csrf = hidden(&form.text, "csrf");
+    let step1 = again
+        .post(
+            "/dashboard/sign-in",
+            &[
+                ("csrf", &csrf),
+                ("workspace", &workspace),
+                ("email", "owner@example.org"),
+                ("password", PASSWORD),
+                ("next", "/dashboard/audit"),
+            ],
+        )
+        .await;
+    assert_eq!(step1.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&step1),
+        "/dashboard/sign-in/code?next=%2Fdashboard%2Faudit"
+    );
+    assert_eq!(
+        again.get("/dashboard/tokens").await.status,
+        StatusCode::SEE_OTHER,
+        "not yet"
+    );
+    let form = again
+        .get("/dashboard/sign-in/code?next=%2Fdashboard%2Faudit")
+        .await;
+    let csrf = hidden(&form.text, "csrf");
+    let bad = again
+        .post(
+            "/dashboard/sign-in/code",
+            &[
+                ("csrf", &csrf),
+                ("code", "000000"),
+                ("next", "/dashboard/audit"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    server.clock.advance(Duration::seconds(30));
+    let good = again
+        .post(
+            "/dashboard/sign-in/code",
+            &[
+                ("csrf", &csrf),
+                ("code", &recovery[0]),
+                ("next", "/dashboard/audit"),
+            ],
+        )
+        .await;
+    assert_eq!(good.status, StatusCode::SEE_OTHER, "{}", good.text);
+    assert_eq!(location(&good), "/dashboard/audit");
+    assert_eq!(again.get("/dashboard/tokens").await.status, StatusCode::OK);
+
+    // The owner requires a second factor: a member without one reaches only their account.
+    let page = owner.get("/dashboard/members").await;
+    let csrf = hidden(&page.text, "csrf");
+    let saved = owner
+        .post(
+            "/dashboard/members/second-factor",
+            &[("csrf", &csrf), ("require", "on")],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    let mut member = enrol_and_sign_in_to(
+        &server,
+        "mia@example.org",
+        Role::Member,
+        "/dashboard/account?done=required#second-factor",
+    )
+    .await;
+    let blocked = member.get("/dashboard/tokens").await;
+    assert_eq!(blocked.status, StatusCode::SEE_OTHER);
+    assert!(location(&blocked).starts_with("/dashboard/account"));
+    assert_eq!(
+        member.get("/dashboard/account").await.status,
+        StatusCode::OK
     );
 }

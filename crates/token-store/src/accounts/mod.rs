@@ -30,6 +30,8 @@ pub use passwords::check_strength;
 pub use sessions::SessionOptions;
 pub(crate) use sessions::end_all as end_all_sessions;
 pub use totp::TotpSetup;
+#[cfg(feature = "test-util")]
+pub use totp::app_code;
 
 /// A 256-bit random secret held by a browser (the session cookie) or carried by a link (an
 /// enrolment), as 64 hex digits. Stored only as its SHA-256. `Debug` shows nothing.
