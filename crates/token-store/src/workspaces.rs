@@ -175,7 +175,9 @@ impl Store {
         Ok(member)
     }
 
-    /// Changes a member's name, email or role.
+    /// Changes a member's name, email or role. A member who becomes a plain `member` loses
+    /// their live tokens that carry the `admin` scope (revoked with their families, reason
+    /// `role_changed`) in the same transaction: the role rule holds for tokens already issued.
     ///
     /// # Errors
     /// [`Error::NotFound`]; [`Error::Invalid`]; [`Error::Conflict`] for a taken email.
@@ -200,6 +202,16 @@ impl Store {
             role: update.role.unwrap_or(current.role),
             ..current.clone()
         };
+        let demoted = updated.role == Role::Member && current.role != Role::Member;
+        let admin_tokens: Vec<TokenRecord> = if demoted {
+            self.live_tokens_of(workspace_id, member_id)
+                .await?
+                .into_iter()
+                .filter(|t| t.scopes.contains(token_core::Scope::Admin))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut tx = self.inner.db.begin_write().await?;
         sqlx::query("UPDATE members SET name = $1, email = $2, role = $3 WHERE id = $4 AND workspace_id = $5")
             .bind(updated.name.as_str())
@@ -210,6 +222,13 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict(e, "another member has this email"))?;
+        let mut revoked = Vec::new();
+        for token in &admin_tokens {
+            revoked.extend(
+                self.revoke_family_in(&mut tx, token, "role_changed", context, now)
+                    .await?,
+            );
+        }
         let event = NewEvent {
             workspace_id: Some(workspace_id.to_owned()),
             action: Action::MemberUpdated,
@@ -220,6 +239,7 @@ impl Store {
                 "name": changed(&current.name, &updated.name),
                 "email": changed(&current.email, &updated.email),
                 "role": changed(&current.role.as_str(), &updated.role.as_str()),
+                "tokens_revoked": revoked,
             }),
         };
         self.inner
@@ -227,6 +247,9 @@ impl Store {
             .append(&mut tx, context, &event, now)
             .await?;
         tx.commit().await?;
+        for id in &revoked {
+            self.inner.cache.evict(*id);
+        }
         Ok(updated)
     }
 

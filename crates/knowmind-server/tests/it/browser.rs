@@ -138,6 +138,12 @@ async fn mask_key(client: &Client) {
         .unwrap();
 }
 
+/// The secret a page shows once (a token, an enrolment link).
+async fn secret_shown(client: &Client) -> String {
+    let field = client.find(Locator::Css("#secret")).await.unwrap();
+    field.prop("value").await.unwrap().unwrap()
+}
+
 async fn fill(client: &Client, css: &str, text: &str) {
     let field = client.find(Locator::Css(css)).await.unwrap();
     field.clear().await.unwrap();
@@ -292,14 +298,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         let (_, log) = server.stop().await;
         panic!("not created (now at {url}): {log}");
     }
-    let token = client
-        .find(Locator::Css("#secret"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
+    let token = secret_shown(&client).await;
     assert!(token.parse::<token_core::Token>().is_ok(), "{token}");
     mask_secret(&client).await;
     snap(&client, "token-created").await;
@@ -383,14 +382,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         .unwrap();
     fill(&client, "#email", "mia@example.org").await;
     submit(&client, "#invite button[type=submit]").await;
-    let member_link = client
-        .find(Locator::Css("#secret"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
+    let member_link = secret_shown(&client).await;
     mask_secret(&client).await;
     snap(&client, "members").await;
     // The owner's own token, made for this check.
@@ -400,14 +392,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         .unwrap();
     fill(&client, "#name", "owners-only").await;
     submit(&client, "form.narrow button[type=submit]").await;
-    let owners = client
-        .find(Locator::Css("#secret"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
+    let owners = secret_shown(&client).await;
     sign_out(&client).await;
 
     enrol(&client, &member_link, "Mia Member", MEMBER_PASSWORD).await;

@@ -828,3 +828,118 @@ async fn an_authenticator_app_is_set_up_and_then_asked_for_and_can_be_required()
         StatusCode::OK
     );
 }
+
+/// Every form of the dashboard, as (path, fields) with a placeholder for ids.
+fn every_form(
+    token: &str,
+    member: &str,
+    session: &str,
+) -> Vec<(String, Vec<(&'static str, String)>)> {
+    vec![
+        ("/dashboard/sign-out".into(), vec![]),
+        (
+            "/dashboard/tokens".into(),
+            vec![("name", "x".into()), ("scopes", "read".into())],
+        ),
+        (
+            format!("/dashboard/tokens/{token}/revoke"),
+            vec![("reason", "x".into())],
+        ),
+        (
+            format!("/dashboard/tokens/{token}/rotate"),
+            vec![("grace", "0".into())],
+        ),
+        (
+            "/dashboard/members/invite".into(),
+            vec![("email", "z@example.org".into()), ("role", "member".into())],
+        ),
+        (
+            format!("/dashboard/members/{member}/role"),
+            vec![("role", "admin".into())],
+        ),
+        (format!("/dashboard/members/{member}/remove"), vec![]),
+        (
+            "/dashboard/members/second-factor".into(),
+            vec![("require", "on".into())],
+        ),
+        (
+            "/dashboard/account/password".into(),
+            vec![
+                ("current", PASSWORD.into()),
+                ("new", "another fine password 9".into()),
+            ],
+        ),
+        ("/dashboard/account/totp".into(), vec![]),
+        (
+            "/dashboard/account/totp/confirm".into(),
+            vec![("code", "123456".into())],
+        ),
+        (
+            "/dashboard/account/totp/remove".into(),
+            vec![("password", PASSWORD.into())],
+        ),
+        (format!("/dashboard/account/sessions/{session}/end"), vec![]),
+    ]
+}
+
+#[tokio::test]
+async fn every_form_refuses_a_missing_csrf_token_and_admin_forms_refuse_members() {
+    let server = server().await;
+    let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+    let mut member = enrol_and_sign_in(&server, "mia@example.org", Role::Member).await;
+    let members = server.store.list_members(&server.ws).await.unwrap();
+    let mia = members
+        .iter()
+        .find(|m| m.email == "mia@example.org")
+        .unwrap();
+    let owner_id = members
+        .iter()
+        .find(|m| m.email == "owner@example.org")
+        .unwrap();
+    let listed = owner.get("/dashboard/tokens").await;
+    let token = regex::Regex::new(r"/dashboard/tokens/([0-9A-Za-z]{16})")
+        .unwrap()
+        .captures(&listed.text)
+        .unwrap()[1]
+        .to_owned();
+    let session = server.store.list_sessions(&owner_id.id).await.unwrap()[0]
+        .id
+        .clone();
+    let before = server.store.audit().checkpoint().await.unwrap().seq;
+    for (path, fields) in every_form(&token, &mia.id, &session) {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let reply = owner.post(&path, &fields).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{path} without a CSRF token"
+        );
+    }
+    assert_eq!(
+        server.store.audit().checkpoint().await.unwrap().seq,
+        before,
+        "nothing changed"
+    );
+    // A member, with a valid token, on the owner's token, members and the workspace setting.
+    let page = member.get("/dashboard/account").await;
+    let csrf = hidden(&page.text, "csrf");
+    for (path, fields) in every_form(&token, &owner_id.id, "ses_none")
+        .into_iter()
+        .skip(2)
+        .take(6)
+    {
+        let mut fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        fields.push(("csrf", &csrf));
+        let reply = member.post(&path, &fields).await;
+        assert!(
+            reply.status == StatusCode::FORBIDDEN || reply.status == StatusCode::NOT_FOUND,
+            "{path}: {}",
+            reply.status
+        );
+    }
+    assert_eq!(
+        server.store.audit().checkpoint().await.unwrap().seq,
+        before,
+        "nothing changed"
+    );
+}

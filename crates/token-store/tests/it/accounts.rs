@@ -598,3 +598,73 @@ async fn an_authenticator_app_guards_sign_in_and_each_code_works_once() {
         assert!(required.must_add_second_factor(), "{}", env.name);
     }
 }
+
+#[tokio::test]
+async fn demoting_a_member_revokes_their_admin_tokens() {
+    for env in envs().await {
+        let bob = env
+            .store
+            .add_member(
+                &env.ws,
+                token_store::NewMember {
+                    name: "Bob".into(),
+                    email: "bob@example.org".into(),
+                    role: Role::Admin,
+                },
+                &env.ctx(),
+            )
+            .await
+            .unwrap();
+        let issue = |scopes: &[Scope]| NewToken {
+            owner_id: bob.id.clone(),
+            ..env.new_token("bob", scopes)
+        };
+        let (admin, admin_token) = env
+            .store
+            .create_token(&env.ws, issue(&[Scope::Admin]), &env.ctx())
+            .await
+            .unwrap();
+        let (read, _) = env
+            .store
+            .create_token(&env.ws, issue(&[Scope::Read]), &env.ctx())
+            .await
+            .unwrap();
+        env.store
+            .update_member(
+                &env.ws,
+                &bob.id,
+                token_store::MemberUpdate {
+                    role: Some(Role::Member),
+                    ..Default::default()
+                },
+                &env.ctx(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            env.store.get_token(&env.ws, admin.id).await.unwrap().state,
+            TokenState::Revoked,
+            "{}",
+            env.name
+        );
+        assert_eq!(
+            env.store.get_token(&env.ws, read.id).await.unwrap().state,
+            TokenState::Active
+        );
+        assert!(
+            env.store
+                .verify(
+                    admin_token.expose_secret(),
+                    Scope::Admin.into(),
+                    &call("/v1/tokens")
+                )
+                .await
+                .is_err()
+        );
+        let updated = actions(&env, Action::MemberUpdated).await;
+        assert_eq!(
+            updated[0].details["tokens_revoked"][0],
+            admin.id.to_string()
+        );
+    }
+}
