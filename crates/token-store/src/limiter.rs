@@ -116,6 +116,38 @@ impl FailureLimiter {
         }
     }
 
+    /// Takes one attempt from `source`'s allowance before the work, in one step, so that a
+    /// burst of parallel attempts cannot all pass a check made before any of them fails. Give
+    /// the attempt back with [`FailureLimiter::forgive`] when it succeeds.
+    ///
+    /// # Errors
+    /// The number of seconds to wait, for `Retry-After`, when the allowance is spent.
+    pub fn attempt(&self, source: Source) -> Result<(), u64> {
+        if self.max_failures == 0 {
+            return Ok(());
+        }
+        let now = self.clock.monotonic();
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = self.current(&mut windows, source, now);
+        if entry.1 >= self.max_failures {
+            let left = self.window.saturating_sub(now.saturating_sub(entry.0));
+            return Err(left.as_secs() + 1);
+        }
+        entry.1 += 1;
+        Ok(())
+    }
+
+    /// Gives back an attempt taken with [`FailureLimiter::attempt`] that succeeded.
+    pub fn forgive(&self, source: Source) {
+        if self.max_failures == 0 {
+            return;
+        }
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = windows.get_mut(&source.bucket()) {
+            entry.1 = entry.1.saturating_sub(1);
+        }
+    }
+
     /// Counts a failure from `source`.
     pub fn failure(&self, source: Source) {
         if self.max_failures == 0 {
@@ -123,6 +155,16 @@ impl FailureLimiter {
         }
         let now = self.clock.monotonic();
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        self.current(&mut windows, source, now).1 += 1;
+    }
+
+    /// `source`'s window (started afresh if it ended), making room in the table first.
+    fn current<'w>(
+        &self,
+        windows: &'w mut HashMap<Source, (Duration, u32)>,
+        source: Source,
+        now: Duration,
+    ) -> &'w mut (Duration, u32) {
         if windows.len() >= self.capacity {
             let window = self.window;
             windows.retain(|_, (start, _)| now.saturating_sub(*start) < window);
@@ -134,7 +176,7 @@ impl FailureLimiter {
         if now.saturating_sub(entry.0) >= self.window {
             *entry = (now, 0);
         }
-        entry.1 += 1;
+        entry
     }
 }
 

@@ -213,6 +213,13 @@ impl Store {
             Vec::new()
         };
         let mut tx = self.inner.db.begin_write().await?;
+        if current.role == Role::Owner && updated.role != Role::Owner {
+            keep_an_owner(&mut tx, self.inner.db.backend(), workspace_id, member_id).await?;
+        }
+        if demoted {
+            // Links they handed out carried their authority.
+            expire_links_of(&mut tx, member_id, now).await?;
+        }
         sqlx::query("UPDATE members SET name = $1, email = $2, role = $3 WHERE id = $4 AND workspace_id = $5")
             .bind(updated.name.as_str())
             .bind(updated.email.as_str())
@@ -268,23 +275,12 @@ impl Store {
         context: &Context,
     ) -> Result<Vec<token_core::TokenId>, Error> {
         let member = self.get_member(workspace_id, member_id).await?;
-        if member.role == Role::Owner
-            && self
-                .list_members(workspace_id)
-                .await?
-                .iter()
-                .filter(|m| m.role == Role::Owner)
-                .count()
-                <= 1
-        {
-            return Err(Error::Conflict(
-                "the workspace's last owner cannot be removed; make someone else owner first"
-                    .into(),
-            ));
-        }
         let owned = self.live_tokens_of(workspace_id, member_id).await?;
         let now = self.now();
         let mut tx = self.inner.db.begin_write().await?;
+        if member.role == Role::Owner {
+            keep_an_owner(&mut tx, self.inner.db.backend(), workspace_id, member_id).await?;
+        }
         let removed = sqlx::query(
             "UPDATE members SET removed_at_us = $1 \
              WHERE id = $2 AND workspace_id = $3 AND removed_at_us IS NULL",
@@ -307,14 +303,7 @@ impl Store {
         let sessions =
             crate::accounts::end_all_sessions(&mut tx, member_id, None, "member_removed", now)
                 .await?;
-        sqlx::query(
-            "UPDATE enrolments SET expires_at_us = $1 \
-             WHERE member_id = $2 AND used_at_us IS NULL AND expires_at_us > $1",
-        )
-        .bind(to_micros(now))
-        .bind(member_id)
-        .execute(&mut *tx)
-        .await?;
+        expire_links_of(&mut tx, member_id, now).await?;
         let event = NewEvent {
             workspace_id: Some(workspace_id.to_owned()),
             action: Action::MemberRemoved,
@@ -425,6 +414,60 @@ pub(crate) async fn insert_member(
     };
     audit.append(conn, context, &event, now).await?;
     Ok(member)
+}
+
+/// Refuses, inside the caller's write transaction, to let `member_id` stop being an owner if
+/// they are the workspace's last (read under the transaction, so two owners demoting each
+/// other cannot both succeed on PostgreSQL: the rows are locked; SQLite has one writer).
+async fn keep_an_owner(
+    conn: &mut Connection,
+    backend: knowmind_db::Backend,
+    workspace_id: &str,
+    member_id: &str,
+) -> Result<(), Error> {
+    let lock = if backend == knowmind_db::Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let owners = sqlx::query(&format!(
+        "SELECT id FROM members WHERE workspace_id = $1 AND role = 'owner' \
+         AND removed_at_us IS NULL{lock}"
+    ))
+    .bind(workspace_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let others = owners
+        .iter()
+        .filter(|row| {
+            row.try_get::<String, _>("id")
+                .is_ok_and(|id| id != member_id)
+        })
+        .count();
+    if others == 0 {
+        return Err(Error::Conflict(
+            "the workspace's last owner must stay an owner; make someone else owner first".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Ends the unused enrolment links for `member_id` and those they handed out.
+async fn expire_links_of(
+    conn: &mut Connection,
+    member_id: &str,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE enrolments SET expires_at_us = $1 \
+         WHERE (member_id = $2 OR created_by = $3) AND used_at_us IS NULL AND expires_at_us > $1",
+    )
+    .bind(to_micros(now))
+    .bind(member_id)
+    .bind(format!("member:{member_id}"))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 async fn ensure_workspace(conn: &mut Connection, workspace_id: &str) -> Result<(), Error> {

@@ -166,12 +166,28 @@ fn qr_svg(uri: &str) -> Result<String, PageError> {
         .map_or(svg.clone(), |start| svg[start..].to_owned()))
 }
 
+#[derive(serde::Deserialize)]
+pub(super) struct PasswordOnly {
+    #[serde(default)]
+    password: String,
+}
+
 pub(super) async fn start_totp(
     State(app): State<AppState>,
     viewer: Viewer,
+    Form(form): Form<PasswordOnly>,
 ) -> Result<Response, PageError> {
-    let setup = match app.store.start_totp(&viewer.signed_in).await {
+    let password = Password::presented(form.password);
+    let setup = match app
+        .store
+        .start_totp(&viewer.signed_in, password, &viewer.context)
+        .await
+    {
         Ok(setup) => setup,
+        Err(token_store::Error::SignInRefused) => {
+            let page = page(&app, &viewer, Some("The password is wrong.".into()), None).await?;
+            return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
+        }
         Err(e @ (token_store::Error::Conflict(_) | token_store::Error::Invalid { .. })) => {
             let page = page(&app, &viewer, Some(e.to_string()), None).await?;
             return Ok(html(StatusCode::CONFLICT, &page));
@@ -225,16 +241,10 @@ pub(super) async fn confirm_totp(
     }
 }
 
-#[derive(serde::Deserialize)]
-pub(super) struct RemoveForm {
-    #[serde(default)]
-    password: String,
-}
-
 pub(super) async fn remove_totp(
     State(app): State<AppState>,
     viewer: Viewer,
-    Form(form): Form<RemoveForm>,
+    Form(form): Form<PasswordOnly>,
 ) -> Result<Response, PageError> {
     match app
         .store

@@ -5,8 +5,9 @@
 //!    `same-origin`, or else `Origin` must name this host. A request carrying neither (an old
 //!    browser, a script) falls through to the second check alone.
 //! 2. **Synchronizer token.** The form's `csrf` field must equal the session's token (derived
-//!    from the session secret, see `BearerSecret::csrf_token`), or — before sign-in — the value of
-//!    the pre-session cookie, which a page of another site can neither read nor set.
+//!    from the session secret, see `BearerSecret::csrf_token`) or — on the forms shown before
+//!    sign-in — the value of the pre-session cookie, which a page of another site can neither
+//!    read nor set.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::Request;
@@ -41,15 +42,18 @@ pub(super) async fn protect(request: Request, next: Next) -> Response {
         .find(|(key, _)| key == "csrf")
         .map(|(_, value)| value.into_owned())
         .unwrap_or_default();
-    let valid = match cookie(&parts.headers, SESSION_COOKIE).and_then(BearerSecret::parse) {
-        Some(session) => session.csrf_matches(&presented),
-        None => cookie(&parts.headers, FORM_COOKIE)
-            .and_then(BearerSecret::parse)
-            .is_some_and(|form| {
-                !presented.is_empty()
-                    && bool::from(form.expose_secret().as_bytes().ct_eq(presented.as_bytes()))
-            }),
-    };
+    // Either token will do: neither can be read or set by another site, and a stale session
+    // cookie must not lock anyone out of the sign-in form.
+    let by_session = cookie(&parts.headers, SESSION_COOKIE)
+        .and_then(BearerSecret::parse)
+        .is_some_and(|session| session.csrf_matches(&presented));
+    let by_form = cookie(&parts.headers, FORM_COOKIE)
+        .and_then(BearerSecret::parse)
+        .is_some_and(|form| {
+            !presented.is_empty()
+                && bool::from(form.expose_secret().as_bytes().ct_eq(presented.as_bytes()))
+        });
+    let valid = by_session || by_form;
     if !valid {
         return refused(
             "This form is out of date or did not come from this dashboard. Go back, reload the \

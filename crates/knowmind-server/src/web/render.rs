@@ -174,7 +174,13 @@ impl IntoResponse for PageError {
                         form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
                     )
                 };
-                Redirect::to(&target).into_response()
+                // Whatever session cookie came with the request is dead: drop it.
+                let mut response = Redirect::to(&target).into_response();
+                response.headers_mut().append(
+                    axum::http::header::SET_COOKIE,
+                    super::session::clear_session_cookie(),
+                );
+                response
             }
             PageError::Redirect(target) => Redirect::to(&target).into_response(),
             PageError::Status(status, message) => {

@@ -68,7 +68,13 @@ impl FromRequestParts<AppState> for Viewer {
         };
         let signed_in = match app.store.session(&secret).await {
             Ok(signed_in) => signed_in,
-            Err(token_store::Error::NotSignedIn) => return Err(back()),
+            Err(token_store::Error::NotSignedIn) => {
+                // Half signed in (the code is still to come): finish that, keeping the cookie.
+                if app.store.pending_session(&secret).await.is_ok() {
+                    return Err(PageError::Redirect("/dashboard/sign-in/code".into()));
+                }
+                return Err(back());
+            }
             Err(e) => return Err(e.into()),
         };
         // A workspace that requires a second factor lets its members without one reach only
@@ -133,7 +139,7 @@ pub(super) fn session_cookie(secret: &BearerSecret) -> HeaderValue {
 }
 
 /// `Set-Cookie` that deletes the session cookie.
-pub(super) fn clear_session_cookie() -> HeaderValue {
+pub(crate) fn clear_session_cookie() -> HeaderValue {
     set_cookie(SESSION_COOKIE, "", Some(0))
 }
 

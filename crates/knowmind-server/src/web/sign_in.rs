@@ -35,7 +35,10 @@ pub(super) struct SignInQuery {
 
 /// Only paths inside the dashboard are followed after sign-in: never another site.
 fn safe_next(next: &str) -> &str {
-    if next.starts_with("/dashboard/") && !next.starts_with("/dashboard//") && !next.contains('\\')
+    // Visible ASCII only: a control character would make an invalid `Location`.
+    if next.starts_with("/dashboard/")
+        && !next.starts_with("/dashboard//")
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
     {
         next
     } else {
@@ -352,6 +355,8 @@ mod tests {
     fn only_dashboard_paths_are_followed() {
         assert_eq!(safe_next("/dashboard/tokens/abc"), "/dashboard/tokens/abc");
         for evil in [
+            "/dashboard/\u{1}",
+            "/dashboard/a b",
             "https://evil.example/",
             "//evil.example",
             "/dashboard//evil.example",

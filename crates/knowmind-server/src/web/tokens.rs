@@ -450,6 +450,7 @@ struct Step {
 #[template(path = "token.html")]
 struct TokenPage {
     chrome: Chrome,
+    own: bool,
     state: &'static str,
     scopes: String,
     owner: String,
@@ -548,6 +549,7 @@ pub(super) async fn show(
                 _ => None,
             },
         ),
+        own: record.owner_id == viewer.signed_in.member.id,
         state: record.state.as_str(),
         scopes: record.scopes.to_string(),
         owner,
@@ -746,12 +748,28 @@ pub(super) async fn revoke(
     Ok(Redirect::to(&format!("/dashboard/tokens/{}?done=revoked", record.id)).into_response())
 }
 
+/// Rotation hands the new secret to whoever rotates: only the token's owner may, or an admin
+/// could take over someone else's token under its name. Admins revoke others' tokens instead.
+fn own(viewer: &Viewer, record: &TokenRecord) -> Result<(), PageError> {
+    if record.owner_id == viewer.signed_in.member.id {
+        Ok(())
+    } else {
+        Err(PageError::Status(
+            StatusCode::FORBIDDEN,
+            "Only a token's owner can rotate it (the new token is shown to whoever rotates). \
+             You can revoke it."
+                .into(),
+        ))
+    }
+}
+
 pub(super) async fn confirm_rotate(
     State(app): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let record = visible(&app, &viewer, &id).await?;
+    own(&viewer, &record)?;
     Ok(html(
         StatusCode::OK,
         &confirm_page(&viewer, record, "rotate", None)?,
@@ -773,6 +791,7 @@ pub(super) async fn rotate(
     Form(form): Form<RotateForm>,
 ) -> Result<Response, PageError> {
     let record = visible(&app, &viewer, &id).await?;
+    own(&viewer, &record)?;
     let grace = match form.grace.as_str() {
         "0" | "" => Duration::ZERO,
         text => match token_core::parse_duration(text) {

@@ -241,7 +241,8 @@ async fn the_dashboard_works_in_a_real_browser() {
         .goto(&format!("{base}/dashboard/account"))
         .await
         .unwrap();
-    submit(&client, "#second-factor + p + form button").await;
+    fill(&client, "#totp-start-password", PASSWORD).await;
+    submit(&client, "#totp-start button").await;
     let key = client
         .find(Locator::Css("figure.qr figcaption code"))
         .await

@@ -712,7 +712,10 @@ async fn an_authenticator_app_is_set_up_and_then_asked_for_and_can_be_required()
     let account = owner.get("/dashboard/account").await;
     let csrf = hidden(&account.text, "csrf");
     let setup = owner
-        .post("/dashboard/account/totp", &[("csrf", &csrf)])
+        .post(
+            "/dashboard/account/totp",
+            &[("csrf", &csrf), ("password", PASSWORD)],
+        )
         .await;
     assert_eq!(setup.status, StatusCode::OK, "{}", setup.text);
     assert!(setup.text.contains("<svg"), "a QR code");
@@ -768,11 +771,8 @@ async fn an_authenticator_app_is_set_up_and_then_asked_for_and_can_be_required()
         location(&step1),
         "/dashboard/sign-in/code?next=%2Fdashboard%2Faudit"
     );
-    assert_eq!(
-        again.get("/dashboard/tokens").await.status,
-        StatusCode::SEE_OTHER,
-        "not yet"
-    );
+    let not_yet = again.get("/dashboard/tokens").await;
+    assert_eq!(location(&not_yet), "/dashboard/sign-in/code", "not yet");
     let form = again
         .get("/dashboard/sign-in/code?next=%2Fdashboard%2Faudit")
         .await;
@@ -869,7 +869,10 @@ fn every_form(
                 ("new", "another fine password 9".into()),
             ],
         ),
-        ("/dashboard/account/totp".into(), vec![]),
+        (
+            "/dashboard/account/totp".into(),
+            vec![("password", PASSWORD.into())],
+        ),
         (
             "/dashboard/account/totp/confirm".into(),
             vec![("code", "123456".into())],
@@ -942,4 +945,87 @@ async fn every_form_refuses_a_missing_csrf_token_and_admin_forms_refuse_members(
         before,
         "nothing changed"
     );
+}
+
+#[tokio::test]
+async fn a_stale_session_cookie_does_not_block_signing_in_and_admins_cannot_rotate_others_tokens() {
+    let server = server().await;
+    let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+    // The session ends (idle); the next redirect drops its cookie.
+    server.clock.advance(Duration::minutes(61));
+    let stale = owner.cookies.clone();
+    let back = owner.get("/dashboard/tokens").await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER);
+    assert!(
+        !owner.cookies.contains_key("__Host-knowmind-session"),
+        "the dead cookie is dropped"
+    );
+    owner.cookies = stale; // a browser that kept it anyway
+    let form = owner.get("/dashboard/sign-in").await;
+    let csrf = hidden(&form.text, "csrf");
+    let workspace = server.store.get_workspace(&server.ws).await.unwrap().name;
+    let signed_in = owner
+        .post(
+            "/dashboard/sign-in",
+            &[
+                ("csrf", &csrf),
+                ("workspace", &workspace),
+                ("email", "owner@example.org"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.text
+    );
+    // An admin revokes a member's token but cannot rotate it (that would hand them its secret).
+    let mut admin = enrol_and_sign_in(&server, "adam@example.org", Role::Admin).await;
+    let mut mia = enrol_and_sign_in(&server, "mia@example.org", Role::Member).await;
+    let form = mia.get("/dashboard/tokens/new").await;
+    let created = mia
+        .post(
+            "/dashboard/tokens",
+            &[
+                ("csrf", &hidden(&form.text, "csrf")),
+                ("form_id", &hidden(&form.text, "form_id")),
+                ("name", "mine"),
+                ("scopes", "read"),
+                ("expires", "7d"),
+            ],
+        )
+        .await;
+    let id = regex::Regex::new(r#"/dashboard/tokens/([0-9A-Za-z]{16})""#)
+        .unwrap()
+        .captures(&created.text)
+        .unwrap()[1]
+        .to_owned();
+    let page = admin.get(&format!("/dashboard/tokens/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        !page.text.contains("/rotate\""),
+        "no rotate button on another's token"
+    );
+    assert_eq!(
+        admin
+            .get(&format!("/dashboard/tokens/{id}/rotate"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let csrf = hidden(&page.text, "csrf");
+    let rotate = admin
+        .post(
+            &format!("/dashboard/tokens/{id}/rotate"),
+            &[
+                ("csrf", &csrf),
+                ("grace", "0"),
+                ("form_id", &"ab".repeat(32)),
+            ],
+        )
+        .await;
+    assert_eq!(rotate.status, StatusCode::FORBIDDEN);
+    assert!(!rotate.text.contains("kmt_"));
 }

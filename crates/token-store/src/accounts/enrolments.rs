@@ -40,15 +40,21 @@ impl Store {
         let secret = BearerSecret::random()?;
         let mut tx = self.inner.db.begin_write().await?;
         let existing = sqlx::query(
-            "SELECT m.id, m.role, p.member_id AS has_password FROM members m \
+            "SELECT m.id, m.role, m.removed_at_us, p.member_id AS has_password FROM members m \
              LEFT JOIN member_passwords p ON p.member_id = m.id \
-             WHERE m.workspace_id = $1 AND m.email = $2 AND m.removed_at_us IS NULL",
+             WHERE m.workspace_id = $1 AND m.email = $2",
         )
         .bind(workspace_id)
         .bind(email.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         let (member_id, role) = match existing {
+            Some(row) if row.try_get::<Option<i64>, _>("removed_at_us")?.is_some() => {
+                return Err(Error::Conflict(
+                    "this email belonged to a member who was removed; invite another address"
+                        .into(),
+                ));
+            }
             Some(row) if row.try_get::<Option<String>, _>("has_password")?.is_some() => {
                 return Err(Error::Conflict(
                     "this email is already a member who can sign in".into(),
@@ -60,6 +66,7 @@ impl Store {
             }
             None => (None, role),
         };
+        may_grant(&mut tx, workspace_id, &context.actor, role).await?;
         let enrolment = Enrolment {
             id: new_id("enr_")?,
             workspace_id: workspace.id.clone(),
@@ -179,6 +186,30 @@ impl Store {
                 what: "enrolment link",
             });
         }
+        // A link sets a first password only: once someone can sign in, every other link for
+        // them is spent, and none may reset their password.
+        if let Some(member) = &existing {
+            let has_password =
+                sqlx::query("SELECT member_id FROM member_passwords WHERE member_id = $1")
+                    .bind(member.id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+            if has_password {
+                return Err(Error::NotFound {
+                    what: "enrolment link",
+                });
+            }
+        }
+        sqlx::query(
+            "UPDATE enrolments SET used_at_us = $1 \
+             WHERE workspace_id = $2 AND email = $3 AND used_at_us IS NULL",
+        )
+        .bind(to_micros(now))
+        .bind(enrolment.workspace_id.as_str())
+        .bind(enrolment.email.as_str())
+        .execute(&mut *tx)
+        .await?;
         let member = match existing {
             Some(member) => {
                 sqlx::query("UPDATE members SET name = $1 WHERE id = $2")
@@ -234,6 +265,52 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(member)
+    }
+}
+
+/// Whether `actor` may hand out `role`: the operator and owners any role, admins admin and
+/// member, nobody else anything. The role of an existing member counts too — a link for the
+/// owner is an owner's key.
+async fn may_grant(
+    conn: &mut knowmind_db::Connection,
+    workspace_id: &str,
+    actor: &Actor,
+    role: Role,
+) -> Result<(), Error> {
+    let actor_role = match actor {
+        Actor::Operator | Actor::System => return Ok(()),
+        Actor::Member(id) => {
+            let row = sqlx::query(
+                "SELECT role FROM members WHERE id = $1 AND workspace_id = $2 \
+                 AND removed_at_us IS NULL",
+            )
+            .bind(id.as_str())
+            .bind(workspace_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            match row {
+                Some(row) => row.try_get::<String, _>("role")?.parse::<Role>()?,
+                None => Role::Member,
+            }
+        }
+        Actor::Token(_) => Role::Member,
+    };
+    let allowed = match actor_role {
+        Role::Owner => true,
+        Role::Admin => role != Role::Owner,
+        Role::Member => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "role",
+            format!(
+                "a {} cannot hand out the role {}",
+                actor_role.as_str(),
+                role.as_str()
+            ),
+        ))
     }
 }
 

@@ -10,7 +10,6 @@ use token_core::Password;
 use zeroize::Zeroizing;
 
 use crate::error::Error;
-use crate::limiter::Source;
 use crate::store::Store;
 
 use super::totp::{self, TotpSetup};
@@ -55,6 +54,38 @@ fn factor_event(signed_in: &SignedIn, action: Action, details: serde_json::Value
 }
 
 impl Store {
+    /// Checks a signed-in member's password again before a sensitive change (`action`):
+    /// limited like a sign-in, and a wrong one is audited as `action` denied.
+    pub(super) async fn recheck_password(
+        &self,
+        signed_in: &SignedIn,
+        password: Password,
+        action: Action,
+        context: &Context,
+    ) -> Result<(), Error> {
+        let member = &signed_in.member;
+        let workspace = self.get_workspace(&member.workspace_id).await?;
+        let attempt = self.attempt(context, &workspace.name, &member.email)?;
+        let mut conn = self.inner.db.pool().acquire().await?;
+        let stored = self.stored_password(&mut conn, &member.id).await?;
+        drop(conn);
+        if self.password_matches(password, stored).await? {
+            attempt.succeeded();
+            return Ok(());
+        }
+        let event = NewEvent {
+            outcome: Outcome::Denied,
+            ..factor_event(signed_in, action, json!({ "reason": "wrong_password" }))
+        };
+        let mut tx = self.inner.db.begin_write().await?;
+        self.inner
+            .audit
+            .append(&mut tx, context, &event, self.now())
+            .await?;
+        tx.commit().await?;
+        Err(Error::SignInRefused)
+    }
+
     fn factor_key(&self) -> Result<&[u8; 32], Error> {
         self.inner.factor_key.as_deref().ok_or_else(|| {
             Error::invalid(
@@ -68,11 +99,21 @@ impl Store {
     /// (replacing an earlier unconfirmed one), returned once to be shown as a QR code. Nothing
     /// changes for signing in until [`Store::confirm_totp`].
     ///
+    /// The member's password is asked again: a stolen session cookie must not be enough to
+    /// put the thief's phone on the account.
+    ///
     /// # Errors
-    /// [`Error::Conflict`] if the member has one already; [`Error::Invalid`] without an audit
-    /// key.
-    pub async fn start_totp(&self, signed_in: &SignedIn) -> Result<TotpSetup, Error> {
+    /// [`Error::SignInRefused`] for a wrong password; [`Error::Conflict`] if the member has one
+    /// already; [`Error::Invalid`] without an audit key.
+    pub async fn start_totp(
+        &self,
+        signed_in: &SignedIn,
+        password: Password,
+        context: &Context,
+    ) -> Result<TotpSetup, Error> {
         let key = self.factor_key()?;
+        self.recheck_password(signed_in, password, Action::MemberFactorAdded, context)
+            .await?;
         let member = &signed_in.member;
         let setup = TotpSetup::generate(&member.email)?;
         let sealed = totp::seal(key, &member.id, setup.secret())?;
@@ -171,12 +212,8 @@ impl Store {
         context: &Context,
     ) -> Result<(), Error> {
         let member = &signed_in.member;
-        let mut conn = self.inner.db.pool().acquire().await?;
-        let stored = self.stored_password(&mut conn, &member.id).await?;
-        drop(conn);
-        if !self.password_matches(password, stored).await? {
-            return Err(Error::SignInRefused);
-        }
+        self.recheck_password(signed_in, password, Action::MemberFactorRemoved, context)
+            .await?;
         let now = self.now();
         let mut tx = self.inner.db.begin_write().await?;
         let removed = sqlx::query("DELETE FROM member_totp WHERE member_id = $1")
@@ -274,20 +311,8 @@ impl Store {
         let mut signed_in = self.pending_session(secret).await?;
         let member = signed_in.member.clone();
         let key = self.factor_key()?;
-        let mut account = [0u8; 16];
-        let digest = <sha2::Sha256 as sha2::Digest>::digest(member.id.as_bytes());
-        account.copy_from_slice(&digest[..16]);
-        let sources: Vec<(&crate::limiter::FailureLimiter, Source)> = context
-            .client_ip
-            .map(|ip| (&self.inner.address_limiter, Source::Address(ip)))
-            .into_iter()
-            .chain([(&self.inner.account_limiter, Source::Account(account))])
-            .collect();
-        for (limiter, source) in &sources {
-            limiter
-                .check(*source)
-                .map_err(|retry_after_secs| Error::RateLimited { retry_after_secs })?;
-        }
+        let workspace = self.get_workspace(&member.workspace_id).await?;
+        let attempt = self.attempt(context, &workspace.name, &member.email)?;
         let now = self.now();
         let as_member = Context {
             actor: Actor::Member(member.id.clone()),
@@ -307,12 +332,15 @@ impl Store {
         let secret_bytes = totp::open(key, &member.id, &sealed)?;
         let factor = match totp::matching_step(&secret_bytes, code, now) {
             Some(step) if step > last_step => {
-                sqlx::query("UPDATE member_totp SET last_step = $1 WHERE member_id = $2")
-                    .bind(step)
-                    .bind(member.id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                Some("totp")
+                // Conditional, so that of two sign-ins racing with one code only one wins.
+                let used = sqlx::query(
+                    "UPDATE member_totp SET last_step = $1 WHERE member_id = $2 AND last_step < $1",
+                )
+                .bind(step)
+                .bind(member.id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                (used.rows_affected() == 1).then_some("totp")
             }
             Some(_) => None, // replayed
             None => match totp::recovery_hash(code) {
@@ -332,10 +360,7 @@ impl Store {
             },
         };
         let Some(factor) = factor else {
-            drop(tx);
-            for (limiter, source) in &sources {
-                limiter.failure(*source);
-            }
+            drop(tx); // the attempt stays counted
             let event = NewEvent {
                 outcome: Outcome::Denied,
                 ..factor_event(
@@ -352,6 +377,7 @@ impl Store {
             tx.commit().await?;
             return Err(Error::SignInRefused);
         };
+        attempt.succeeded();
         sqlx::query("UPDATE sessions SET needs_factor = 0 WHERE id = $1")
             .bind(signed_in.session.id.as_str())
             .execute(&mut *tx)

@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::model::{Member, Role};
+use crate::store::Store;
 
 pub use enrolments::ENROLMENT_LIFETIME;
 pub use passwords::check_strength;
@@ -32,6 +33,51 @@ pub(crate) use sessions::end_all as end_all_sessions;
 pub use totp::TotpSetup;
 #[cfg(feature = "test-util")]
 pub use totp::app_code;
+
+/// One try at a secret a person knows (a password, a code), already counted against the
+/// client's address and the account before the work — so that parallel tries cannot all pass a
+/// check made before any fails — and given back when it succeeds.
+pub(crate) struct Attempt<'a> {
+    taken: Vec<(&'a crate::limiter::FailureLimiter, crate::limiter::Source)>,
+}
+
+impl Store {
+    /// Takes an attempt for the account (`workspace name`, `email`) from `context`'s address.
+    pub(crate) fn attempt(
+        &self,
+        context: &audit::Context,
+        workspace_name: &str,
+        email: &str,
+    ) -> Result<Attempt<'_>, Error> {
+        use crate::limiter::Source;
+        let sources = context
+            .client_ip
+            .map(|ip| (&self.inner.address_limiter, Source::Address(ip)))
+            .into_iter()
+            .chain([(
+                &self.inner.account_limiter,
+                Source::Account(sessions::account_key(workspace_name, email)),
+            )]);
+        let mut attempt = Attempt { taken: Vec::new() };
+        for (limiter, source) in sources {
+            if let Err(retry_after_secs) = limiter.attempt(source) {
+                attempt.succeeded(); // not tried: give back what was taken
+                return Err(Error::RateLimited { retry_after_secs });
+            }
+            attempt.taken.push((limiter, source));
+        }
+        Ok(attempt)
+    }
+}
+
+impl Attempt<'_> {
+    /// The try succeeded: it does not count against anyone.
+    pub(crate) fn succeeded(self) {
+        for (limiter, source) in self.taken {
+            limiter.forgive(source);
+        }
+    }
+}
 
 /// A 256-bit random secret held by a browser (the session cookie) or carried by a link (an
 /// enrolment), as 64 hex digits. Stored only as its SHA-256. `Debug` shows nothing.

@@ -104,12 +104,8 @@ impl Store {
         let member = &signed_in.member;
         let workspace = self.get_workspace(&member.workspace_id).await?;
         let new = check_strength(new, &[&member.email, &member.name, &workspace.name])?;
-        let mut conn = self.inner.db.pool().acquire().await?;
-        let stored = self.stored_password(&mut conn, &member.id).await?;
-        drop(conn);
-        if !self.password_matches(current, stored).await? {
-            return Err(Error::SignInRefused);
-        }
+        self.recheck_password(signed_in, current, Action::MemberPasswordChanged, context)
+            .await?;
         let hash = self.hash_password(new).await?;
         let now = self.now();
         let mut tx = self.inner.db.begin_write().await?;

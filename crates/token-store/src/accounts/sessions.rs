@@ -16,7 +16,6 @@ use time::{Duration, OffsetDateTime};
 use token_core::Password;
 
 use crate::error::Error;
-use crate::limiter::Source;
 use crate::model::Member;
 use crate::store::{Store, new_id};
 
@@ -77,18 +76,7 @@ impl Store {
         context: &Context,
     ) -> Result<(SignedIn, BearerSecret), Error> {
         let email = email.trim().to_lowercase();
-        let account = Source::Account(account_key(workspace_name, &email));
-        let sources: Vec<(&crate::limiter::FailureLimiter, Source)> = context
-            .client_ip
-            .map(|ip| (&self.inner.address_limiter, Source::Address(ip)))
-            .into_iter()
-            .chain([(&self.inner.account_limiter, account)])
-            .collect();
-        for (limiter, source) in &sources {
-            limiter
-                .check(*source)
-                .map_err(|retry_after_secs| Error::RateLimited { retry_after_secs })?;
-        }
+        let attempt = self.attempt(context, workspace_name, &email)?;
         let mut conn = self.inner.db.pool().acquire().await?;
         let member = sqlx::query(
             "SELECT m.id, m.workspace_id, m.name, m.email, m.role, m.created_at_us, p.hash \
@@ -114,9 +102,7 @@ impl Store {
         let member = match member {
             Some(member) if matches => member,
             member => {
-                for (limiter, source) in &sources {
-                    limiter.failure(*source);
-                }
+                // The attempt stays counted.
                 let reason = match (&member, had_password) {
                     (None, _) => "unknown_account",
                     (Some(_), false) => "no_password",
@@ -128,7 +114,9 @@ impl Store {
                     target_kind: member.as_ref().map(|_| "member"),
                     target_id: member.as_ref().map(|m| m.id.clone()),
                     outcome: Outcome::Denied,
-                    details: json!({ "email": email, "reason": reason }),
+                    // What was typed as an email, only if it looks like one: a password typed
+                    // into the wrong field must not land in the log.
+                    details: json!({ "email": plausible_email(&email), "reason": reason }),
                 };
                 let mut tx = self.inner.db.begin_write().await?;
                 self.inner
@@ -139,6 +127,7 @@ impl Store {
                 return Err(Error::SignInRefused);
             }
         };
+        attempt.succeeded();
         let mut conn = self.inner.db.pool().acquire().await?;
         let has_second_factor = super::factors::has_second_factor(&mut conn, &member.id).await?;
         let second_factor_required =
@@ -388,9 +377,19 @@ pub(crate) async fn end_all(
     Ok(done.rows_affected())
 }
 
+/// `email` if it is shaped like an email address (what the audit log may keep of a failed
+/// sign-in), or a placeholder.
+fn plausible_email(email: &str) -> &str {
+    if crate::validate::email(email).is_ok() && email.len() <= 254 {
+        email
+    } else {
+        "(not an email address)"
+    }
+}
+
 /// The failure limiter's key for an account: a digest of workspace name and email, so that the
 /// limiter's table holds neither.
-fn account_key(workspace_name: &str, email: &str) -> [u8; 16] {
+pub(super) fn account_key(workspace_name: &str, email: &str) -> [u8; 16] {
     let digest = Sha256::new()
         .chain_update(workspace_name.as_bytes())
         .chain_update([0])

@@ -348,7 +348,12 @@ async fn changing_the_password_ends_the_other_sessions() {
             )
             .await
             .unwrap();
-        assert_eq!(actions(&env, Action::MemberPasswordChanged).await.len(), 1);
+        let changed = actions(&env, Action::MemberPasswordChanged).await;
+        assert_eq!(changed.iter().filter(|e| e.outcome == "success").count(), 1);
+        assert_eq!(
+            changed[1].details["reason"], "wrong_password",
+            "the refused try is audited"
+        );
     }
 }
 
@@ -477,7 +482,21 @@ async fn an_authenticator_app_guards_sign_in_and_each_code_works_once() {
         };
         let (signed_in, _) = sign_in().await;
         assert!(!signed_in.session.awaiting_second_factor);
-        let setup = env.store.start_totp(&signed_in).await.unwrap();
+        assert!(matches!(
+            env.store
+                .start_totp(
+                    &signed_in,
+                    Password::presented("not it at all".into()),
+                    &env.ctx()
+                )
+                .await,
+            Err(Error::SignInRefused)
+        ));
+        let setup = env
+            .store
+            .start_totp(&signed_in, Password::presented(PASSWORD.into()), &env.ctx())
+            .await
+            .unwrap();
         // Nothing changes until a code confirms the app.
         let (plain, _) = sign_in().await;
         assert!(!plain.session.awaiting_second_factor, "{}", env.name);
@@ -559,7 +578,13 @@ async fn an_authenticator_app_guards_sign_in_and_each_code_works_once() {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::NotSignedIn), "{}: {err}", env.name);
-        assert_eq!(actions(&env, Action::MemberFactorAdded).await.len(), 1);
+        let added = actions(&env, Action::MemberFactorAdded).await;
+        assert_eq!(added.iter().filter(|e| e.outcome == "success").count(), 1);
+        assert_eq!(
+            added.iter().filter(|e| e.outcome == "denied").count(),
+            1,
+            "the wrong password"
+        );
         let signed_ins = actions(&env, Action::MemberSignedIn).await;
         assert!(
             signed_ins
@@ -588,7 +613,8 @@ async fn an_authenticator_app_guards_sign_in_and_each_code_works_once() {
             .unwrap();
         let (after, _) = sign_in().await;
         assert!(!after.session.awaiting_second_factor);
-        assert_eq!(actions(&env, Action::MemberFactorRemoved).await.len(), 1);
+        let removed = actions(&env, Action::MemberFactorRemoved).await;
+        assert_eq!(removed.iter().filter(|e| e.outcome == "success").count(), 1);
         // A workspace that requires one says so on every session.
         env.store
             .require_second_factor(&env.ws, true, &env.ctx())
@@ -665,6 +691,150 @@ async fn demoting_a_member_revokes_their_admin_tokens() {
         assert_eq!(
             updated[0].details["tokens_revoked"][0],
             admin.id.to_string()
+        );
+    }
+}
+
+#[tokio::test]
+async fn links_cannot_reset_a_password_or_hand_out_more_than_the_inviter_has() {
+    for env in envs().await {
+        // An admin, and a link for the owner minted before the owner enrolled.
+        let (_, admin_link) = env
+            .store
+            .invite(&env.ws, "adam@example.org", Role::Admin, &env.ctx())
+            .await
+            .unwrap();
+        let adam = env
+            .store
+            .enrol(&admin_link, "Adam", PASSWORD.into(), &Context::system())
+            .await
+            .unwrap();
+        let as_adam = Context::of(Actor::Member(adam.id.clone()));
+        let (_, early) = env
+            .store
+            .invite(
+                &env.ws,
+                "ada@example.org",
+                Role::Member,
+                &Context::of(Actor::Operator),
+            )
+            .await
+            .unwrap();
+        // The admin cannot get an owner's key: neither a link for the owner nor a new owner.
+        for (email, role) in [
+            ("ada@example.org", Role::Member),
+            ("new@example.org", Role::Owner),
+        ] {
+            let err = env
+                .store
+                .invite(&env.ws, email, role, &as_adam)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::Invalid { field: "role", .. }),
+                "{}: {err}",
+                env.name
+            );
+        }
+        enrol_owner(&env).await;
+        // The link minted before no longer sets the owner's password.
+        let err = env
+            .store
+            .enrol(
+                &early,
+                "Mallory",
+                "a brand new secret phrase".into(),
+                &Context::system(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{}: {err}", env.name);
+        let ws = workspace_name(&env).await;
+        env.store
+            .sign_in(
+                &ws,
+                "ada@example.org",
+                Password::presented(PASSWORD.into()),
+                &from("192.0.2.1"),
+            )
+            .await
+            .unwrap();
+        // A link the admin handed out dies when the admin is demoted.
+        let (_, handed) = env
+            .store
+            .invite(&env.ws, "eve@example.org", Role::Admin, &as_adam)
+            .await
+            .unwrap();
+        env.store
+            .update_member(
+                &env.ws,
+                &adam.id,
+                token_store::MemberUpdate {
+                    role: Some(Role::Member),
+                    ..Default::default()
+                },
+                &env.ctx(),
+            )
+            .await
+            .unwrap();
+        assert!(env.store.enrolment(&handed).await.is_err(), "{}", env.name);
+        // The last owner stays an owner, and a removed member's email cannot be reused.
+        let err = env
+            .store
+            .update_member(
+                &env.ws,
+                &env.ada,
+                token_store::MemberUpdate {
+                    role: Some(Role::Admin),
+                    ..Default::default()
+                },
+                &env.ctx(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{}: {err}", env.name);
+        env.store
+            .remove_member(&env.ws, &adam.id, &env.ctx())
+            .await
+            .unwrap();
+        let err = env
+            .store
+            .invite(&env.ws, "adam@example.org", Role::Member, &env.ctx())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("removed"), "{}: {err}", env.name);
+    }
+}
+
+#[tokio::test]
+async fn parallel_wrong_passwords_cannot_outrun_the_limit() {
+    for env in envs().await {
+        enrol_owner(&env).await;
+        let ws = workspace_name(&env).await;
+        let mut tries = tokio::task::JoinSet::new();
+        for i in 0..30 {
+            let (store, ws) = (env.store.clone(), ws.clone());
+            tries.spawn(async move {
+                store
+                    .sign_in(
+                        &ws,
+                        "ada@example.org",
+                        Password::presented(format!("wrong guess number {i}")),
+                        &from("198.51.100.7"),
+                    )
+                    .await
+                    .map(|_| ())
+            });
+        }
+        let results = tries.join_all().await;
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err(Error::SignInRefused)))
+            .count();
+        assert!(
+            refused <= 10,
+            "{}: {refused} passwords were tried, the limit is 10",
+            env.name
         );
     }
 }
