@@ -51,6 +51,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         guard: Guard::with_options(store.clone(), None, Some(metrics.clone())),
         notes: Notes::open(store.db().clone()).await?,
         metrics,
+        public_url: None,
     };
     let knowmind = serve(router(state, Duration::from_secs(30))).await?;
 

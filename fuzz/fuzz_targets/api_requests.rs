@@ -88,6 +88,7 @@ fn target() -> &'static Target {
                 guard: Guard::with_options(store.clone(), None, Some(metrics.clone())),
                 notes: Notes::open(store.db().clone()).await.unwrap(),
                 metrics,
+                public_url: None,
             };
             let app = router(state, std::time::Duration::from_secs(30));
             (app, admin.expose_secret().to_owned(), victim.id.to_string())

@@ -262,15 +262,16 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
             )
         })?;
     let bound = listener.local_addr()?;
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
     crate::bootstrap::on_first_start(
         &store,
         &common.data_dir,
         &args.bootstrap_workspace,
         &args.bootstrap_owner_email,
-        &args
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{bound}")),
+        &public_url,
     )
     .await?;
     let metrics = Arc::new(Metrics::default());
@@ -303,6 +304,7 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
             guard,
             notes,
             metrics,
+            public_url: args.public_url.clone(),
         },
         timeout,
     );

@@ -49,6 +49,7 @@ pub async fn env() -> Env {
         guard: Guard::with_options(store.clone(), None, Some(metrics.clone())),
         notes: Notes::open(store.db().clone()).await.unwrap(),
         metrics,
+        public_url: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -52,6 +52,9 @@ pub struct AppState {
     pub notes: Notes,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The dashboard's address as people reach it, for the links it shows (enrolment links);
+    /// without it, the address the browser used (`https` unless it is localhost).
+    pub public_url: Option<String>,
 }
 
 impl AppState {

@@ -145,7 +145,10 @@ pub(super) async fn invite(
             let invite = Invite {
                 link: format!(
                     "{}/dashboard/enrol/{}",
-                    origin(&headers),
+                    app.public_url.as_deref().map_or_else(
+                        || origin(&headers),
+                        |url| url.trim_end_matches('/').to_owned()
+                    ),
                     secret.expose_secret()
                 ),
                 email: enrolment.email,

@@ -65,6 +65,7 @@ pub async fn app_for(store: Store) -> Router {
             guard,
             notes,
             metrics,
+            public_url: None,
         },
         std::time::Duration::from_secs(30),
     )
