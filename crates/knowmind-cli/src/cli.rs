@@ -18,6 +18,10 @@ pub struct Cli {
     /// No colours (also NO_COLOR).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Send the token over plain http:// to a server that is not on this machine (anyone on
+    /// the path can read it). Without it, only loopback addresses may use http://.
+    #[arg(long, env = "KNOWMIND_ALLOW_INSECURE_HTTP", global = true)]
+    pub allow_insecure_http: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -22,6 +22,43 @@ async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, C
         .map_err(|e| CliError::new(format!("unexpected answer from the server: {e}")))
 }
 
+/// Refuses a server URL that would expose the token: not http(s), or plain http to anything but
+/// this machine without the user's explicit consent.
+///
+/// # Errors
+/// A usage error saying why and what to do.
+pub fn check_server(server: &str, allow_insecure_http: bool) -> Result<(), CliError> {
+    let url = reqwest::Url::parse(server).map_err(|_| {
+        CliError::usage(format!("the server URL {server:?} is not a URL"))
+            .hint("like https://knowmind.example.com")
+    })?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let host = url.host_str().unwrap_or_default();
+            let local = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if local || allow_insecure_http {
+                Ok(())
+            } else {
+                Err(CliError::usage(format!(
+                    "refusing to send a token over plain http to {}: anyone on the way can read \
+                     and use it",
+                    url.host_str().unwrap_or("the server")
+                ))
+                .hint("use https://, or pass --allow-insecure-http (KNOWMIND_ALLOW_INSECURE_HTTP=true) if you accept that"))
+            }
+        }
+        other => Err(CliError::usage(format!(
+            "the server URL must start with https:// (or http:// on this machine), not {other}://"
+        ))),
+    }
+}
+
 /// A client of one knowmind server with one token.
 pub struct Client {
     http: reqwest::Client,
@@ -32,17 +69,18 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of `server` presenting `token`.
+    /// A client of `server` presenting `token`. Plain `http://` is refused unless the server
+    /// is on this machine (a loopback address or `localhost`) or `allow_insecure_http`.
     ///
     /// # Errors
-    /// A server URL that is not http(s).
-    pub fn new(server: &str, token: SecretString) -> Result<Self, CliError> {
+    /// A server URL that is not http(s), or plain http to another machine.
+    pub fn new(
+        server: &str,
+        token: SecretString,
+        allow_insecure_http: bool,
+    ) -> Result<Self, CliError> {
         let server = server.trim_end_matches('/').to_owned();
-        if !(server.starts_with("http://") || server.starts_with("https://")) {
-            return Err(CliError::usage(format!(
-                "the server URL must start with https:// (or http://), got {server:?}"
-            )));
-        }
+        check_server(&server, allow_insecure_http)?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("knowmind-cli/", env!("CARGO_PKG_VERSION")))
             .timeout(std::time::Duration::from_secs(30))

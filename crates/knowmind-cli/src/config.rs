@@ -4,7 +4,8 @@
 //! the old one, then the directory synced), so a crash leaves the old file or the new one, and at
 //! no moment is the file readable by others, whatever the umask. Read like OpenSSH and `.pgpass`
 //! read theirs: a file readable or writable by group or others, owned by someone else, or a
-//! symlink is refused — before anything is sent anywhere. `knowmind doctor --fix` tightens it.
+//! symlink is refused — before anything is sent anywhere. The file is opened without following
+//! links and checked on the open file. `knowmind doctor --fix` tightens it, or removes a link.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -103,33 +104,87 @@ fn current_uid() -> u32 {
     rustix::process::getuid().as_raw()
 }
 
+/// Opens the file without following a symbolic link, and checks owner and mode on the open
+/// file — not by path before opening, which a swap between the two could defeat.
+fn open_private(path: &Path) -> std::io::Result<Result<File, String>> {
+    #[cfg(unix)]
+    {
+        use rustix::fs::{Mode, OFlags};
+        use std::os::unix::fs::MetadataExt;
+        let fd = match rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::LOOP) => {
+                return Ok(Err(format!("{} is a symbolic link", path.display())));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let file = File::from(fd);
+        let meta = file.metadata()?;
+        let uid = current_uid();
+        if meta.uid() != uid {
+            return Ok(Err(format!(
+                "{} is owned by uid {}, not by you (uid {uid})",
+                path.display(),
+                meta.uid()
+            )));
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Ok(Err(format!(
+                "{} has mode {:o}: group or others can access it",
+                path.display(),
+                meta.mode() & 0o777
+            )));
+        }
+        Ok(Ok(file))
+    }
+    #[cfg(not(unix))]
+    {
+        File::open(path).map(Ok)
+    }
+}
+
 /// Reads the configuration, refusing an unsafe file. A missing file is an empty configuration.
 ///
 /// # Errors
 /// An unsafe or malformed file, with the fix.
 pub fn load() -> Result<Config, CliError> {
     let path = path()?;
-    if let Some(problem) = insecurity(&path)? {
-        return Err(
-            CliError::new(format!("refusing to use the config file: {problem}"))
-                .hint("run `knowmind doctor --fix`, or `chmod 600` it yourself"),
-        );
-    }
-    match fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| {
-            CliError::new(format!(
-                "{} is not a valid knowmind config: {}",
-                path.display(),
-                e
-            ))
-            .hint("fix the file or remove it and run `knowmind auth login` again")
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+    let text = match open_private(&path) {
+        Ok(Ok(mut file)) => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut file, &mut text)
+                .map(|_| text)
+                .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))
+        }
+        Ok(Err(problem)) => {
+            let hint = if problem.contains("symbolic link") {
+                "remove the link (a config someone else controls could point you at their server \
+                 or run their command) and run `knowmind auth login` again; `knowmind doctor --fix` \
+                 removes it"
+            } else {
+                "run `knowmind doctor --fix`, or `chmod 600` it yourself"
+            };
+            return Err(
+                CliError::new(format!("refusing to use the config file: {problem}")).hint(hint),
+            );
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
         Err(e) => Err(CliError::new(format!(
             "cannot read {}: {e}",
             path.display()
         ))),
-    }
+    }?;
+    serde_json::from_str(&text).map_err(|e| {
+        CliError::new(format!(
+            "{} is not a valid knowmind config: {e}",
+            path.display()
+        ))
+        .hint("fix the file or remove it and run `knowmind auth login` again")
+    })
 }
 
 /// Writes the configuration atomically with mode 0600, in a 0700 directory.
@@ -188,8 +243,8 @@ fn create_private_dir(dir: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Tightens the directory to 0700 and the file to 0600; replaces a symlink by a copy of what it
-/// pointed to. Returns what was changed.
+/// Tightens the directory to 0700 and the file to 0600; removes a symlink (never adopting what
+/// it points to). Returns what was changed.
 ///
 /// # Errors
 /// If a change fails, or the file belongs to someone else (only its owner or root can fix that).
@@ -205,14 +260,11 @@ pub fn fix() -> Result<Vec<String>, CliError> {
         return Ok(done);
     };
     if meta.file_type().is_symlink() {
-        let text = fs::read_to_string(&path)
-            .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
-        let config: Config = serde_json::from_str(&text)
-            .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+        // Never adopt what the link points to: someone else may control it (its server, its
+        // token_command). Remove the link; the user logs in again.
         fs::remove_file(&path).map_err(|e| CliError::new(e.to_string()))?;
-        save(&config)?;
         done.push(format!(
-            "replaced the symbolic link {} by a private copy",
+            "removed the symbolic link {}; run `knowmind auth login` to save your own credential",
             path.display()
         ));
         return Ok(done);

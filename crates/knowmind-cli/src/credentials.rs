@@ -6,7 +6,9 @@
 //! 3. `token_command` in the config file (a secret manager; its standard output is the token);
 //! 4. `token` in the config file.
 //!
-//! A token is never taken from a command-line argument.
+//! A token is never taken from a command-line argument, and never sent unless it has a knowmind
+//! token's shape.
+#![allow(clippy::print_stderr)] // the token file's warning, once
 
 use std::process::{Command, Stdio};
 
@@ -58,12 +60,64 @@ impl Credential {
     }
 }
 
-/// Finds the token, or explains how to provide one.
+/// Finds the token, or explains how to provide one. What is found must have a knowmind token's
+/// shape (prefix, length, alphabet, checksum) before it is sent anywhere.
 ///
 /// # Errors
 /// Both `KNOWMIND_TOKEN` and `KNOWMIND_TOKEN_FILE` set; an unreadable file; a failing
-/// `token_command`; no token anywhere.
+/// `token_command`; no token anywhere; something that is not a knowmind token (exit 2).
 pub fn resolve(config: &Config) -> Result<Credential, CliError> {
+    let credential = find(config)?;
+    if let Err(e) = credential
+        .token
+        .expose_secret()
+        .parse::<token_core::Token>()
+    {
+        // The parse error never repeats the input.
+        return Err(CliError::usage(format!(
+            "{} does not hold a knowmind token ({e}); nothing was sent",
+            credential.source.describe()
+        ))
+        .hint(match credential.source {
+            Source::Env => "set KNOWMIND_TOKEN to the whole kmt_… token",
+            Source::File => {
+                "the file must hold the whole kmt_… token (one trailing newline is fine)"
+            }
+            Source::Command => "token_command must print the whole kmt_… token",
+            Source::Config => "run `knowmind auth login` again",
+        }));
+    }
+    Ok(credential)
+}
+
+/// Whether this process runs in a container, where mounted secrets are often 0644 by default.
+fn in_container() -> bool {
+    std::path::Path::new("/.dockerenv").exists()
+        || std::path::Path::new("/run/.containerenv").exists()
+        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+}
+
+/// A warning when the token file is readable by group or others outside a container (inside
+/// one, Kubernetes mounts secrets 0644 by default: no warning there).
+pub fn token_file_warning(path: &std::path::Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let mode = std::fs::metadata(path).ok()?.mode();
+        if mode & 0o077 != 0 && !in_container() {
+            return Some(format!(
+                "KNOWMIND_TOKEN_FILE ({}) has mode {:o}: others on this machine can read the token; `chmod 600` it",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    None
+}
+
+fn find(config: &Config) -> Result<Credential, CliError> {
     let env = std::env::var("KNOWMIND_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
@@ -84,7 +138,11 @@ pub fn resolve(config: &Config) -> Result<Credential, CliError> {
                     std::path::Path::new(&path).display()
                 ))
             })?;
-            let token = text.strip_suffix('\n').unwrap_or(&text).to_owned();
+            if let Some(warning) = token_file_warning(std::path::Path::new(&path)) {
+                eprintln!("warning: {warning}");
+            }
+            let token = text.strip_suffix('\n').unwrap_or(&text);
+            let token = token.strip_suffix('\r').unwrap_or(token).to_owned();
             Ok(Credential {
                 token: SecretString::from(token),
                 source: Source::File,

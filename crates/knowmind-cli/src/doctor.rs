@@ -38,10 +38,12 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
     let path = config::path()?;
 
     // 1. The config file's permissions.
+    let mut changed = false;
     match config::insecurity(&path)? {
         Some(problem) if fix => {
             for done in config::fix()? {
                 eprintln!("fixed: {done}");
+                changed = true;
             }
             match config::insecurity(&path)? {
                 None => report.ok(&format!(
@@ -55,7 +57,17 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
         None => report.ok(&format!("{} is private (or absent)", path.display())),
     }
 
-    // 2. Tokens where git could pick them up.
+    // 2. A token file others can read.
+    if let Some(file) = std::env::var_os("KNOWMIND_TOKEN_FILE").filter(|f| !f.is_empty())
+        && let Some(warning) = credentials::token_file_warning(Path::new(&file))
+    {
+        report.problem(
+            &warning,
+            "chmod 600 it (inside a container this is not reported)",
+        );
+    }
+
+    // 3. Tokens where git could pick them up.
     let dir = config::dir()?;
     if dir.exists() && unignored_in_git(&dir, "config.json") {
         report.problem(
@@ -80,7 +92,7 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
         }
     }
 
-    // 3. The server and the token.
+    // 4. The server and the token.
     let loaded = config::load();
     let server = cli
         .server
@@ -109,6 +121,15 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
             "check --server / KNOWMIND_SERVER and the network",
         ),
     }
+    if changed {
+        // The file was open to others until now: someone may have put a token_command in it.
+        // Nothing from it runs in this run; the user looks first.
+        report.problem(
+            "the token was not checked: the config file was just repaired",
+            &format!("read {} and run `knowmind doctor` again", path.display()),
+        );
+        return finish(report);
+    }
     if let Ok(config) = loaded
         && let Ok(credential) = credentials::resolve(&config)
         && let Ok(client) = crate::client::Client::new(
@@ -116,6 +137,7 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
             secrecy::SecretString::from(
                 secrecy::ExposeSecret::expose_secret(&credential.token).to_owned(),
             ),
+            cli.allow_insecure_http,
         )
     {
         match client.get::<TokenDetail>("/v1/tokens/self", NO_QUERY).await {

@@ -8,6 +8,17 @@
 //! This crate is a user interface: printing to stdout and stderr is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+/// `println!`, except that a closed pipe (`knowmind auth status | head -2`) ends the process
+/// quietly instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::stdout_failed(e);
+        }
+    }};
+}
+
 pub mod cli;
 pub mod client;
 mod commands;
@@ -66,6 +77,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// Standard output failed: a closed pipe ends the run quietly (exit 0: the reader had what it
+/// wanted); anything else is said on standard error.
+pub(crate) fn stdout_failed(e: std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("knowmind: cannot write to standard output: {e}");
+    std::process::exit(1);
+}
+
 /// The clock: the CLI is a binary, and this is its one reading of it.
 #[allow(clippy::disallowed_methods)] // the CLI's one allowed call site
 pub fn now() -> OffsetDateTime {
@@ -91,6 +112,7 @@ fn connect(cli: &Cli) -> Result<(Client, Credential, Config), CliError> {
     let client = Client::new(
         &server(cli, &config)?,
         SecretString::from(credential.token.expose_secret().to_owned()),
+        cli.allow_insecure_http,
     )?;
     Ok((client, credential, config))
 }
@@ -125,7 +147,7 @@ async fn warn_about_token(client: &Client, style: Style) {
 
 /// Prints a value as pretty JSON on stdout.
 fn print_json(value: &impl serde::Serialize) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );

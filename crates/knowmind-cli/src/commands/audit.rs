@@ -55,7 +55,7 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &AuditCommand) -> Resu
                         ]
                     })
                     .collect();
-                println!(
+                outln!(
                     "{}",
                     table(
                         &["SEQ", "WHEN", "ACTION", "TARGET", "ACTOR", "FROM"],
@@ -92,7 +92,7 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &AuditCommand) -> Resu
             if style.json {
                 print_json(&report);
             } else if let Some(broken) = &report.broken {
-                println!(
+                outln!(
                     "BROKEN at #{}: {}",
                     broken.seq,
                     serde_json::to_value(broken.reason)
@@ -101,7 +101,7 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &AuditCommand) -> Resu
                         .unwrap_or_default()
                 );
             } else {
-                println!(
+                outln!(
                     "intact: {} events of this workspace checked, up to #{}{}",
                     report.events,
                     report.last_seq,

@@ -38,6 +38,7 @@ pub(crate) async fn login(cli: &Cli, style: Style, with_token: bool) -> Result<(
     let client = Client::new(
         &server,
         SecretString::from(token.expose_secret().to_owned()),
+        cli.allow_insecure_http,
     )?;
     let me: TokenDetail = client.get("/v1/tokens/self", NO_QUERY).await?;
     config.server = Some(server.clone());
@@ -62,7 +63,7 @@ pub(crate) async fn login(cli: &Cli, style: Style, with_token: bool) -> Result<(
 pub(crate) fn print_token() -> Result<(), CliError> {
     let config = config::load()?;
     let credential = credentials::resolve(&config)?;
-    println!("{}", credential.token.expose_secret());
+    outln!("{}", credential.token.expose_secret());
     Ok(())
 }
 
@@ -86,19 +87,19 @@ pub(crate) async fn status(cli: &Cli, style: Style) -> Result<(), CliError> {
             "rotation_due": rfc3339(rotation_due),
         }));
     } else {
-        println!("server:       {}", client.server());
-        println!("token:        {} ({})", credential.masked(), me.name);
-        println!("from:         {}", credential.source.describe());
-        println!("workspace:    {}", me.workspace_id);
-        println!("scopes:       {}", scopes_text(me.scopes));
-        println!(
+        outln!("server:       {}", client.server());
+        outln!("token:        {} ({})", credential.masked(), me.name);
+        outln!("from:         {}", credential.source.describe());
+        outln!("workspace:    {}", me.workspace_id);
+        outln!("scopes:       {}", scopes_text(me.scopes));
+        outln!(
             "expires:      {}",
             me.expires_at.map_or("never".to_owned(), |e| format!(
                 "{} ({e})",
                 relative(Some(e), now)
             ))
         );
-        println!("rotation due: {}", relative(Some(rotation_due), now));
+        outln!("rotation due: {}", relative(Some(rotation_due), now));
     }
     if rotation_due < now {
         style.warn(&format!("the token is older than {ROTATION_DAYS} days; rotate it with `knowmind token rotate self`"));

@@ -28,7 +28,7 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &PolicyCommand) -> Res
     if style.json {
         print_json(&policy);
     } else {
-        println!(
+        outln!(
             "reuse detection: {}",
             match policy.reuse_detection {
                 ReuseDetection::RevokeFamily => "revoke the family when a rotated token is reused",

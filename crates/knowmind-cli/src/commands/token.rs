@@ -64,7 +64,7 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
                 if style.json {
                     print_json(&rotated);
                 } else {
-                    println!("{}", rotated.token);
+                    outln!("{}", rotated.token);
                 }
                 if in_use {
                     style.warn(&format!(
@@ -201,7 +201,7 @@ async fn create(client: &Client, style: Style, args: &CreateArgs) -> Result<(), 
     if style.json {
         print_json(&created);
     } else {
-        println!("{}", created.token);
+        outln!("{}", created.token);
         if !style.quiet {
             eprintln!(
                 "Created {} ({}; scopes {}; expires {}). The token above is shown this once.",
@@ -251,7 +251,7 @@ async fn list(client: &Client, style: Style, state: StateArg) -> Result<(), CliE
             ]
         })
         .collect();
-    println!(
+    outln!(
         "{}",
         table(
             &[
@@ -297,12 +297,12 @@ async fn view(client: &Client, style: Style, id: &str) -> Result<(), CliError> {
             ),
         ),
     ] {
-        println!("{label:<10} {value}");
+        outln!("{label:<10} {value}");
     }
     if detail.family.len() > 1 {
-        println!("family     (oldest first; revoking any of them revokes the rest)");
+        outln!("family     (oldest first; revoking any of them revokes the rest)");
         for member in &detail.family {
-            println!(
+            outln!(
                 "  {} {} {} ({}; {}, created {} by {})",
                 if member.id == record.id { "*" } else { " " },
                 member.id,
@@ -353,7 +353,7 @@ async fn usage(
             ]
         })
         .collect();
-    println!(
+    outln!(
         "{}\n",
         table(
             &["ADDRESS", "CALLS", "FIRST SEEN", "LAST SEEN"],
@@ -374,7 +374,7 @@ async fn usage(
             ]
         })
         .collect();
-    println!(
+    outln!(
         "{}",
         table(
             &["ENDPOINT", "CALLS", "FIRST SEEN", "LAST SEEN"],

@@ -1,4 +1,5 @@
 use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
 
 use token_core::Scope;
 
@@ -234,4 +235,144 @@ async fn the_token_never_appears_in_argv_or_help() {
             "{args:?}: {text}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_fix_removes_a_symlinked_config_and_runs_nothing_from_it() {
+    let e = env().await;
+    std::fs::create_dir_all(e.config_dir()).unwrap();
+    std::fs::set_permissions(e.config_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Someone else's file, with a command that would leave a mark if it ran.
+    let marker = e.home.path().join("ran");
+    let elsewhere = e.home.path().join("elsewhere.json");
+    let config = serde_json::json!({
+        "server": e.url,
+        "token_command": format!("touch {}", marker.display()),
+    });
+    std::fs::write(&elsewhere, config.to_string()).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, e.config_file()).unwrap();
+    let refused = e.run(&["auth", "status"], None, &[]).await;
+    assert!(
+        stderr(&refused).contains("remove the link"),
+        "{}",
+        stderr(&refused)
+    );
+    let fixed = e.run(&["doctor", "--fix"], None, &[]).await;
+    assert!(
+        stderr(&fixed).contains("removed the symbolic link"),
+        "{}",
+        stderr(&fixed)
+    );
+    assert!(
+        !e.config_file().exists(),
+        "the link is gone, and nothing took its place"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&elsewhere).unwrap(),
+        config.to_string(),
+        "the target is untouched"
+    );
+    assert!(!marker.exists(), "its token_command never ran");
+    // A loose file that doctor tightens: its token_command does not run in the same run.
+    std::fs::write(e.config_file(), config.to_string()).unwrap();
+    std::fs::set_permissions(e.config_file(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let fixed = e.run(&["doctor", "--fix"], None, &[]).await;
+    assert_eq!(mode(&e.config_file()), 0o600);
+    assert!(
+        stderr(&fixed).contains("run `knowmind doctor` again"),
+        "{}",
+        stderr(&fixed)
+    );
+    assert!(
+        !marker.exists(),
+        "nothing from a file others could write ran"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_go_over_plain_http_only_to_this_machine_and_only_if_they_are_tokens() {
+    let e = env().await;
+    let token = e.issue(&[Scope::Read]).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let trap = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    // Plain http to another machine: refused before any connection (192.0.2.1 is TEST-NET).
+    let out = e
+        .run(
+            &["auth", "status", "--server", "http://192.0.2.1:8080"],
+            None,
+            &[("KNOWMIND_TOKEN", &token)],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("plain http"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--allow-insecure-http"));
+    // Something that is not a token is not sent.
+    for (var, value) in [
+        ("KNOWMIND_TOKEN", "garbage"),
+        ("KNOWMIND_TOKEN", &token[..57]),
+    ] {
+        let out = e
+            .run(
+                &["auth", "status", "--server", &trap],
+                None,
+                &[(var, value)],
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("does not hold a knowmind token"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains(value), "the input is not echoed");
+    }
+    assert!(listener.accept().is_err(), "nothing was sent");
+    // A token file with a CRLF ending works; one that others can read gets a warning.
+    let file = e.home.path().join("token");
+    std::fs::write(&file, format!("{token}\r\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = e
+        .run(
+            &["auth", "status", "--server", &e.url],
+            None,
+            &[("KNOWMIND_TOKEN_FILE", file.to_str().unwrap())],
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Inside a container (CI, this very machine maybe) mounted secrets are 0644 by default: no
+    // warning there; anywhere else, one.
+    let container = std::path::Path::new("/.dockerenv").exists()
+        || std::path::Path::new("/run/.containerenv").exists()
+        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    assert_eq!(
+        stderr(&out).contains("has mode 644"),
+        !container,
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_the_output_quietly() {
+    let e = env().await;
+    let token = e.issue(&[Scope::Admin]).await;
+    for i in 0..60 {
+        e.issue(&[Scope::Read]).await;
+        let _ = i;
+    }
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_knowmind"))
+        .args(["token", "list", "--server", &e.url])
+        .env("KNOWMIND_CONFIG_DIR", e.config_dir())
+        .env("KNOWMIND_TOKEN", &token)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before anything is written
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
