@@ -74,7 +74,9 @@ pub enum AuthCommand {
     Status,
     /// Print the token in use, and nothing else (for scripts).
     Token,
-    /// Forget the saved token.
+    /// Make `--server URL` the server commands use by default (a token must be saved for it).
+    Switch,
+    /// Forget the token saved for the server in use.
     Logout {
         /// Revoke it on the server first.
         #[arg(long)]

@@ -7,6 +7,7 @@
 //! symlink is refused — before anything is sent anywhere. The file is opened without following
 //! links and checked on the open file. `knowmind doctor --fix` tightens it, or removes a link.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,28 +16,102 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CliError;
 
-/// The file's content. Unknown fields are refused, so a typo is an error, not a silent default.
+/// The file's content: a credential per server, as `gh` keeps one per host, and the server
+/// used when none is named. A token is only ever sent to the server it was saved for. Unknown
+/// fields are refused, so a typo is an error, not a silent default. A file of the earlier
+/// single-server shape (`server`, `token`, `token_command`) is read as one entry and written in
+/// this shape on the next save.
 #[derive(Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The knowmind server, e.g. `https://knowmind.example.com`.
+    /// The server commands use when none is named (`--server`, `KNOWMIND_SERVER`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
+    pub default: Option<String>,
+    /// Credentials by server URL (without a trailing slash).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub servers: BTreeMap<String, ServerEntry>,
+    #[serde(default, skip_serializing)]
+    server: Option<String>,
+    #[serde(default, skip_serializing)]
+    token: Option<String>,
+    #[serde(default, skip_serializing)]
+    token_command: Option<String>,
+}
+
+/// The credential saved for one server.
+#[derive(Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerEntry {
     /// The token itself (set by `auth login`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
-    /// A command whose standard output is the token (a secret manager), instead of `token`.
+    /// A command whose standard output is the token (a secret manager); it wins over `token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_command: Option<String>,
+}
+
+impl std::fmt::Debug for ServerEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerEntry")
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("token_command", &self.token_command)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("server", &self.server)
-            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
-            .field("token_command", &self.token_command)
-            .finish()
+            .field("default", &self.default)
+            .field("servers", &self.servers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A server URL as a key: without trailing slashes.
+pub fn normalize(server: &str) -> String {
+    server.trim_end_matches('/').to_owned()
+}
+
+impl Config {
+    /// Moves an earlier single-server file's fields into `servers`.
+    fn migrate(mut self) -> Self {
+        if let Some(server) = self.server.take() {
+            let server = normalize(&server);
+            let entry = ServerEntry {
+                token: self.token.take(),
+                token_command: self.token_command.take(),
+            };
+            if entry != ServerEntry::default() {
+                self.servers.insert(server.clone(), entry);
+            }
+            self.default.get_or_insert(server);
+        }
+        // A token without a server was never bound to one: it is not kept.
+        self.token = None;
+        self.token_command = None;
+        self
+    }
+
+    /// The credential saved for `server`.
+    pub fn entry(&self, server: &str) -> Option<&ServerEntry> {
+        self.servers.get(&normalize(server))
+    }
+
+    /// The credential for `server`, created empty if there is none.
+    pub fn entry_mut(&mut self, server: &str) -> &mut ServerEntry {
+        self.servers.entry(normalize(server)).or_default()
+    }
+
+    /// Forgets `server`'s credential; if it was the default, another saved server (if any)
+    /// becomes the default. Returns whether there was one.
+    pub fn forget(&mut self, server: &str) -> bool {
+        let key = normalize(server);
+        let had = self.servers.remove(&key).is_some();
+        if self.default.as_deref() == Some(key.as_str()) {
+            self.default = self.servers.keys().next().cloned();
+        }
+        had
     }
 }
 
@@ -178,13 +253,15 @@ pub fn load() -> Result<Config, CliError> {
             path.display()
         ))),
     }?;
-    serde_json::from_str(&text).map_err(|e| {
-        CliError::new(format!(
-            "{} is not a valid knowmind config: {e}",
-            path.display()
-        ))
-        .hint("fix the file or remove it and run `knowmind auth login` again")
-    })
+    serde_json::from_str::<Config>(&text)
+        .map(Config::migrate)
+        .map_err(|e| {
+            CliError::new(format!(
+                "{} is not a valid knowmind config: {e}",
+                path.display()
+            ))
+            .hint("fix the file or remove it and run `knowmind auth login` again")
+        })
 }
 
 /// Writes the configuration atomically with mode 0600, in a 0700 directory.

@@ -66,8 +66,8 @@ impl Credential {
 /// # Errors
 /// Both `KNOWMIND_TOKEN` and `KNOWMIND_TOKEN_FILE` set; an unreadable file; a failing
 /// `token_command`; no token anywhere; something that is not a knowmind token (exit 2).
-pub fn resolve(config: &Config) -> Result<Credential, CliError> {
-    let credential = find(config)?;
+pub fn resolve(config: &Config, server: &str) -> Result<Credential, CliError> {
+    let credential = find(config, server)?;
     if let Err(e) = credential
         .token
         .expose_secret()
@@ -117,7 +117,7 @@ pub fn token_file_warning(path: &std::path::Path) -> Option<String> {
     None
 }
 
-fn find(config: &Config) -> Result<Credential, CliError> {
+fn find(config: &Config, server: &str) -> Result<Credential, CliError> {
     let env = std::env::var("KNOWMIND_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
@@ -149,17 +149,31 @@ fn find(config: &Config) -> Result<Credential, CliError> {
             })
         }
         (None, None) => {
-            if let Some(command) = &config.token_command {
+            // Only what was saved for this very server: a token is never sent elsewhere.
+            let entry = config.entry(server);
+            if let Some(command) = entry.and_then(|e| e.token_command.as_ref()) {
                 return run_token_command(command);
             }
-            match &config.token {
+            match entry.and_then(|e| e.token.as_ref()) {
                 Some(token) => Ok(Credential {
                     token: SecretString::from(token.clone()),
                     source: Source::Config,
                 }),
-                None => Err(CliError::auth_refused("no token configured").hint(
-                    "run `knowmind auth login`, or set KNOWMIND_TOKEN (CI) or KNOWMIND_TOKEN_FILE",
-                )),
+                None => {
+                    let others: Vec<&str> = config.servers.keys().map(String::as_str).collect();
+                    let mut error = CliError::new(format!("no token is saved for {server}"));
+                    error = if others.is_empty() {
+                        error.hint(format!(
+                            "run `knowmind auth login --server {server}`, or set KNOWMIND_TOKEN (CI) or KNOWMIND_TOKEN_FILE"
+                        ))
+                    } else {
+                        error.hint(format!(
+                            "tokens are saved for {} only; run `knowmind auth login --server {server}` or `knowmind auth switch --server …`",
+                            others.join(", ")
+                        ))
+                    };
+                    Err(error)
+                }
             }
         }
     }

@@ -97,7 +97,7 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
     let server = cli
         .server
         .clone()
-        .or_else(|| loaded.as_ref().ok().and_then(|c| c.server.clone()));
+        .or_else(|| loaded.as_ref().ok().and_then(|c| c.default.clone()));
     let Some(server) = server else {
         report.problem(
             "no server configured",
@@ -131,7 +131,7 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
         return finish(report);
     }
     if let Ok(config) = loaded
-        && let Ok(credential) = credentials::resolve(&config)
+        && let Ok(credential) = credentials::resolve(&config, &server)
         && let Ok(client) = crate::client::Client::new(
             &server,
             secrecy::SecretString::from(

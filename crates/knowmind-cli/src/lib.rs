@@ -66,7 +66,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Auth(AuthCommand::Login { with_token }) => {
             commands::auth::login(&cli, style, *with_token).await
         }
-        Command::Auth(AuthCommand::Token) => commands::auth::print_token(),
+        Command::Auth(AuthCommand::Token) => commands::auth::print_token(&cli),
+        Command::Auth(AuthCommand::Switch) => commands::auth::switch(&cli, style),
         Command::Auth(AuthCommand::Status) => commands::auth::status(&cli, style).await,
         Command::Auth(AuthCommand::Logout { revoke }) => {
             commands::auth::logout(&cli, style, *revoke).await
@@ -93,11 +94,12 @@ pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-/// The server: `--server`/`KNOWMIND_SERVER`, else the saved one.
+/// The server: `--server`/`KNOWMIND_SERVER`, else the saved default.
 fn server(cli: &Cli, config: &Config) -> Result<String, CliError> {
     cli.server
-        .clone()
-        .or_else(|| config.server.clone())
+        .as_deref()
+        .or(config.default.as_deref())
+        .map(config::normalize)
         .ok_or_else(|| {
             CliError::usage("no server configured").hint(
                 "pass --server URL, set KNOWMIND_SERVER, or run `knowmind auth login --server URL`",
@@ -108,9 +110,10 @@ fn server(cli: &Cli, config: &Config) -> Result<String, CliError> {
 /// A client with the resolved credential.
 fn connect(cli: &Cli) -> Result<(Client, Credential, Config), CliError> {
     let config = config::load()?;
-    let credential = credentials::resolve(&config)?;
+    let server = server(cli, &config)?;
+    let credential = credentials::resolve(&config, &server)?;
     let client = Client::new(
-        &server(cli, &config)?,
+        &server,
         SecretString::from(credential.token.expose_secret().to_owned()),
         cli.allow_insecure_http,
     )?;

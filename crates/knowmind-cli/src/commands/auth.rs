@@ -41,9 +41,10 @@ pub(crate) async fn login(cli: &Cli, style: Style, with_token: bool) -> Result<(
         cli.allow_insecure_http,
     )?;
     let me: TokenDetail = client.get("/v1/tokens/self", NO_QUERY).await?;
-    config.server = Some(server.clone());
-    config.token = Some(token.expose_secret().to_owned());
-    config.token_command = None;
+    let entry = config.entry_mut(&server);
+    entry.token = Some(token.expose_secret().to_owned());
+    let command_wins = entry.token_command.is_some();
+    config.default = Some(config::normalize(&server));
     config::save(&config)?;
     if !style.quiet {
         eprintln!(
@@ -54,23 +55,66 @@ pub(crate) async fn login(cli: &Cli, style: Style, with_token: bool) -> Result<(
             config::path()?.display()
         );
     }
+    if command_wins {
+        style.warn(&format!(
+            "token_command is configured for {server} and takes precedence over the saved token; \
+             remove it from {} to use this one",
+            config::path()?.display()
+        ));
+    }
     if std::env::var_os("KNOWMIND_TOKEN").is_some() {
         style.warn("KNOWMIND_TOKEN is set and takes precedence over the saved token");
     }
     Ok(())
 }
 
-pub(crate) fn print_token() -> Result<(), CliError> {
+pub(crate) fn switch(cli: &Cli, style: Style) -> Result<(), CliError> {
+    let mut config = config::load()?;
+    let Some(server) = cli.server.as_deref().map(config::normalize) else {
+        return Err(CliError::usage(
+            "say which server: `knowmind auth switch --server URL`",
+        ));
+    };
+    if config.entry(&server).is_none() {
+        let saved: Vec<&str> = config.servers.keys().map(String::as_str).collect();
+        return Err(
+            CliError::usage(format!("no token is saved for {server}")).hint(if saved.is_empty() {
+                format!("run `knowmind auth login --server {server}`")
+            } else {
+                format!(
+                    "saved: {}; or run `knowmind auth login --server {server}`",
+                    saved.join(", ")
+                )
+            }),
+        );
+    }
+    config.default = Some(server.clone());
+    config::save(&config)?;
+    if !style.quiet {
+        eprintln!("Commands now go to {server} unless --server says otherwise.");
+    }
+    Ok(())
+}
+
+pub(crate) fn print_token(cli: &Cli) -> Result<(), CliError> {
     let config = config::load()?;
-    let credential = credentials::resolve(&config)?;
+    let credential = credentials::resolve(&config, &server(cli, &config)?)?;
     outln!("{}", credential.token.expose_secret());
     Ok(())
 }
 
 pub(crate) async fn status(cli: &Cli, style: Style) -> Result<(), CliError> {
-    let (client, credential, _) = connect(cli)?;
+    let (client, credential, config) = connect(cli)?;
     let me: TokenDetail = client.get("/v1/tokens/self", NO_QUERY).await?;
     let me = me.record;
+    let saved: Vec<String> = config
+        .servers
+        .keys()
+        .map(|s| {
+            let active = config.default.as_deref() == Some(s.as_str());
+            format!("{s}{}", if active { " (default)" } else { "" })
+        })
+        .collect();
     let now = now();
     let rotation_due = me.created_at + time::Duration::days(ROTATION_DAYS);
     if style.json {
@@ -85,6 +129,8 @@ pub(crate) async fn status(cli: &Cli, style: Style) -> Result<(), CliError> {
             "expires_at": me.expires_at.and_then(rfc3339),
             "created_at": rfc3339(me.created_at),
             "rotation_due": rfc3339(rotation_due),
+            "default_server": config.default,
+            "saved_servers": config.servers.keys().collect::<Vec<_>>(),
         }));
     } else {
         outln!("server:       {}", client.server());
@@ -100,6 +146,9 @@ pub(crate) async fn status(cli: &Cli, style: Style) -> Result<(), CliError> {
             ))
         );
         outln!("rotation due: {}", relative(Some(rotation_due), now));
+        if !saved.is_empty() {
+            outln!("saved for:    {}", saved.join(", "));
+        }
     }
     if rotation_due < now {
         style.warn(&format!("the token is older than {ROTATION_DAYS} days; rotate it with `knowmind token rotate self`"));
@@ -110,6 +159,13 @@ pub(crate) async fn status(cli: &Cli, style: Style) -> Result<(), CliError> {
 
 pub(crate) async fn logout(cli: &Cli, style: Style, revoke: bool) -> Result<(), CliError> {
     let mut config = config::load()?;
+    if !revoke && cli.server.is_none() && config.default.is_none() {
+        if !style.quiet {
+            eprintln!("No token is saved; nothing to forget.");
+        }
+        return Ok(());
+    }
+    let server = server(cli, &config)?;
     if revoke {
         let (client, _, _) = connect(cli)?;
         let _: Revoked = client
@@ -119,10 +175,14 @@ pub(crate) async fn logout(cli: &Cli, style: Style, revoke: bool) -> Result<(), 
             eprintln!("Revoked the token on {}.", client.server());
         }
     }
-    config.token = None;
+    let had = config.forget(&server);
     config::save(&config)?;
     if !style.quiet {
-        eprintln!("Forgot the saved token.");
+        if had {
+            eprintln!("Forgot the token saved for {server}.");
+        } else {
+            eprintln!("No token was saved for {server}; nothing to forget.");
+        }
     }
     if std::env::var_os("KNOWMIND_TOKEN").is_some()
         || std::env::var_os("KNOWMIND_TOKEN_FILE").is_some()

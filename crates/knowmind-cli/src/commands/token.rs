@@ -45,7 +45,7 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
                 .await?;
             let in_use = path == "self" || credential.masked().get(4..20) == Some(path.as_str());
             if in_use && credential.source == Source::Config {
-                config.token = Some(rotated.token.clone());
+                config.entry_mut(client.server()).token = Some(rotated.token.clone());
                 config::save(&config)?;
                 if !style.quiet {
                     eprintln!(

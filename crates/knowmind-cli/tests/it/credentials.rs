@@ -35,8 +35,8 @@ async fn login_writes_a_private_file_under_any_umask() {
         assert_eq!(mode(&e.config_file()), 0o600, "umask {umask}");
         let saved: Value =
             serde_json::from_str(&std::fs::read_to_string(e.config_file()).unwrap()).unwrap();
-        assert_eq!(saved["token"], token.as_str());
-        assert_eq!(saved["server"], e.url.as_str());
+        assert_eq!(saved["servers"][e.url.as_str()]["token"], token.as_str());
+        assert_eq!(saved["default"], e.url.as_str());
         assert!(
             !stderr(&out).contains(&token[20..52]),
             "the token is not echoed"
@@ -375,4 +375,89 @@ async fn a_closed_pipe_ends_the_output_quietly() {
     let out = child.wait_with_output().await.unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_token_only_goes_to_its_own_server() {
+    let e = env().await;
+    let token = e.issue(&[Scope::Read]).await;
+    assert!(e.login(&token).await.status.success());
+    // A second "server" that only counts connections.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    for how in [vec![], vec![("KNOWMIND_SERVER", other.as_str())]] {
+        let args: Vec<&str> = if how.is_empty() {
+            vec!["token", "list", "--server", &other]
+        } else {
+            vec!["token", "list"]
+        };
+        let out = e.run(&args, None, &how).await;
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("no token is saved for {other}")),
+            "{}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(&e.url),
+            "the hint names the saved server"
+        );
+    }
+    assert!(
+        listener.accept().is_err(),
+        "the saved token never went to the other server"
+    );
+    // The saved server still works, switch needs a saved token, logout forgets one server.
+    assert!(e.run(&["auth", "status"], None, &[]).await.status.success());
+    let out = e
+        .run(&["auth", "switch", "--server", &other], None, &[])
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    let out = e
+        .run(
+            &["auth", "switch", "--server", &format!("{}/", e.url)],
+            None,
+            &[],
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = e.run(&["auth", "logout"], None, &[]).await;
+    assert!(
+        stderr(&out).contains("Forgot the token saved for"),
+        "{}",
+        stderr(&out)
+    );
+    let again = e.run(&["auth", "logout"], None, &[]).await;
+    assert!(
+        stderr(&again).contains("nothing to forget"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_server_config_is_read_and_migrated() {
+    let e = env().await;
+    let token = e.issue(&[Scope::Read]).await;
+    std::fs::create_dir_all(e.config_dir()).unwrap();
+    std::fs::set_permissions(e.config_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(
+        e.config_file(),
+        serde_json::json!({"server": format!("{}/", e.url), "token": token}).to_string(),
+    )
+    .unwrap();
+    std::fs::set_permissions(e.config_file(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = e.run(&["auth", "status"], None, &[]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The next write is in the new shape.
+    let other = e.issue(&[Scope::Write]).await;
+    assert!(e.login(&other).await.status.success());
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(e.config_file()).unwrap()).unwrap();
+    assert!(
+        saved.get("server").is_none() && saved.get("token").is_none(),
+        "{saved}"
+    );
+    assert_eq!(saved["servers"][e.url.as_str()]["token"], other.as_str());
 }
