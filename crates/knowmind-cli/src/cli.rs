@@ -94,6 +94,9 @@ pub enum TokenCommand {
         /// Which tokens.
         #[arg(long, value_enum, default_value_t = StateArg::Active)]
         state: StateArg,
+        /// Show at most this many (the newest); without it, all of them.
+        #[arg(long)]
+        limit: Option<usize>,
     },
     /// Show one token (an id, or `self`).
     View {
@@ -207,6 +210,12 @@ pub enum AuditCommand {
         /// Events of the last period, e.g. `7d`.
         #[arg(long)]
         since: Option<String>,
+        /// Show at most this many (the newest); default 200; `--all` for every one.
+        #[arg(long, conflicts_with = "all")]
+        limit: Option<usize>,
+        /// Show every matching event.
+        #[arg(long)]
+        all: bool,
     },
     /// Export all events as JSON Lines.
     Export {

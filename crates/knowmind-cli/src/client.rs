@@ -112,6 +112,37 @@ impl Client {
         decode(self.send(Method::GET, path, query, NO_BODY).await?).await
     }
 
+    /// Every item of a paged list, following `next_cursor`, up to `limit` items (all with
+    /// `None`); `query(cursor)` builds each page's query. Returns the items and whether more
+    /// were left out.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub async fn all_pages<T: DeserializeOwned, Q: Serialize>(
+        &self,
+        path: &str,
+        query: impl Fn(Option<String>) -> Q,
+        limit: Option<usize>,
+    ) -> Result<(Vec<T>, bool), CliError> {
+        let mut items = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page: knowmind_api::Page<T> = self.get(path, &query(cursor)).await?;
+            items.extend(page.items);
+            if let Some(limit) = limit
+                && items.len() >= limit
+            {
+                let more = items.len() > limit || page.next_cursor.is_some();
+                items.truncate(limit);
+                return Ok((items, more));
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok((items, false)),
+            }
+        }
+    }
+
     /// `method path?query` with a JSON `body` (if any), the JSON answer decoded into `T`.
     ///
     /// # Errors

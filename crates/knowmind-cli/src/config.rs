@@ -120,7 +120,7 @@ impl Config {
 /// # Errors
 /// No home directory.
 pub fn dir() -> Result<PathBuf, CliError> {
-    if let Some(dir) = std::env::var_os("KNOWMIND_CONFIG_DIR") {
+    if let Some(dir) = std::env::var_os("KNOWMIND_CONFIG_DIR").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
     let home = std::env::var_os("HOME")

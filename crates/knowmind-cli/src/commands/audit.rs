@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use knowmind_api::{Event, ListEvents, Page, WorkspaceChainReport};
+use knowmind_api::{Event, ListEvents, WorkspaceChainReport};
 use reqwest::Method;
 
 use crate::cli::{AuditCommand, Cli};
@@ -19,6 +19,8 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &AuditCommand) -> Resu
             token,
             action,
             since,
+            limit,
+            all,
         } => {
             let since = since
                 .as_deref()
@@ -29,20 +31,37 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &AuditCommand) -> Resu
                 })
                 .transpose()?
                 .flatten();
-            let query = ListEvents {
-                token: token.as_deref().map(token_path).transpose()?,
-                action: action.clone(),
-                since,
-                limit: Some(200),
-                ..ListEvents::default()
+            let token = token.as_deref().map(token_path).transpose()?;
+            let limit = if *all {
+                None
+            } else {
+                Some(limit.unwrap_or(200))
             };
-            let page: Page<Event> = client.get("/v1/audit/events", &query).await?;
+            let (items, more): (Vec<Event>, bool) = client
+                .all_pages(
+                    "/v1/audit/events",
+                    |cursor| ListEvents {
+                        token: token.clone(),
+                        action: action.clone(),
+                        since: since.clone(),
+                        limit: Some(500),
+                        cursor,
+                        ..ListEvents::default()
+                    },
+                    limit,
+                )
+                .await?;
+            if more {
+                style.warn(&format!(
+                    "showing the newest {} events; more match (--limit N, or --all)",
+                    items.len()
+                ));
+            }
             if style.json {
-                print_json(&page.items);
+                print_json(&items);
             } else {
                 let now = now();
-                let rows: Vec<Vec<String>> = page
-                    .items
+                let rows: Vec<Vec<String>> = items
                     .iter()
                     .map(|e| {
                         vec![

@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 
 use knowmind_api::{
-    CreateToken, Issued, ListTokens, Origin, Page, RevokeToken, Revoked, RotateToken, StateFilter,
+    CreateToken, Issued, ListTokens, Origin, RevokeToken, Revoked, RotateToken, StateFilter,
     TokenDetail, TokenRecord, Usage,
 };
 use reqwest::Method;
@@ -21,7 +21,7 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
     let (client, credential, mut config) = connect(cli)?;
     match command {
         TokenCommand::Create(args) => create(&client, style, args).await?,
-        TokenCommand::List { state } => list(&client, style, *state).await?,
+        TokenCommand::List { state, limit } => list(&client, style, *state, *limit).await?,
         TokenCommand::View { id } => view(&client, style, id).await?,
         TokenCommand::Usage { id } => usage(&client, &credential, style, id).await?,
         TokenCommand::Rotate {
@@ -91,6 +91,7 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
                 reason: reason.clone(),
                 only_this: *only_this,
             };
+            let mut all = Vec::new();
             for path in &paths {
                 let done: Revoked = client
                     .call(
@@ -101,7 +102,7 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
                     )
                     .await?;
                 if style.json {
-                    print_json(&done);
+                    all.push(done);
                 } else if !style.quiet {
                     let id = done.token.id;
                     let others: Vec<String> = done
@@ -122,6 +123,10 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
                     }
                 }
             }
+            if style.json {
+                // One JSON document, whatever the number of tokens.
+                print_json(&all);
+            }
         }
     }
     warn_about_token(&client, style).await;
@@ -133,11 +138,23 @@ pub(crate) fn token_path(id: &str) -> Result<String, CliError> {
     if id == "self" {
         return Ok("self".to_owned());
     }
-    id.parse::<TokenId>().map(|id| id.to_string()).map_err(|_| {
-        CliError::usage(format!(
-            "{id:?} is not a token id (16 letters and digits) or `self`"
-        ))
-    })
+    // Also the `kmt_<id>…` form `auth status` prints.
+    let bare = id
+        .strip_prefix(token_core::PREFIX)
+        .map_or(id, |rest| rest.trim_end_matches('…'));
+    bare.parse::<TokenId>()
+        .map(|id| id.to_string())
+        .map_err(|_| {
+            // Never echo what may be a whole token.
+            let shown = if id.starts_with(token_core::PREFIX) {
+                "that".to_owned()
+            } else {
+                format!("{id:?}")
+            };
+            CliError::usage(format!(
+                "{shown} is not a token id (16 letters and digits, or kmt_<id>…) or `self`"
+            ))
+        })
 }
 
 fn confirm(paths: &[String]) -> Result<(), CliError> {
@@ -173,7 +190,11 @@ async fn create(client: &Client, style: Style, args: &CreateArgs) -> Result<(), 
         .collect::<Vec<_>>()
         .join(",")
         .parse()
-        .map_err(|e: token_core::Error| CliError::new(e.to_string()))?;
+        .map_err(|e: token_core::Error| CliError::usage(format!("--scope: {e}")))?;
+    if let Some(text) = &args.expires_in {
+        token_core::parse_duration(text)
+            .map_err(|e| CliError::usage(format!("--expires-in: {e}")))?;
+    }
     let expires_at =
         args.expires_at
             .as_deref()
@@ -215,25 +236,42 @@ async fn create(client: &Client, style: Style, args: &CreateArgs) -> Result<(), 
     Ok(())
 }
 
-async fn list(client: &Client, style: Style, state: StateArg) -> Result<(), CliError> {
-    let query = ListTokens {
-        state: Some(match state {
-            StateArg::Active => StateFilter::Active,
-            StateArg::Expired => StateFilter::Expired,
-            StateArg::Revoked => StateFilter::Revoked,
-            StateArg::All => StateFilter::All,
-        }),
-        limit: Some(500),
-        ..ListTokens::default()
+async fn list(
+    client: &Client,
+    style: Style,
+    state: StateArg,
+    limit: Option<usize>,
+) -> Result<(), CliError> {
+    let state = match state {
+        StateArg::Active => StateFilter::Active,
+        StateArg::Expired => StateFilter::Expired,
+        StateArg::Revoked => StateFilter::Revoked,
+        StateArg::All => StateFilter::All,
     };
-    let page: Page<TokenRecord> = client.get("/v1/tokens", &query).await?;
+    let (items, more): (Vec<TokenRecord>, bool) = client
+        .all_pages(
+            "/v1/tokens",
+            |cursor| ListTokens {
+                state: Some(state),
+                limit: Some(500),
+                cursor,
+                ..ListTokens::default()
+            },
+            limit,
+        )
+        .await?;
+    if more {
+        style.warn(&format!(
+            "showing the newest {}; more tokens match (raise --limit, or leave it out for all)",
+            items.len()
+        ));
+    }
     if style.json {
-        print_json(&page.items);
+        print_json(&items);
         return Ok(());
     }
     let now = now();
-    let rows: Vec<Vec<String>> = page
-        .items
+    let rows: Vec<Vec<String>> = items
         .iter()
         .map(|t| {
             let mut name = t.name.clone();

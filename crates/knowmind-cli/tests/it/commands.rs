@@ -184,7 +184,11 @@ async fn usage_audit_and_usage_errors() {
     let bad_scope = e
         .run(&["token", "create", "x", "--scope", "root"], None, &[])
         .await;
-    assert_eq!(bad_scope.status.code(), Some(1));
+    assert_eq!(
+        bad_scope.status.code(),
+        Some(2),
+        "a usage error, found locally"
+    );
     assert!(
         stderr(&bad_scope).contains("root"),
         "{}",
@@ -379,4 +383,113 @@ async fn revocation_takes_the_family_and_the_lineage_shows_who_rotated() {
     assert!(set.status.success(), "{}", stderr(&set));
     let show = e.run(&["policy", "show", "--json"], None, &[]).await;
     assert_eq!(json(&show)["reuse_detection"], "revoke_family");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_follow_every_page_and_say_when_a_limit_cuts_them() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    for _ in 0..520 {
+        e.issue(&[Scope::Read]).await;
+    }
+    let vars = [("KNOWMIND_TOKEN", admin.as_str())];
+    let all = e
+        .run(
+            &["--json", "token", "list", "--server", &e.url],
+            None,
+            &vars,
+        )
+        .await;
+    assert!(all.status.success(), "{}", stderr(&all));
+    assert_eq!(
+        json(&all).as_array().unwrap().len(),
+        521,
+        "past the server's page of 500"
+    );
+    let cut = e
+        .run(
+            &[
+                "--json", "token", "list", "--limit", "7", "--server", &e.url,
+            ],
+            None,
+            &vars,
+        )
+        .await;
+    assert_eq!(json(&cut).as_array().unwrap().len(), 7);
+    assert!(
+        stderr(&cut).contains("more tokens match"),
+        "{}",
+        stderr(&cut)
+    );
+    // 521 token.created events and more: 200 by default, with a word; --all for every one.
+    let events = e
+        .run(
+            &["--json", "audit", "list", "--server", &e.url],
+            None,
+            &vars,
+        )
+        .await;
+    assert_eq!(json(&events).as_array().unwrap().len(), 200);
+    assert!(stderr(&events).contains("--all"), "{}", stderr(&events));
+    let every = e
+        .run(
+            &["--json", "audit", "list", "--all", "--server", &e.url],
+            None,
+            &vars,
+        )
+        .await;
+    assert!(json(&every).as_array().unwrap().len() >= 521);
+    // Bad input is refused locally, naming the flag, exit 2.
+    for (args, flag) in [
+        (
+            vec!["token", "create", "x", "--scope", "superuser"],
+            "--scope",
+        ),
+        (
+            vec![
+                "token",
+                "create",
+                "x",
+                "--scope",
+                "read",
+                "--expires-in",
+                "soon",
+            ],
+            "--expires-in",
+        ),
+    ] {
+        let mut args = args;
+        args.extend(["--server", &e.url]);
+        let out = e.run(&args, None, &vars).await;
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(flag), "{}", stderr(&out));
+    }
+    // Revoking two at once in JSON is one document; the kmt_<id>… form is taken as an id.
+    let a = e.issue(&[Scope::Read]).await;
+    let b = e.issue(&[Scope::Read]).await;
+    let masked_a = format!("kmt_{}…", &a[4..20]);
+    let out = e
+        .run(
+            &[
+                "--json",
+                "token",
+                "revoke",
+                &masked_a,
+                &b[4..20],
+                "--yes",
+                "--server",
+                &e.url,
+            ],
+            None,
+            &vars,
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out).as_array().unwrap().len(), 2);
+    // A whole token given where an id belongs is refused without being echoed.
+    let out = e
+        .run(&["token", "view", &a, "--server", &e.url], None, &vars)
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr(&out).contains(&a[20..52]), "{}", stderr(&out));
 }
