@@ -48,20 +48,46 @@ pub fn relative(at: Option<OffsetDateTime>, now: OffsetDateTime) -> String {
     };
     let delta = at - now;
     let seconds = delta.whole_seconds().abs();
-    let (size, unit) = match seconds {
-        0..=59 => return "just now".to_owned(),
-        60..=3_599 => (60, "minute"),
-        3_600..=86_399 => (3_600, "hour"),
-        86_400..=2_591_999 => (86_400, "day"),
-        2_592_000..=31_535_999 => (2_592_000, "month"),
-        _ => (31_536_000, "year"),
-    };
-    let n = (seconds + size / 2) / size; // nearest: 29 days 23 hours reads "in 30 days"
+    if seconds < 60 {
+        return if delta.is_positive() {
+            "in less than a minute".to_owned()
+        } else {
+            "just now".to_owned()
+        };
+    }
+    // The largest unit whose rounded count stays below the next unit: 59 min 59 s reads "1 hour",
+    // 29 days 23 hours "30 days".
+    let (n, unit) = [
+        (60, "minute", 60),
+        (3_600, "hour", 24),
+        (86_400, "day", 31),
+        (2_592_000, "month", 12),
+        (31_536_000, "year", i64::MAX),
+    ]
+    .into_iter()
+    .map(|(size, unit, below)| ((seconds + size / 2) / size, unit, below))
+    .find(|(n, _, below)| n < below)
+    .map_or((0, "year"), |(n, unit, _)| (n, unit));
     let plural = if n == 1 { "" } else { "s" };
     if delta.is_negative() {
         format!("{n} {unit}{plural} ago")
     } else {
         format!("in {n} {unit}{plural}")
+    }
+}
+
+/// A time as people read it and machines parse it: `in 3 days (2026-12-02T14:23:59Z)`.
+pub fn when(at: Option<OffsetDateTime>, now: OffsetDateTime) -> String {
+    match at {
+        None => "never".to_owned(),
+        Some(at) => {
+            let exact = at
+                .replace_nanosecond(0)
+                .unwrap_or(at)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            format!("{} ({exact})", relative(Some(at), now))
+        }
     }
 }
 
@@ -109,7 +135,20 @@ mod tests {
             "in 6 days"
         );
         assert_eq!(relative(Some(now - Duration::hours(3)), now), "3 hours ago");
-        assert_eq!(relative(Some(now + Duration::seconds(20)), now), "just now");
+        assert_eq!(
+            relative(Some(now + Duration::seconds(20)), now),
+            "in less than a minute",
+            "an expiry a few seconds away is not \"just now\""
+        );
+        assert_eq!(relative(Some(now - Duration::seconds(20)), now), "just now");
+        assert_eq!(
+            relative(
+                Some(now + Duration::minutes(59) + Duration::seconds(50)),
+                now
+            ),
+            "in 1 hour"
+        );
+        assert_eq!(relative(Some(now + Duration::days(30)), now), "in 30 days");
         assert_eq!(
             relative(Some(now - Duration::minutes(1)), now),
             "1 minute ago"

@@ -14,7 +14,7 @@ use crate::cli::{Cli, CreateArgs, StateArg, TokenCommand};
 use crate::client::{Client, NO_QUERY};
 use crate::credentials::{Credential, Source};
 use crate::error::CliError;
-use crate::output::{self, Style, relative, table};
+use crate::output::{self, Style, relative, table, when};
 use crate::{config, connect, now, print_json, scopes_text, warn_about_token};
 
 pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Result<(), CliError> {
@@ -65,6 +65,26 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
                     print_json(&rotated);
                 } else {
                     outln!("{}", rotated.token);
+                    if !style.quiet {
+                        let grace = grace
+                            .as_deref()
+                            .and_then(|g| token_core::parse_duration(g).ok())
+                            .filter(|g| g.is_positive());
+                        let old = rotated.record.rotated_from.map(|id| id.to_string());
+                        eprintln!(
+                            "New token {} ({}) on stdout, shown this once; the old one {} {}.",
+                            rotated.record.id,
+                            rotated.record.name,
+                            old.as_deref().unwrap_or("-"),
+                            match grace {
+                                Some(g) => format!(
+                                    "keeps working for a grace period that ends {}",
+                                    when(Some(now() + g), now())
+                                ),
+                                None => "stopped working now".to_owned(),
+                            }
+                        );
+                    }
                 }
                 if in_use {
                     style.warn(&format!(
@@ -318,23 +338,67 @@ async fn view(client: &Client, style: Style, id: &str) -> Result<(), CliError> {
     }
     let now = now();
     let record = &detail.record;
-    for (label, value) in [
+    // A rotated token works until its grace period ends: that is its real end.
+    let in_grace = record.revoked_reason.as_deref() == Some("rotated")
+        && record.revoked_at.is_some_and(|at| at > now);
+    let state = if in_grace {
+        format!(
+            "{} (rotated; its grace period ends {})",
+            record.state,
+            when(record.revoked_at, now)
+        )
+    } else {
+        record.state.to_string()
+    };
+    let mut lines = vec![
         ("id", record.id.to_string()),
         ("name", record.name.clone()),
         ("for", record.client.clone()),
         ("scopes", scopes_text(record.scopes)),
-        ("state", record.state.to_string()),
-        ("created", relative(Some(record.created_at), now)),
-        ("expires", relative(record.expires_at, now)),
+        ("state", state),
         (
-            "last used",
+            "created",
             format!(
-                "{} from {}",
-                relative(record.last_used_at, now),
-                record.last_used_ip.as_deref().unwrap_or("-")
+                "{} by {}",
+                when(Some(record.created_at), now),
+                record.created_by
             ),
         ),
-    ] {
+        (
+            "expires",
+            if record.expires_at.is_none() {
+                "never (rotate it with an expiry: `knowmind token rotate <id> --expires-in 90d`)"
+                    .to_owned()
+            } else {
+                when(record.expires_at, now)
+            },
+        ),
+        (
+            "last used",
+            match (&record.last_used_at, &record.last_used_ip) {
+                (None, _) => "never".to_owned(),
+                (Some(at), Some(ip)) => format!("{} from {ip}", when(Some(*at), now)),
+                (Some(at), None) => when(Some(*at), now),
+            },
+        ),
+    ];
+    if !record.description.is_empty() {
+        lines.insert(2, ("about", record.description.clone()));
+    }
+    if let Some(to) = record.rotated_to {
+        lines.push(("rotated to", to.to_string()));
+    }
+    if let (Some(reason), false) = (&record.revoked_reason, in_grace) {
+        lines.push((
+            "revoked",
+            format!(
+                "{} by {}: {reason}",
+                when(record.revoked_at, now),
+                record.revoked_by.as_deref().unwrap_or("-")
+            ),
+        ));
+    }
+    for (label, value) in lines {
         outln!("{label:<10} {value}");
     }
     if detail.family.len() > 1 {

@@ -493,3 +493,58 @@ async fn lists_follow_every_page_and_say_when_a_limit_cuts_them() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!stderr(&out).contains(&a[20..52]), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn view_and_rotate_say_how_long_a_rotated_token_really_lives() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    let target = e.issue(&[Scope::Read]).await;
+    let vars = [("KNOWMIND_TOKEN", admin.as_str())];
+    let id = &target[4..20];
+    let fresh = e
+        .run(&["token", "view", id, "--server", &e.url], None, &vars)
+        .await;
+    let text = stdout(&fresh);
+    assert!(text.contains("last used  never\n"), "{text}");
+    assert!(
+        text.contains("expires    never (rotate it with an expiry"),
+        "{text}"
+    );
+    let created = text.lines().find(|l| l.starts_with("created")).unwrap();
+    assert!(
+        created.contains("Z) by "),
+        "an exact RFC 3339 time beside the relative one: {created}"
+    );
+    let rotated = e
+        .run(
+            &["token", "rotate", id, "--grace", "1h", "--server", &e.url],
+            None,
+            &vars,
+        )
+        .await;
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert!(
+        stdout(&rotated).trim().parse::<token_core::Token>().is_ok(),
+        "stdout is the token alone"
+    );
+    assert!(
+        stderr(&rotated).contains(&format!(
+            "the old one {id} keeps working for a grace period that ends in 1 hour"
+        )),
+        "{}",
+        stderr(&rotated)
+    );
+    let old = e
+        .run(
+            &["token", "view", &format!("kmt_{id}…"), "--server", &e.url],
+            None,
+            &vars,
+        )
+        .await;
+    let text = stdout(&old);
+    assert!(
+        text.contains("(rotated; its grace period ends in 1 hour"),
+        "{text}"
+    );
+    assert!(text.contains("rotated to"), "{text}");
+}
