@@ -66,6 +66,8 @@ pub struct Client {
     token: SecretString,
     /// The presented token's expiry, from the last response that carried it.
     pub token_expires_at: std::cell::Cell<Option<OffsetDateTime>>,
+    /// What to do when the server refuses the token: it depends on where the token came from.
+    refused_hint: String,
 }
 
 impl Client {
@@ -91,7 +93,14 @@ impl Client {
             server,
             token,
             token_expires_at: std::cell::Cell::new(None),
+            refused_hint: "run `knowmind auth login` with a valid token".to_owned(),
         })
+    }
+
+    /// The same client, saying `hint` when the server refuses the token.
+    pub fn with_refused_hint(mut self, hint: impl Into<String>) -> Self {
+        self.refused_hint = hint.into();
+        self
     }
 
     /// The server URL.
@@ -207,7 +216,7 @@ impl Client {
         Err(match status {
             StatusCode::UNAUTHORIZED => {
                 CliError::auth_refused("the server refused the token (unknown, revoked or expired)")
-                    .hint("run `knowmind auth login` with a valid token")
+                    .hint(self.refused_hint.clone())
             }
             StatusCode::FORBIDDEN => CliError::new(format!("not allowed: {detail}")),
             StatusCode::TOO_MANY_REQUESTS => {

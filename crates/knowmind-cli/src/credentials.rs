@@ -51,6 +51,18 @@ pub struct Credential {
 }
 
 impl Credential {
+    /// What fixes a token the server refused, from where it came.
+    pub fn refused_hint(&self) -> &'static str {
+        match self.source {
+            Source::Env => {
+                "KNOWMIND_TOKEN holds it and wins over everything else: put a valid token there, or unset it"
+            }
+            Source::File => "the file KNOWMIND_TOKEN_FILE names holds it: put a valid token there",
+            Source::Command => "token_command printed it: check what your secret manager holds",
+            Source::Config => "run `knowmind auth login` with a valid token",
+        }
+    }
+
     /// `kmt_<id>…`, or a short marker when the text is not a token.
     pub fn masked(&self) -> String {
         match self.token.expose_secret().parse::<token_core::Token>() {

@@ -116,7 +116,8 @@ fn connect(cli: &Cli) -> Result<(Client, Credential, Config), CliError> {
         &server,
         SecretString::from(credential.token.expose_secret().to_owned()),
         cli.allow_insecure_http,
-    )?;
+    )?
+    .with_refused_hint(credential.refused_hint());
     Ok((client, credential, config))
 }
 

@@ -116,8 +116,22 @@ pub fn width() -> usize {
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse().ok())
+        .or_else(terminal_columns)
         .filter(|&w| w >= 40)
         .unwrap_or(120)
+}
+
+/// The terminal's real width, when standard output is one (`COLUMNS` is often not exported).
+fn terminal_columns() -> Option<usize> {
+    #[cfg(unix)]
+    {
+        rustix::termios::tcgetwinsize(std::io::stdout())
+            .ok()
+            .map(|size| usize::from(size.ws_col))
+            .filter(|&w| w > 0)
+    }
+    #[cfg(not(unix))]
+    None
 }
 
 #[cfg(test)]

@@ -27,7 +27,13 @@ pub(crate) async fn login(cli: &Cli, style: Style, with_token: bool) -> Result<(
         input.trim().to_owned()
     } else {
         rpassword::prompt_password("Paste the token (input hidden): ")
-            .map_err(|e| CliError::new(format!("cannot read the token: {e}")))?
+            .map_err(|e| match e.kind() {
+                // Ctrl-D or Ctrl-C at the prompt.
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::Interrupted => {
+                    CliError::cancelled("cancelled")
+                }
+                _ => CliError::new(format!("cannot read the token: {e}")),
+            })?
             .trim()
             .to_owned()
     };
@@ -116,7 +122,12 @@ pub(crate) async fn status(cli: &Cli, style: Style) -> Result<(), CliError> {
         })
         .collect();
     let now = now();
-    let rotation_due = me.created_at + time::Duration::days(ROTATION_DAYS);
+    // Due at the rotation age, or at expiry if that comes first.
+    let rotation_due = me
+        .expires_at
+        .map_or(me.created_at + time::Duration::days(ROTATION_DAYS), |at| {
+            at.min(me.created_at + time::Duration::days(ROTATION_DAYS))
+        });
     if style.json {
         print_json(&json!({
             "server": client.server(),

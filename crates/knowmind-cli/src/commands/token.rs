@@ -251,6 +251,12 @@ async fn create(client: &Client, style: Style, args: &CreateArgs) -> Result<(), 
                 scopes_text(created.record.scopes),
                 relative(created.record.expires_at, now())
             );
+            if created.record.expires_at.is_none() {
+                eprintln!(
+                    "note: this token never expires; if it leaks it works until someone revokes it \
+                     (--expires-in 90d next time)"
+                );
+            }
         }
     }
     Ok(())

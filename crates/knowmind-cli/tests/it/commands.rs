@@ -548,3 +548,58 @@ async fn view_and_rotate_say_how_long_a_rotated_token_really_lives() {
     );
     assert!(text.contains("rotated to"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hints_fit_where_the_token_came_from() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    let vars = [("KNOWMIND_TOKEN", admin.as_str())];
+    let created = e
+        .run(
+            &[
+                "token", "create", "forever", "--scope", "read", "--server", &e.url,
+            ],
+            None,
+            &vars,
+        )
+        .await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(
+        stderr(&created).contains("never expires"),
+        "{}",
+        stderr(&created)
+    );
+    let token = stdout(&created).trim().to_owned();
+    let revoked = e
+        .run(
+            &[
+                "token",
+                "revoke",
+                &token[4..20],
+                "--yes",
+                "--server",
+                &e.url,
+            ],
+            None,
+            &vars,
+        )
+        .await;
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let refused = e
+        .run(
+            &["auth", "status", "--server", &e.url],
+            None,
+            &[("KNOWMIND_TOKEN", token.as_str())],
+        )
+        .await;
+    assert_eq!(refused.status.code(), Some(4));
+    assert!(
+        stderr(&refused).contains("KNOWMIND_TOKEN holds it"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        !stderr(&refused).contains("auth login"),
+        "login cannot help while the variable wins"
+    );
+}
