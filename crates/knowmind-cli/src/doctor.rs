@@ -14,18 +14,24 @@ use crate::{EXPIRY_WARNING_DAYS, ROTATION_DAYS, config, credentials, now};
 struct Report {
     style: Style,
     problems: usize,
+    /// Every finding, for `--json`: (ok, what, fix).
+    findings: Vec<(bool, String, String)>,
 }
 
 impl Report {
-    fn ok(&self, text: &str) {
-        if !self.style.quiet {
+    fn ok(&mut self, text: &str) {
+        self.findings.push((true, text.to_owned(), String::new()));
+        if !self.style.quiet && !self.style.json {
             eprintln!("{} {text}", self.style.paint("32", "✓"));
         }
     }
 
     fn problem(&mut self, text: &str, fix: &str) {
         self.problems += 1;
-        eprintln!("{} {text}\n  fix: {fix}", self.style.paint("31", "✗"));
+        self.findings.push((false, text.to_owned(), fix.to_owned()));
+        if !self.style.json {
+            eprintln!("{} {text}\n  fix: {fix}", self.style.paint("31", "✗"));
+        }
     }
 }
 
@@ -34,7 +40,11 @@ impl Report {
 /// # Errors
 /// When a problem was found (after printing all of them).
 pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
-    let mut report = Report { style, problems: 0 };
+    let mut report = Report {
+        style,
+        problems: 0,
+        findings: Vec::new(),
+    };
     let path = config::path()?;
 
     // 1. The config file's permissions.
@@ -94,15 +104,25 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
 
     // 4. The server and the token.
     let loaded = config::load();
+    if let Err(e) = &loaded {
+        // Say what is wrong with the file, not that there is no server.
+        report.problem(
+            &e.to_string(),
+            e.hint_text()
+                .unwrap_or("fix the file, or remove it and log in again"),
+        );
+    }
     let server = cli
         .server
         .clone()
         .or_else(|| loaded.as_ref().ok().and_then(|c| c.default.clone()));
     let Some(server) = server else {
-        report.problem(
-            "no server configured",
-            "run `knowmind auth login --server URL`",
-        );
+        if loaded.is_ok() {
+            report.problem(
+                "no server configured",
+                "run `knowmind auth login --server URL`",
+            );
+        }
         return finish(report);
     };
     let health = reqwest::Client::new()
@@ -130,8 +150,21 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
         );
         return finish(report);
     }
-    if let Ok(config) = loaded
-        && let Ok(credential) = credentials::resolve(&config, &server)
+    let credential = match loaded
+        .as_ref()
+        .map(|config| credentials::resolve(config, &server))
+    {
+        Ok(Ok(credential)) => Some(credential),
+        Ok(Err(e)) => {
+            report.problem(
+                &e.to_string(),
+                e.hint_text().unwrap_or("see `knowmind auth --help`"),
+            );
+            None
+        }
+        Err(_) => None, // said above
+    };
+    if let Some(credential) = credential
         && let Ok(client) = crate::client::Client::new(
             &server,
             secrecy::SecretString::from(
@@ -165,12 +198,14 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
                     );
                 }
             }
+            Err(e) if e.code() == crate::error::exit::AUTH_REFUSED => report.problem(
+                &format!("the token from {} is refused", credential.source.describe()),
+                credential.refused_hint(),
+            ),
+            // Not a verdict on the token: the server could not be asked.
             Err(e) => report.problem(
-                &format!(
-                    "the token from {} is refused: {e}",
-                    credential.source.describe()
-                ),
-                "run `knowmind auth login`",
+                &format!("the token could not be checked: {e}"),
+                e.hint_text().unwrap_or("check the server"),
             ),
         }
     }
@@ -178,6 +213,23 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
 }
 
 fn finish(report: Report) -> Result<(), CliError> {
+    if report.style.json {
+        let findings: Vec<serde_json::Value> = report
+            .findings
+            .iter()
+            .map(|(ok, what, fix)| {
+                if *ok {
+                    serde_json::json!({ "ok": true, "finding": what })
+                } else {
+                    serde_json::json!({ "ok": false, "finding": what, "fix": fix })
+                }
+            })
+            .collect();
+        crate::print_json(&serde_json::json!({
+            "problems": report.problems,
+            "findings": findings,
+        }));
+    }
     if report.problems == 0 {
         Ok(())
     } else {

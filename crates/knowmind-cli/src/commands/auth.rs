@@ -171,7 +171,9 @@ pub(crate) async fn status(cli: &Cli, style: Style) -> Result<(), CliError> {
 pub(crate) async fn logout(cli: &Cli, style: Style, revoke: bool) -> Result<(), CliError> {
     let mut config = config::load()?;
     if !revoke && cli.server.is_none() && config.default.is_none() {
-        if !style.quiet {
+        if style.json {
+            print_json(&json!({ "server": null, "forgotten": false, "revoked": false }));
+        } else if !style.quiet {
             eprintln!("No token is saved; nothing to forget.");
         }
         return Ok(());
@@ -188,7 +190,9 @@ pub(crate) async fn logout(cli: &Cli, style: Style, revoke: bool) -> Result<(), 
     }
     let had = config.forget(&server);
     config::save(&config)?;
-    if !style.quiet {
+    if style.json {
+        print_json(&json!({ "server": server, "forgotten": had, "revoked": revoke }));
+    } else if !style.quiet {
         if had {
             eprintln!("Forgot the token saved for {server}.");
         } else {

@@ -603,3 +603,63 @@ async fn hints_fit_where_the_token_came_from() {
         "login cannot help while the variable wins"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_says_what_actually_happened_and_speaks_json() {
+    let e = env().await;
+    let token = e.issue(&[Scope::Read]).await;
+    assert!(e.login(&token).await.status.success());
+    let report = e.run(&["--json", "doctor"], None, &[]).await;
+    let value = json(&report);
+    assert!(
+        value["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["ok"] == true),
+        "{value}"
+    );
+    assert!(
+        stderr(&report).is_empty() || !stderr(&report).contains("✓"),
+        "JSON mode prints no text findings"
+    );
+    // The server down: the token could not be checked — it was not refused.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let vars = [("KNOWMIND_TOKEN", token.as_str())];
+    let out = e.run(&["doctor", "--server", &down], None, &vars).await;
+    assert!(
+        stderr(&out).contains("cannot reach the server"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("could not be checked"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("is refused"), "{}", stderr(&out));
+    // A broken config file: doctor says what is wrong with it, not "no server configured".
+    std::fs::write(e.config_file(), "{\"servers\": {}, \"colour\": 1}").unwrap();
+    let out = e.run(&["doctor"], None, &[]).await;
+    assert!(
+        stderr(&out).contains("not a valid knowmind config"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("no server configured"),
+        "{}",
+        stderr(&out)
+    );
+    let logout = e
+        .run(&["--json", "auth", "logout", "--server", &e.url], None, &[])
+        .await;
+    assert_eq!(
+        logout.status.code(),
+        Some(1),
+        "the broken file is refused: {}",
+        stderr(&logout)
+    );
+}
