@@ -13,7 +13,7 @@ use crate::output::{self, Style, relative, table};
 use crate::{connect, now, print_json, rfc3339, warn_about_token};
 
 pub(crate) async fn run(cli: &Cli, style: Style, command: &AuditCommand) -> Result<(), CliError> {
-    let (client, _, _) = connect(cli)?;
+    let (client, credential, _) = connect(cli)?;
     match command {
         AuditCommand::List {
             token,
@@ -26,12 +26,21 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &AuditCommand) -> Resu
                 .as_deref()
                 .map(|since| {
                     token_core::parse_duration(since)
-                        .map_err(|e| CliError::usage(e.to_string()))
+                        .map_err(|e| CliError::usage(format!("--since: {e}")))
                         .map(|period| rfc3339(now() - period))
                 })
                 .transpose()?
                 .flatten();
-            let token = token.as_deref().map(token_path).transpose()?;
+            // `self` is the token in use, named by its id (events are filtered by id).
+            let token = match token.as_deref().map(token_path).transpose()?.as_deref() {
+                Some("self") => credential.masked().get(4..20).map(str::to_owned),
+                other => other.map(str::to_owned),
+            };
+            if let Some(action) = action {
+                action
+                    .parse::<knowmind_api::Action>()
+                    .map_err(|e| CliError::usage(format!("--action: {e}")))?;
+            }
             let limit = if *all {
                 None
             } else {

@@ -663,3 +663,39 @@ async fn doctor_says_what_actually_happened_and_speaks_json() {
         stderr(&logout)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_filters_are_checked_locally_and_self_means_the_token_in_use() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    let vars = [("KNOWMIND_TOKEN", admin.as_str())];
+    for (args, flag) in [
+        (["--action", "token.exploded"], "--action"),
+        (["--since", "yesterday"], "--since"),
+    ] {
+        let mut all = vec!["audit", "list", "--server", &e.url];
+        all.extend(args);
+        let out = e.run(&all, None, &vars).await;
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(flag), "{}", stderr(&out));
+    }
+    let mine = e
+        .run(
+            &[
+                "--json", "audit", "list", "--token", "self", "--server", &e.url,
+            ],
+            None,
+            &vars,
+        )
+        .await;
+    assert!(mine.status.success(), "{}", stderr(&mine));
+    let events = json(&mine);
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|ev| ev["target_id"] == admin[4..20]),
+        "{events}"
+    );
+}
