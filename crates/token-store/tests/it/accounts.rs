@@ -57,6 +57,19 @@ async fn enrol_owner(env: &Env) -> String {
     text
 }
 
+/// Signs in to the fixture's workspace as `email` with `password`, from `ip`.
+async fn sign_in(
+    env: &Env,
+    email: &str,
+    password: &str,
+    ip: &str,
+) -> Result<(token_store::SignedIn, BearerSecret), Error> {
+    let ws = workspace_name(env).await;
+    env.store
+        .sign_in(&ws, email, Password::presented(password.into()), &from(ip))
+        .await
+}
+
 async fn workspace_name(env: &Env) -> String {
     env.store.get_workspace(&env.ws).await.unwrap().name
 }
@@ -156,17 +169,7 @@ async fn an_invitation_creates_the_member_and_expires_after_a_day() {
 async fn sign_in_opens_a_session_that_ends_on_idle_lifetime_and_sign_out() {
     for env in envs().await {
         enrol_owner(&env).await;
-        let ws = workspace_name(&env).await;
-        let sign_in = || async {
-            env.store
-                .sign_in(
-                    &ws,
-                    "ADA@example.org ",
-                    Password::presented(PASSWORD.into()),
-                    &from("192.0.2.7"),
-                )
-                .await
-        };
+        let sign_in = || async { sign_in(&env, "ADA@example.org ", PASSWORD, "192.0.2.7").await };
         let (signed_in, secret) = sign_in().await.unwrap();
         assert_eq!(signed_in.member.id, env.ada);
         assert_eq!(signed_in.session.client_ip.as_deref(), Some("192.0.2.7"));
@@ -279,25 +282,10 @@ async fn failed_sign_ins_look_alike_are_audited_and_limited_per_account() {
 async fn changing_the_password_ends_the_other_sessions() {
     for env in envs().await {
         enrol_owner(&env).await;
-        let ws = workspace_name(&env).await;
-        let (here, here_secret) = env
-            .store
-            .sign_in(
-                &ws,
-                "ada@example.org",
-                Password::presented(PASSWORD.into()),
-                &from("192.0.2.1"),
-            )
+        let (here, here_secret) = sign_in(&env, "ada@example.org", PASSWORD, "192.0.2.1")
             .await
             .unwrap();
-        let (_, elsewhere) = env
-            .store
-            .sign_in(
-                &ws,
-                "ada@example.org",
-                Password::presented(PASSWORD.into()),
-                &from("192.0.2.2"),
-            )
+        let (_, elsewhere) = sign_in(&env, "ada@example.org", PASSWORD, "192.0.2.2")
             .await
             .unwrap();
         assert_eq!(env.store.list_sessions(&env.ada).await.unwrap().len(), 2);
@@ -329,25 +317,18 @@ async fn changing_the_password_ends_the_other_sessions() {
             Err(Error::NotSignedIn)
         ));
         assert!(
-            env.store
-                .sign_in(
-                    &ws,
-                    "ada@example.org",
-                    Password::presented(PASSWORD.into()),
-                    &from("192.0.2.1")
-                )
+            sign_in(&env, "ada@example.org", PASSWORD, "192.0.2.1")
                 .await
                 .is_err()
         );
-        env.store
-            .sign_in(
-                &ws,
-                "ada@example.org",
-                Password::presented("a new tangerine voyage".into()),
-                &from("192.0.2.1"),
-            )
-            .await
-            .unwrap();
+        sign_in(
+            &env,
+            "ada@example.org",
+            "a new tangerine voyage",
+            "192.0.2.1",
+        )
+        .await
+        .unwrap();
         let changed = actions(&env, Action::MemberPasswordChanged).await;
         assert_eq!(changed.iter().filter(|e| e.outcome == "success").count(), 1);
         assert_eq!(
@@ -405,15 +386,7 @@ async fn a_member_cannot_hold_an_admin_token_and_removal_revokes_everything() {
             .await
             .unwrap()
             .finish(200);
-        let ws = workspace_name(&env).await;
-        let (_, session) = env
-            .store
-            .sign_in(
-                &ws,
-                "carol@example.org",
-                Password::presented(PASSWORD.into()),
-                &from("192.0.2.3"),
-            )
+        let (_, session) = sign_in(&env, "carol@example.org", PASSWORD, "192.0.2.3")
             .await
             .unwrap();
         let revoked = env
@@ -468,15 +441,8 @@ async fn a_member_cannot_hold_an_admin_token_and_removal_revokes_everything() {
 async fn an_authenticator_app_guards_sign_in_and_each_code_works_once() {
     for env in envs().await {
         enrol_owner(&env).await;
-        let ws = workspace_name(&env).await;
         let sign_in = || async {
-            env.store
-                .sign_in(
-                    &ws,
-                    "ada@example.org",
-                    Password::presented(PASSWORD.into()),
-                    &from("192.0.2.1"),
-                )
+            sign_in(&env, "ada@example.org", PASSWORD, "192.0.2.1")
                 .await
                 .unwrap()
         };
@@ -749,14 +715,7 @@ async fn links_cannot_reset_a_password_or_hand_out_more_than_the_inviter_has() {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::NotFound { .. }), "{}: {err}", env.name);
-        let ws = workspace_name(&env).await;
-        env.store
-            .sign_in(
-                &ws,
-                "ada@example.org",
-                Password::presented(PASSWORD.into()),
-                &from("192.0.2.1"),
-            )
+        sign_in(&env, "ada@example.org", PASSWORD, "192.0.2.1")
             .await
             .unwrap();
         // A link the admin handed out dies when the admin is demoted.
