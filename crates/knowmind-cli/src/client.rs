@@ -32,6 +32,16 @@ pub fn check_server(server: &str, allow_insecure_http: bool) -> Result<(), CliEr
         CliError::usage(format!("the server URL {server:?} is not a URL"))
             .hint("like https://knowmind.example.com")
     })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(CliError::usage(
+            "the server URL must not carry a user name or password (user@host)",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(CliError::usage(
+            "the server URL must not have a ?query or #fragment",
+        ));
+    }
     match url.scheme() {
         "https" => Ok(()),
         "http" => {
@@ -83,9 +93,24 @@ impl Client {
     ) -> Result<Self, CliError> {
         let server = server.trim_end_matches('/').to_owned();
         check_server(&server, allow_insecure_http)?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("knowmind-cli/", env!("CARGO_PKG_VERSION")))
-            .timeout(std::time::Duration::from_secs(30))
+            .timeout(std::time::Duration::from_secs(30));
+        if let Ok(url) = reqwest::Url::parse(&server)
+            && url.scheme() == "http"
+        {
+            // Plain http is allowed to this machine only: not through a proxy (HTTP_PROXY would
+            // receive the token in clear), and `localhost` is this machine, whatever DNS says.
+            builder = builder.no_proxy();
+            if url.host_str() == Some("localhost") {
+                let port = url.port_or_known_default().unwrap_or(80);
+                builder = builder.resolve(
+                    "localhost",
+                    std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                );
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| CliError::new(format!("cannot set up HTTPS: {e}")))?;
         Ok(Client {

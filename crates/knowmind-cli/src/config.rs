@@ -273,15 +273,19 @@ pub fn save(config: &Config) -> Result<(), CliError> {
     create_private_dir(&dir)?;
     let path = dir.join("config.json");
     let text = serde_json::to_string_pretty(config).map_err(|e| CliError::new(e.to_string()))?;
-    // A temporary file in the same directory — created 0600 — written, synced, renamed over the
-    // old one, and the directory synced: a crash leaves the old file or the new one.
+    write_private(&dir, &path, format!("{text}\n").as_bytes())
+}
+
+/// A temporary file in `dir` — created 0600 — written, synced, renamed over `path`, and the
+/// directory synced: a crash leaves the old file or the new one, and the new one is a new inode
+/// that nobody else holds open.
+fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     let result = (|| -> std::io::Result<()> {
-        let mut file = tempfile::NamedTempFile::new_in(&dir)?;
-        file.write_all(text.as_bytes())?;
-        file.write_all(b"\n")?;
+        let mut file = tempfile::NamedTempFile::new_in(dir)?;
+        file.write_all(bytes)?;
         file.as_file().sync_all()?;
-        file.persist(&path).map_err(|e| e.error)?;
-        File::open(&dir)?.sync_all()
+        file.persist(path).map_err(|e| e.error)?;
+        File::open(dir)?.sync_all()
     })();
     result.map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))
 }
@@ -348,7 +352,7 @@ pub fn fix() -> Result<Vec<String>, CliError> {
     }
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        use std::os::unix::fs::MetadataExt;
         if meta.uid() != current_uid() {
             return Err(CliError::new(format!(
                 "{} is owned by uid {}; only its owner can fix it",
@@ -356,9 +360,15 @@ pub fn fix() -> Result<Vec<String>, CliError> {
                 meta.uid()
             )));
         }
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
-            .map_err(|e| CliError::new(e.to_string()))?;
-        done.push(format!("{} is 0600", path.display()));
+        // Not a chmod: whoever opened the loose file for writing could keep writing to it. A
+        // fresh private copy takes its place; the old inode goes with its last open handle.
+        let bytes = fs::read(&path).map_err(|e| CliError::new(e.to_string()))?;
+        write_private(&dir, &path, &bytes)?;
+        done.push(format!(
+            "{} was replaced by a private copy (0600, a new file); if others could read it, \
+             rotate the token it holds: `knowmind token rotate self`",
+            path.display()
+        ));
     }
     Ok(done)
 }

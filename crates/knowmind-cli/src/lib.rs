@@ -54,12 +54,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let style = Style::new(cli.json, cli.quiet, cli.no_color);
     match &cli.command {
         Command::Completion { shell } => {
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "knowmind",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "knowmind", &mut script);
+            outln!("{}", String::from_utf8_lossy(&script).trim_end());
             Ok(())
         }
         Command::Doctor { fix } => doctor::run(&cli, style, *fix).await,
@@ -86,6 +83,18 @@ pub(crate) fn stdout_failed(e: std::io::Error) {
     }
     eprintln!("knowmind: cannot write to standard output: {e}");
     std::process::exit(1);
+}
+
+/// Prints a secret shown once (a new token) on stdout. If it cannot be written — a closed pipe
+/// — the run fails (exit 1) and says so: the secret exists on the server and nobody has it.
+pub(crate) fn print_secret(secret: &str) -> Result<(), CliError> {
+    use std::io::Write as _;
+    writeln!(std::io::stdout().lock(), "{secret}").map_err(|e| {
+        CliError::new(format!(
+            "the new token could not be written to standard output: {e}"
+        ))
+        .hint("it exists on the server but nobody has it: revoke it and try again")
+    })
 }
 
 /// The clock: the CLI is a binary, and this is its one reading of it.

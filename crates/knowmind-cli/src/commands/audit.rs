@@ -104,9 +104,11 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &AuditCommand) -> Resu
             match output {
                 Some(path) => std::fs::write(path, &bytes)
                     .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))?,
-                None => std::io::stdout()
-                    .write_all(&bytes)
-                    .map_err(|e| CliError::new(e.to_string()))?,
+                None => {
+                    if let Err(e) = std::io::stdout().write_all(&bytes) {
+                        crate::stdout_failed(e);
+                    }
+                }
             }
             if !style.quiet {
                 eprintln!(

@@ -180,7 +180,15 @@ pub(crate) async fn logout(cli: &Cli, style: Style, revoke: bool) -> Result<(), 
     }
     let server = server(cli, &config)?;
     if revoke {
-        let (client, _, _) = connect(cli)?;
+        // The token saved for this server — not one from the environment, which `connect` would
+        // prefer: logging out revokes what this machine saved.
+        let saved = config
+            .entry(&server)
+            .and_then(|e| e.token.clone())
+            .ok_or_else(|| {
+                CliError::usage(format!("no token is saved for {server}; nothing to revoke"))
+            })?;
+        let client = Client::new(&server, SecretString::from(saved), cli.allow_insecure_http)?;
         let _: Revoked = client
             .call(Method::POST, "/v1/tokens/self/revoke", NO_QUERY, NO_BODY)
             .await?;

@@ -64,7 +64,7 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
                 if style.json {
                     print_json(&rotated);
                 } else {
-                    outln!("{}", rotated.token);
+                    crate::print_secret(&rotated.token)?;
                     if !style.quiet {
                         let grace = grace
                             .as_deref()
@@ -165,15 +165,10 @@ pub(crate) fn token_path(id: &str) -> Result<String, CliError> {
     bare.parse::<TokenId>()
         .map(|id| id.to_string())
         .map_err(|_| {
-            // Never echo what may be a whole token.
-            let shown = if id.starts_with(token_core::PREFIX) {
-                "that".to_owned()
-            } else {
-                format!("{id:?}")
-            };
-            CliError::usage(format!(
-                "{shown} is not a token id (16 letters and digits, or kmt_<id>…) or `self`"
-            ))
+            // Never echo it: it may be a whole token, pasted with a space or in capitals.
+            CliError::usage(
+                "that is not a token id (16 letters and digits, or kmt_<id>…) or `self`",
+            )
         })
 }
 
@@ -242,7 +237,7 @@ async fn create(client: &Client, style: Style, args: &CreateArgs) -> Result<(), 
     if style.json {
         print_json(&created);
     } else {
-        outln!("{}", created.token);
+        crate::print_secret(&created.token)?;
         if !style.quiet {
             eprintln!(
                 "Created {} ({}; scopes {}; expires {}). The token above is shown this once.",

@@ -461,3 +461,119 @@ async fn a_single_server_config_is_read_and_migrated() {
     );
     assert_eq!(saved["servers"][e.url.as_str()]["token"], other.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_fix_replaces_a_loose_file_and_urls_cannot_smuggle_credentials() {
+    let e = env().await;
+    let token = e.issue(&[Scope::Read]).await;
+    assert!(e.login(&token).await.status.success());
+    std::fs::set_permissions(e.config_file(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    // Someone opened the loose file for writing before the fix.
+    let mut held = std::fs::OpenOptions::new()
+        .append(true)
+        .open(e.config_file())
+        .unwrap();
+    let fixed = e.run(&["doctor", "--fix"], None, &[]).await;
+    assert!(stderr(&fixed).contains("a new file"), "{}", stderr(&fixed));
+    assert!(
+        stderr(&fixed).contains("rotate the token"),
+        "{}",
+        stderr(&fixed)
+    );
+    use std::io::Write as _;
+    held.write_all(b"{\"planted\": true}").unwrap();
+    drop(held);
+    let text = std::fs::read_to_string(e.config_file()).unwrap();
+    assert!(
+        !text.contains("planted"),
+        "the held handle writes to the old file: {text}"
+    );
+    assert!(e.run(&["auth", "status"], None, &[]).await.status.success());
+    // URLs with credentials, queries or fragments are refused.
+    for url in [
+        "https://good@evil.example",
+        "https://km.example?x=1",
+        "https://km.example#x",
+    ] {
+        let out = e
+            .run(
+                &["auth", "status", "--server", url],
+                None,
+                &[("KNOWMIND_TOKEN", &token)],
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(2), "{url}: {}", stderr(&out));
+    }
+    // Plain http to localhost goes straight there, not through a proxy.
+    let out = e
+        .run(
+            &[
+                "auth",
+                "status",
+                "--server",
+                &e.url.replace("127.0.0.1", "localhost"),
+            ],
+            None,
+            &[
+                ("KNOWMIND_TOKEN", &token),
+                ("HTTP_PROXY", "http://192.0.2.1:3128"),
+                ("http_proxy", "http://192.0.2.1:3128"),
+            ],
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A whole token where an id belongs, in capitals, is not echoed.
+    let out = e
+        .run(
+            &["token", "view", &token.to_uppercase(), "--server", &e.url],
+            None,
+            &[("KNOWMIND_TOKEN", &token)],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !stderr(&out)
+            .to_lowercase()
+            .contains(&token[20..52].to_lowercase())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_revoke_revokes_the_saved_token_not_the_environments() {
+    let e = env().await;
+    let saved = e.issue(&[Scope::Read]).await;
+    let ci = e.issue(&[Scope::Read]).await;
+    assert!(e.login(&saved).await.status.success());
+    let out = e
+        .run(
+            &["auth", "logout", "--revoke"],
+            None,
+            &[("KNOWMIND_TOKEN", &ci)],
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ci_still = e
+        .run(
+            &["auth", "status", "--server", &e.url],
+            None,
+            &[("KNOWMIND_TOKEN", &ci)],
+        )
+        .await;
+    assert!(
+        ci_still.status.success(),
+        "the environment's token is untouched: {}",
+        stderr(&ci_still)
+    );
+    let saved_gone = e
+        .run(
+            &["auth", "status", "--server", &e.url],
+            None,
+            &[("KNOWMIND_TOKEN", &saved)],
+        )
+        .await;
+    assert_eq!(
+        saved_gone.status.code(),
+        Some(4),
+        "the saved token is revoked"
+    );
+}
