@@ -20,16 +20,19 @@ pub enum Actor {
     /// Someone with shell access on the server's machine, through a local command of
     /// `knowmind-server` (such as `admin-token`), not through the API.
     Operator,
+    /// An OAuth client (connector), by client id, at the OAuth endpoints.
+    Client(String),
 }
 
 impl Actor {
-    /// `system`, `member`, `token` or `operator`.
+    /// `system`, `member`, `token`, `operator` or `client`.
     pub fn kind(&self) -> &'static str {
         match self {
             Actor::System => "system",
             Actor::Member(_) => "member",
             Actor::Token(_) => "token",
             Actor::Operator => "operator",
+            Actor::Client(_) => "client",
         }
     }
 
@@ -37,7 +40,7 @@ impl Actor {
     pub fn id(&self) -> Option<String> {
         match self {
             Actor::System | Actor::Operator => None,
-            Actor::Member(id) => Some(id.clone()),
+            Actor::Member(id) | Actor::Client(id) => Some(id.clone()),
             Actor::Token(id) => Some(id.to_string()),
         }
     }

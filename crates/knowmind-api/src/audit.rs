@@ -67,6 +67,28 @@ pub enum Action {
     /// someone's hands.
     #[serde(rename = "token.reuse")]
     TokenReuse,
+    /// An OAuth client (connector) was registered, by an admin or by itself.
+    #[serde(rename = "oauth.client_registered")]
+    OAuthClientRegistered,
+    /// An OAuth client was removed: every grant and token of it revoked.
+    #[serde(rename = "oauth.client_removed")]
+    OAuthClientRemoved,
+    /// A member approved (`success`) or denied (`denied`) a connector's request.
+    #[serde(rename = "oauth.consent")]
+    OAuthConsent,
+    /// Tokens were issued to a connector (code exchange, refresh or client credentials).
+    #[serde(rename = "oauth.token_issued")]
+    OAuthTokenIssued,
+    /// An OAuth token was revoked by its client (RFC 7009).
+    #[serde(rename = "oauth.token_revoked")]
+    OAuthTokenRevoked,
+    /// A connection (a member's remembered consent) was revoked with its tokens.
+    #[serde(rename = "oauth.connection_revoked")]
+    OAuthConnectionRevoked,
+    /// A used refresh token or authorization code was presented again: someone else may hold
+    /// it, so the whole grant was revoked.
+    #[serde(rename = "oauth.reuse_detected")]
+    OAuthReuseDetected,
 }
 
 named!(Action, "action", {
@@ -89,6 +111,13 @@ named!(Action, "action", {
     TokenRotated => "token.rotated",
     TokenRehashed => "token.rehashed",
     TokenReuse => "token.reuse",
+    OAuthClientRegistered => "oauth.client_registered",
+    OAuthClientRemoved => "oauth.client_removed",
+    OAuthConsent => "oauth.consent",
+    OAuthTokenIssued => "oauth.token_issued",
+    OAuthTokenRevoked => "oauth.token_revoked",
+    OAuthConnectionRevoked => "oauth.connection_revoked",
+    OAuthReuseDetected => "oauth.reuse_detected",
 });
 
 /// How it ended: the `outcome` of an audit event.

@@ -72,4 +72,7 @@ pub struct Introspection {
         with = "time::serde::rfc3339::option"
     )]
     pub expires_at: Option<OffsetDateTime>,
+    /// For an OAuth access token (valid tokens only): the connector it was issued to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_client_id: Option<String>,
 }

@@ -16,6 +16,7 @@
 mod audit;
 mod error;
 mod introspection;
+mod oauth;
 mod page;
 mod problem;
 mod queries;
@@ -31,6 +32,9 @@ pub use audit::{
 };
 pub use error::UnknownValue;
 pub use introspection::{Introspection, IntrospectionRequest};
+pub use oauth::{
+    Connection, OAuthClient, RegisterClient, RegisteredClient, Registration, RemoveClient,
+};
 pub use page::{Page, cursor_number};
 pub use problem::Problem;
 pub use queries::{

@@ -110,6 +110,9 @@ pub struct TokenRecord {
     pub last_used_ip: Option<String>,
     /// State when this record was read.
     pub state: TokenState,
+    /// For an OAuth access token (`kmo_`): the connector it was issued to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_client_id: Option<String>,
 }
 
 /// Who a verified token speaks for.
@@ -127,6 +130,9 @@ pub struct Principal {
     /// When it expires.
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    /// For an OAuth access token: the connector (OAuth client) making the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_client_id: Option<String>,
 }
 
 /// What a revocation did.

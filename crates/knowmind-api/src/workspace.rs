@@ -84,4 +84,10 @@ named!(ReuseDetection, "reuse_detection", {
 pub struct WorkspacePolicy {
     /// What reuse of a rotated token does.
     pub reuse_detection: ReuseDetection,
+    /// Whether OAuth connectors may register themselves (RFC 7591 dynamic registration, as
+    /// Model Context Protocol clients do) into this workspace; they show up as unverified and
+    /// still need a member's consent. Off by default, and on for at most one workspace of a
+    /// server, since the registration endpoint has no way to name a workspace.
+    #[serde(default)]
+    pub oauth_registration: bool,
 }

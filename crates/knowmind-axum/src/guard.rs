@@ -308,7 +308,7 @@ fn forwarded_address(entry: &str) -> Option<IpAddr> {
 
 /// The token of `Authorization: Bearer <token>`: exactly one header, the `Bearer` scheme (any
 /// case), printable ASCII. `None` for anything else.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let value = values.next()?;
     if values.next().is_some() {

@@ -172,6 +172,9 @@ impl From<token_store::Error> for ApiError {
                 e.to_string(),
             ),
             E::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
+            // Outside the OAuth endpoints (which answer in RFC 6749's own format), an OAuth
+            // refusal is a request the API cannot accept as given: a bad client registration.
+            E::OAuth { description, .. } => ApiError::invalid(description),
             E::Busy => ApiError::busy(),
             E::Storage(ref storage) if storage.is_pool_timeout() => ApiError::busy(),
             other => {

@@ -86,6 +86,8 @@ struct Answer {
     scopes: Option<Scopes>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     expires_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    oauth_client_id: Option<String>,
 }
 
 impl RemoteVerifier {
@@ -201,6 +203,7 @@ impl RemoteVerifier {
                     owner_id: answer.owner_id.unwrap_or_default(),
                     scopes,
                     expires_at: answer.expires_at,
+                    oauth_client_id: answer.oauth_client_id,
                 };
                 // Trusted for the TTL, but never past the token's own expiry.
                 let ttl = match answer.expires_at {

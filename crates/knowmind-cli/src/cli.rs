@@ -143,13 +143,27 @@ pub enum TokenCommand {
 pub enum PolicyCommand {
     /// Show the workspace's policy.
     Show,
-    /// Change the workspace's policy (audited).
+    /// Change the workspace's policy (audited); what is not named stays as it is.
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)))]
     Set {
         /// What presenting a rotated token after its grace period does: only alert (a security
         /// event), or also revoke every token of its family.
-        #[arg(long, value_enum)]
-        reuse_detection: ReuseDetectionArg,
+        #[arg(long, value_enum, group = "change")]
+        reuse_detection: Option<ReuseDetectionArg>,
+        /// Whether OAuth connectors may register themselves into this workspace (RFC 7591, as
+        /// MCP clients do); they show up as unverified and still need a member's consent.
+        #[arg(long, value_enum, group = "change")]
+        oauth_registration: Option<Switch>,
     },
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
 }
 
 /// `policy set --reuse-detection`.

@@ -12,6 +12,7 @@ pub mod cli;
 mod connections;
 pub mod metrics;
 pub mod notes;
+mod oauth;
 mod observe;
 mod secret_file;
 pub mod serve;

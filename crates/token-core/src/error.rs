@@ -66,8 +66,8 @@ pub enum Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Malformed {
-    /// It does not start with `kmt_`.
-    #[error("it does not start with kmt_")]
+    /// It does not start with `kmt_` (or another kind's prefix: `kmo_`, `kmr_`, `kmc_`).
+    #[error("it does not start with kmt_ (or kmo_, kmr_, kmc_)")]
     WrongPrefix,
     /// It is not 58 characters long.
     #[error("expected 58 characters, got {len}")]

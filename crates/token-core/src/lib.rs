@@ -58,7 +58,8 @@ pub use scope::{Scope, Scopes};
 #[cfg(any(test, feature = "test-util"))]
 pub use token::checksummed;
 pub use token::{
-    CHECKSUM_LEN, ID_LEN, PREFIX, SECRET_LEN, TOKEN_LEN, TOKEN_REGEX, Token, TokenId, random_id,
+    CHECKSUM_LEN, ID_LEN, PREFIX, SECRET_LEN, TOKEN_LEN, TOKEN_REGEX, Token, TokenId, TokenKind,
+    random_id,
 };
 
 /// Re-exported so that callers name the same `time` and `rand` this crate was built with.

@@ -1,4 +1,5 @@
-//! The token format: `kmt_` + id (16) + secret (32) + checksum (6), all base62.
+//! The token format: a kind's prefix (`kmt_` for API tokens) + id (16) + secret (32) +
+//! checksum (6), all base62.
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,7 +11,7 @@ use zeroize::Zeroizing;
 use crate::base62::{ALPHABET, all_base62, checksum, is_base62};
 use crate::error::{Error, Malformed};
 
-/// Every token starts with this.
+/// Every API token starts with this; the other kinds have their own prefix ([`TokenKind`]).
 pub const PREFIX: &str = "kmt_";
 /// Length of the public id, in characters.
 pub const ID_LEN: usize = 16;
@@ -20,8 +21,51 @@ pub const SECRET_LEN: usize = 32;
 pub const CHECKSUM_LEN: usize = 6;
 /// Length of a whole token: 58.
 pub const TOKEN_LEN: usize = PREFIX.len() + ID_LEN + SECRET_LEN + CHECKSUM_LEN;
-/// A regular expression that matches exactly the strings of token shape (checksum not checked).
-pub const TOKEN_REGEX: &str = "kmt_[0-9A-Za-z]{54}";
+/// A regular expression that matches exactly the strings of token shape, of every kind
+/// (checksum not checked).
+pub const TOKEN_REGEX: &str = "km[torc]_[0-9A-Za-z]{54}";
+
+/// What a token is for. Each kind has its own prefix, so that people, scanners and the parser
+/// tell them apart, and the same format and checksum, so one parser and one scanner rule serve
+/// them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    /// `kmt_`: an API token, issued to a person for a device or application.
+    Api,
+    /// `kmo_`: an OAuth access token, issued to a connector for a member (or for itself).
+    OAuthAccess,
+    /// `kmr_`: an OAuth refresh token; it authorizes nothing but getting a new access token.
+    OAuthRefresh,
+    /// `kmc_`: an OAuth client secret; its id is the client's id.
+    ClientSecret,
+}
+
+impl TokenKind {
+    /// Every kind.
+    pub const ALL: [TokenKind; 4] = [
+        TokenKind::Api,
+        TokenKind::OAuthAccess,
+        TokenKind::OAuthRefresh,
+        TokenKind::ClientSecret,
+    ];
+
+    /// The kind's prefix, four characters.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            TokenKind::Api => PREFIX,
+            TokenKind::OAuthAccess => "kmo_",
+            TokenKind::OAuthRefresh => "kmr_",
+            TokenKind::ClientSecret => "kmc_",
+        }
+    }
+
+    /// The kind whose prefix `text` starts with.
+    pub fn of_text(text: &str) -> Option<TokenKind> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| text.as_bytes().starts_with(kind.prefix().as_bytes()))
+    }
+}
 
 const ID_START: usize = PREFIX.len();
 const SECRET_START: usize = ID_START + ID_LEN;
@@ -119,6 +163,7 @@ pub fn checksummed(body: &str) -> String {
 /// prefix, length, alphabet and checksum without any I/O. The secret is held in a wiped-on-drop
 /// buffer; `Debug` shows only the id, and there is no `Display`, `Clone` or `Serialize`.
 pub struct Token {
+    kind: TokenKind,
     id: TokenId,
     full: SecretString,
 }
@@ -130,8 +175,19 @@ impl Token {
     /// # Errors
     /// [`Error::Rng`] if the generator fails.
     pub fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self, Error> {
+        Self::generate_kind(rng, TokenKind::Api)
+    }
+
+    /// A new token of `kind`.
+    ///
+    /// # Errors
+    /// [`Error::Rng`] if the generator fails.
+    pub fn generate_kind<R: TryCryptoRng + ?Sized>(
+        rng: &mut R,
+        kind: TokenKind,
+    ) -> Result<Self, Error> {
         let mut buf = Zeroizing::new([0u8; TOKEN_LEN]);
-        buf[..ID_START].copy_from_slice(PREFIX.as_bytes());
+        buf[..ID_START].copy_from_slice(kind.prefix().as_bytes());
         fill_base62(rng, &mut buf[ID_START..CHECKSUM_START])?;
         let sum = checksum(&buf[ID_START..CHECKSUM_START]);
         buf[CHECKSUM_START..].copy_from_slice(&sum);
@@ -140,9 +196,15 @@ impl Token {
         // Invariant: the buffer holds only ASCII, so this never fails.
         let text = std::str::from_utf8(&buf[..]).map_err(|_| Error::Rng)?;
         Ok(Token {
+            kind,
             id: TokenId(id),
             full: SecretString::from(text.to_owned()),
         })
+    }
+
+    /// What the token is for.
+    pub fn kind(&self) -> TokenKind {
+        self.kind
     }
 
     /// The token's public id.
@@ -158,12 +220,20 @@ impl Token {
 
     /// `kmt_<id>…`: enough to recognise the token, useless to an attacker.
     pub fn masked(&self) -> String {
-        format!("{PREFIX}{}…", self.id)
+        format!("{}{}…", self.kind.prefix(), self.id)
     }
 
-    /// The bytes the stored hash covers: id and secret (48 ASCII characters).
+    /// The bytes the stored hash covers: id and secret (48 ASCII characters), and for kinds
+    /// other than API tokens the prefix too, so that a token relabelled as another kind (its
+    /// checksum recomputed) does not match its stored hash. API tokens keep the input they
+    /// have always had, so existing hashes stay valid.
     pub(crate) fn hash_input(&self) -> &[u8] {
-        &self.full.expose_secret().as_bytes()[ID_START..CHECKSUM_START]
+        let start = if self.kind == TokenKind::Api {
+            ID_START
+        } else {
+            0
+        };
+        &self.full.expose_secret().as_bytes()[start..CHECKSUM_START]
     }
 }
 
@@ -172,9 +242,9 @@ impl FromStr for Token {
 
     fn from_str(s: &str) -> Result<Self, Error> {
         let bytes = s.as_bytes();
-        if !bytes.starts_with(PREFIX.as_bytes()) {
+        let Some(kind) = TokenKind::of_text(s) else {
             return Err(Malformed::WrongPrefix.into());
-        }
+        };
         if bytes.len() != TOKEN_LEN {
             return Err(Malformed::WrongLength { len: bytes.len() }.into());
         }
@@ -192,6 +262,7 @@ impl FromStr for Token {
         let mut id = [0u8; ID_LEN];
         id.copy_from_slice(&bytes[ID_START..SECRET_START]);
         Ok(Token {
+            kind,
             id: TokenId(id),
             full: SecretString::from(s.to_owned()),
         })
@@ -201,6 +272,7 @@ impl FromStr for Token {
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Token")
+            .field("kind", &self.kind)
             .field("id", &self.id)
             .field("secret", &"[REDACTED]")
             .finish()

@@ -352,6 +352,7 @@ mod tests {
             owner_id: "mem".into(),
             scopes: token_core::Scope::Read.into(),
             expires_at: None,
+            oauth_client_id: None,
         }
     }
 

@@ -86,6 +86,16 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// An OAuth request was refused, with the RFC 6749 §5.2 (or RFC 7591 §3.2.2) error code
+    /// the client is told and a description meant for its developer.
+    #[error("{error}: {description}")]
+    OAuth {
+        /// `invalid_grant`, `invalid_client`, `invalid_request`, `invalid_scope`,
+        /// `unauthorized_client`, `invalid_redirect_uri`, `invalid_client_metadata`, …
+        error: &'static str,
+        /// What went wrong, never with a secret in it.
+        description: String,
+    },
     /// The operating system failed us (its random generator, a thread that would not start).
     /// Nothing was written; the fault is not the caller's.
     #[error("system failure: {0}")]
@@ -107,6 +117,13 @@ fn describe_lifetime(d: time::Duration) -> String {
 }
 
 impl Error {
+    pub(crate) fn oauth(error: &'static str, description: impl Into<String>) -> Self {
+        Error::OAuth {
+            error,
+            description: description.into(),
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Error::Invalid {
             field,

@@ -425,6 +425,14 @@ impl Store {
 /// moment ago may carry a time ahead of this instance's clock; the check must not depend on
 /// clocks agreeing.
 fn rotatable(token: &TokenRecord) -> Result<(), Error> {
+    if token.oauth_client_id.is_some() {
+        // It would become an API token outside its connector's control.
+        return Err(Error::invalid(
+            "token",
+            "an OAuth access token cannot be rotated; its connector gets a new one with its \
+             refresh token",
+        ));
+    }
     if let Some(successor) = token.rotated_to {
         return Err(Error::AlreadyRotated { successor });
     }

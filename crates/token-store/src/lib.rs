@@ -59,6 +59,7 @@ mod hash_pool;
 mod limiter;
 mod listener;
 mod model;
+mod oauth;
 mod options;
 mod policy;
 mod rehash;
@@ -84,6 +85,10 @@ pub use model::{
     Call, Member, MemberUpdate, NewMember, NewToken, Origin, Page, Principal, ROTATED, Reach,
     ReuseDetection, Revocation, Revoked, Role, Rotation, Standing, TokenFilter, TokenRecord,
     TokenState, TokenUpdate, Workspace, WorkspacePolicy, state_at,
+};
+pub use oauth::{
+    ACCESS_LIFETIME, AuthorizationRequest, CODE_LIFETIME, ClientCredentials, Consent, GRANTABLE,
+    IssuedTokens, REFRESH_LIFETIME, redirect_host, requested_scopes,
 };
 pub use options::StoreOptions;
 pub use store::Store;

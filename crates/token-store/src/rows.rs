@@ -25,6 +25,7 @@ pub(crate) fn principal_of(record: &TokenRecord) -> Principal {
         owner_id: record.owner_id.clone(),
         scopes: record.scopes,
         expires_at: record.expires_at,
+        oauth_client_id: record.oauth_client_id.clone(),
     }
 }
 
@@ -34,7 +35,8 @@ pub(crate) static SELECT_TOKEN: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT t.id, t.workspace_id, t.owner_id, t.name, t.description, t.client, t.scopes, \
          t.created_at_us, t.created_by, t.expires_at_us, t.revoked_at_us, t.revoked_reason, \
-         t.revoked_by, t.rotated_from, t.rotated_to, t.family_id, t.hash, {} FROM tokens t {}",
+         t.revoked_by, t.rotated_from, t.rotated_to, t.family_id, t.oauth_client_id, t.hash, {} \
+         FROM tokens t {}",
         audit::LAST_USE_COLUMNS,
         audit::last_use_join("t.id")
     )
@@ -99,6 +101,7 @@ pub(crate) fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenR
             last_used_at: opt_time("last_used_us")?,
             last_used_ip: row.try_get("last_used_ip")?,
             state: state_at(now, standing, expires_at),
+            oauth_client_id: row.try_get("oauth_client_id")?,
         },
         phc: row.try_get("hash")?,
     })

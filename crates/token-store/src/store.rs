@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) notify_channel: String,
     pub(crate) address_limiter: FailureLimiter,
     pub(crate) reporter_limiter: FailureLimiter,
+    /// OAuth clients registering themselves, per address (counted, never given back).
+    pub(crate) registration_limiter: FailureLimiter,
     /// Failed dashboard sign-ins per account.
     pub(crate) account_limiter: FailureLimiter,
     pub(crate) sessions: crate::accounts::SessionOptions,
@@ -154,6 +156,11 @@ impl Store {
                     minute,
                     options.clock.clone(),
                 ),
+                registration_limiter: FailureLimiter::new(
+                    10,
+                    std::time::Duration::from_secs(3_600),
+                    options.clock.clone(),
+                ),
                 account_limiter: FailureLimiter::new(
                     options.sessions.failures_per_account,
                     options.sessions.lockout,
@@ -220,11 +227,19 @@ impl Store {
 
     /// A new token and its hash, computed on the scrypt pool.
     pub(crate) async fn generate(&self) -> Result<(Token, TokenHash), Error> {
+        self.generate_kind(token_core::TokenKind::Api).await
+    }
+
+    /// A new token of `kind` and its hash, computed on the scrypt pool.
+    pub(crate) async fn generate_kind(
+        &self,
+        kind: token_core::TokenKind,
+    ) -> Result<(Token, TokenHash), Error> {
         let params = self.inner.params;
         self.inner
             .hasher
             .run(move || {
-                let token = Token::generate(&mut SysRng)?;
+                let token = Token::generate_kind(&mut SysRng, kind)?;
                 let hash = TokenHash::new(&token, &params, &mut SysRng)?;
                 Ok::<_, token_core::Error>((token, hash))
             })

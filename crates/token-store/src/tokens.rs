@@ -85,7 +85,9 @@ impl Store {
         let now = to_micros(self.now());
         let limit = i64::from(limit.clamp(1, 500));
         let mut sql = Sql::new(self.inner.db.backend(), &SELECT_TOKEN);
-        sql.push(" WHERE t.workspace_id = ")
+        // OAuth access tokens (an hour each, many per connector) are listed with their
+        // connector, not among the tokens people issue.
+        sql.push(" WHERE t.oauth_client_id IS NULL AND t.workspace_id = ")
             .bind(Arg::Text(workspace_id.to_owned()));
         let unrevoked = |sql: &mut Sql| {
             sql.push(" AND ")
@@ -289,6 +291,7 @@ pub(crate) fn issued_record(
         last_used_at: None,
         last_used_ip: None,
         state: TokenState::Active,
+        oauth_client_id: None,
     })
 }
 

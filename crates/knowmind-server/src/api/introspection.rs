@@ -61,6 +61,7 @@ pub(super) async fn introspect(
                 owner_id: Some(p.owner_id.clone()),
                 scopes: Some(p.scopes),
                 expires_at: p.expires_at,
+                oauth_client_id: p.oauth_client_id.clone(),
             };
             verified.finish(200);
             result

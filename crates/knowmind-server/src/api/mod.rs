@@ -5,6 +5,7 @@
 pub(crate) mod audit_log;
 mod introspection;
 mod notes;
+mod oauth;
 mod openapi;
 mod ops;
 mod rotation;
@@ -60,6 +61,26 @@ pub struct AppState {
 impl AppState {
     fn store(&self) -> &token_store::Store {
         &self.store
+    }
+
+    /// The server's address as people and clients reach it: `--public-url`, or else the
+    /// origin the request addressed (`http` only for a loopback host). Links the dashboard
+    /// shows and the OAuth issuer are built from it.
+    pub(crate) fn base_url(&self, headers: &axum::http::HeaderMap) -> String {
+        if let Some(url) = &self.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+            })
+            .unwrap_or("localhost");
+        let local =
+            host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
+        format!("{}://{host}", if local { "http" } else { "https" })
     }
 }
 
@@ -160,7 +181,17 @@ pub fn routes() -> Vec<RouteSpec> {
             routes!(tokens::usage),
         ),
         route(ADMIN, NONE, routes!(workspace::policy)),
-        route(ADMIN, NONE, routes!(workspace::set_policy)),
+        route(
+            ADMIN,
+            &[(409, &["CONFLICT"])],
+            routes!(workspace::set_policy),
+        ),
+        route(ADMIN, NONE, routes!(oauth::list_clients)),
+        route(ADMIN, NONE, routes!(oauth::register)),
+        route(ADMIN, &[NOT_FOUND], routes!(oauth::get_client)),
+        route(ADMIN, &[NOT_FOUND], routes!(oauth::remove_client)),
+        route(ADMIN, NONE, routes!(oauth::list_connections)),
+        route(ADMIN, &[NOT_FOUND], routes!(oauth::revoke_connection)),
         route(ADMIN, NONE, routes!(audit_log::events)),
         route(ADMIN, NONE, routes!(audit_log::export)),
         route(ADMIN, NONE, routes!(audit_log::verify)),
@@ -198,6 +229,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             axum::routing::get(|| async { axum::response::Redirect::to("/dashboard/") }),
         )
         .nest("/dashboard", crate::web::router())
+        .merge(crate::oauth::router())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -5,7 +5,7 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use token_store::{MemberUpdate, Role};
 
@@ -145,10 +145,7 @@ pub(super) async fn invite(
             let invite = Invite {
                 link: format!(
                     "{}/dashboard/enrol/{}",
-                    app.public_url.as_deref().map_or_else(
-                        || origin(&headers),
-                        |url| url.trim_end_matches('/').to_owned()
-                    ),
+                    app.base_url(&headers),
                     secret.expose_secret()
                 ),
                 email: enrolment.email,
@@ -165,21 +162,6 @@ pub(super) async fn invite(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// The dashboard's own origin as the browser addressed it, for links it shows.
-fn origin(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-        })
-        .unwrap_or("localhost");
-    let local =
-        host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
-    format!("{}://{host}", if local { "http" } else { "https" })
 }
 
 #[derive(serde::Deserialize)]

@@ -14,6 +14,7 @@ mod audit_log;
 mod csrf;
 mod headers;
 mod members;
+mod oauth;
 mod render;
 mod session;
 mod sign_in;
@@ -59,6 +60,12 @@ pub(crate) fn router() -> Router<AppState> {
             "/members/second-factor",
             post(members::require_second_factor),
         )
+        .route("/oauth/authorize", get(oauth::consent).post(oauth::decide))
+        .route("/oauth/clients", get(oauth::clients).post(oauth::register))
+        .route("/oauth/clients/{id}", get(oauth::client))
+        .route("/oauth/clients/{id}/remove", post(oauth::remove))
+        .route("/connections", get(oauth::connections))
+        .route("/connections/{id}/revoke", post(oauth::revoke_connection))
         .route("/audit", get(audit_log::list))
         .route("/audit/export", get(audit_log::export))
         .route("/account", get(account::show))

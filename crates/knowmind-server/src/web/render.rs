@@ -145,6 +145,7 @@ impl From<token_store::Error> for PageError {
                 };
             }
             E::Invalid { .. } | E::LifetimeExceeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            E::OAuth { .. } => StatusCode::BAD_REQUEST,
             E::Conflict(_) | E::NotActive { .. } | E::AlreadyRotated { .. } => StatusCode::CONFLICT,
             E::SignInRefused | E::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             E::Forbidden { .. } => StatusCode::FORBIDDEN,

@@ -19,6 +19,7 @@ mod family;
 mod hardening;
 mod hostile;
 mod instances;
+mod oauth;
 mod openapi;
 mod routes;
 

@@ -198,3 +198,34 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn every_kind_round_trips_with_its_prefix_and_matches_the_regex() {
+    let regex = regex::Regex::new(&format!("^{TOKEN_REGEX}$")).unwrap();
+    for (i, kind) in TokenKind::ALL.into_iter().enumerate() {
+        let token = Token::generate_kind(&mut rng(40 + i as u64), kind).unwrap();
+        let text = token.expose_secret();
+        assert!(text.starts_with(kind.prefix()), "{}", token.masked());
+        assert!(regex.is_match(text));
+        let parsed: Token = text.parse().unwrap();
+        assert_eq!(parsed.kind(), kind);
+        assert_eq!(parsed.id(), token.id());
+        assert!(token.masked().starts_with(kind.prefix()));
+    }
+}
+
+#[test]
+fn a_token_relabelled_as_another_kind_does_not_match_its_hash() {
+    let params = crate::HashParams::insecure_for_tests();
+    let access = Token::generate_kind(&mut rng(50), TokenKind::OAuthAccess).unwrap();
+    let hash = crate::TokenHash::new(&access, &params, &mut rng(51)).unwrap();
+    // Same id and secret, API prefix: the checksum (over id and secret) still holds.
+    let relabelled: Token = access
+        .expose_secret()
+        .replacen("kmo_", "kmt_", 1)
+        .parse()
+        .unwrap();
+    assert_eq!(relabelled.kind(), TokenKind::Api);
+    assert!(hash.verify(&access).is_ok());
+    assert!(hash.verify(&relabelled).is_err());
+}

@@ -293,7 +293,7 @@ async fn may_grant(
                 None => Role::Member,
             }
         }
-        Actor::Token(_) => Role::Member,
+        Actor::Token(_) | Actor::Client(_) => Role::Member,
     };
     let allowed = match actor_role {
         Role::Owner => true,

@@ -29,6 +29,7 @@ fn record(lifetime: Option<Duration>) -> TokenRecord {
         last_used_at: None,
         last_used_ip: None,
         state: TokenState::Active,
+        oauth_client_id: None,
     }
 }
 
