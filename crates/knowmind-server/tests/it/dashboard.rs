@@ -16,7 +16,7 @@ const PASSWORD: &str = "violet submarine orchestra 42";
 
 /// A browser without a rendering engine: keeps cookies, sends same-origin headers, never
 /// follows redirects.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     server: &'a Server,
     cookies: HashMap<String, String>,
 }
@@ -69,14 +69,14 @@ impl<'a> Browser<'a> {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Reply {
+    pub(crate) async fn get(&mut self, path: &str) -> Reply {
         let request = self.request(Method::GET, path).body(Body::empty()).unwrap();
         let reply = self.server.send(request).await;
         self.absorb(&reply);
         reply
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
         self.post_from(path, form, "same-origin").await
     }
 
@@ -99,7 +99,7 @@ impl<'a> Browser<'a> {
 }
 
 /// The value of the first hidden input named `name` in a page.
-fn hidden(html: &str, name: &str) -> String {
+pub(crate) fn hidden(html: &str, name: &str) -> String {
     let pattern = format!(r#"name="{name}" value="([^"]*)""#);
     regex::Regex::new(&pattern)
         .unwrap()
@@ -108,7 +108,7 @@ fn hidden(html: &str, name: &str) -> String {
         .to_owned()
 }
 
-fn location(reply: &Reply) -> &str {
+pub(crate) fn location(reply: &Reply) -> &str {
     reply
         .headers
         .get(header::LOCATION)
@@ -118,7 +118,11 @@ fn location(reply: &Reply) -> &str {
 }
 
 /// Enrols someone through a link (issued by the store) and signs them in.
-async fn enrol_and_sign_in<'a>(server: &'a Server, email: &str, role: Role) -> Browser<'a> {
+pub(crate) async fn enrol_and_sign_in<'a>(
+    server: &'a Server,
+    email: &str,
+    role: Role,
+) -> Browser<'a> {
     enrol_and_sign_in_to(server, email, role, "/dashboard/tokens").await
 }
 

@@ -567,3 +567,334 @@ async fn a_connector_connects_reads_refreshes_is_caught_reusing_and_is_removed()
         assert!(!db.contains(secret.as_str()), "a secret is stored in clear");
     }
 }
+
+mod refusals {
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode, header};
+    use base64ct::Encoding;
+    use knowmind_api::{RegisterClient, WorkspacePolicy};
+    use serde_json::Value;
+    use sha2::Digest;
+    use token_core::Scope;
+    use token_store::{Call, Role};
+
+    use super::{REDIRECT, query_of};
+    use crate::dashboard::{Browser, enrol_and_sign_in, hidden, location};
+    use crate::{Reply, Server};
+
+    const VERIFIER: &str = "the-verifier-of-this-test-is-long-enough-0123456789";
+
+    fn challenge(verifier: &str) -> String {
+        base64ct::Base64UrlUnpadded::encode_string(&sha2::Sha256::digest(verifier.as_bytes()))
+    }
+
+    async fn register(server: &Server, owner: &str, name: &str) -> String {
+        server
+            .store
+            .register_client(
+                &server.ws,
+                owner,
+                RegisterClient {
+                    name: name.into(),
+                    redirect_uris: vec![REDIRECT.into()],
+                    scopes: Scope::Read.into(),
+                    confidential: false,
+                    client_credentials: false,
+                },
+                &audit::Context::system(),
+            )
+            .await
+            .unwrap()
+            .client
+            .id
+    }
+
+    fn authorize_path(client: &str, redirect: &str, scope: &str, challenge: &str) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client)
+            .append_pair("redirect_uri", redirect)
+            .append_pair("scope", scope)
+            .append_pair("state", "s-1")
+            .append_pair("code_challenge", challenge)
+            .append_pair("code_challenge_method", "S256");
+        format!("/dashboard/oauth/authorize?{}", query.finish())
+    }
+
+    async fn code_for(browser: &mut Browser<'_>, client: &str) -> String {
+        let page = browser
+            .get(&authorize_path(
+                client,
+                REDIRECT,
+                "read",
+                &challenge(VERIFIER),
+            ))
+            .await;
+        if page.status == StatusCode::SEE_OTHER {
+            // A remembered consent: straight back with a code.
+            return query_of(location(&page))["code"].clone();
+        }
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let fields: Vec<(&str, String)> = [
+            "csrf",
+            "client_id",
+            "redirect_uri",
+            "scope",
+            "state",
+            "code_challenge",
+        ]
+        .into_iter()
+        .map(|name| (name, hidden(&page.text, name)))
+        .collect();
+        let mut form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        form.extend([
+            ("response_type", "code"),
+            ("code_challenge_method", "S256"),
+            ("decision", "approve"),
+        ]);
+        let answer = browser.post("/dashboard/oauth/authorize", &form).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+        query_of(location(&answer))["code"].clone()
+    }
+
+    async fn token_request(server: &Server, form: &[(&str, &str)]) -> Reply {
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form {
+            body.append_pair(k, v);
+        }
+        server
+            .send(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri("/oauth/token")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from(body.finish()))
+                    .unwrap(),
+            )
+            .await
+    }
+
+    fn exchange<'a>(client: &'a str, code: &'a str, verifier: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("grant_type", "authorization_code"),
+            ("client_id", client),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ]
+    }
+
+    fn oauth_error(reply: &Reply) -> &str {
+        reply.json["error"].as_str().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn every_refusal_is_its_own_and_none_redirects_where_it_must_not() {
+        let server = crate::server().await;
+        let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+        let owner_id = server
+            .store
+            .list_members(&server.ws)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.email == "owner@example.org")
+            .unwrap()
+            .id;
+        let a = register(&server, &owner_id, "Client A").await;
+        let b = register(&server, &owner_id, "Client B").await;
+
+        // A redirect URI the client did not register: an error page, no redirect.
+        let page = owner
+            .get(&authorize_path(
+                &a,
+                "https://evil.example/cb",
+                "read",
+                &challenge(VERIFIER),
+            ))
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST);
+        assert!(page.headers.get(header::LOCATION).is_none());
+        // An unknown client: the same.
+        let page = owner
+            .get(&authorize_path(
+                "cli_unknown",
+                REDIRECT,
+                "read",
+                &challenge(VERIFIER),
+            ))
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST);
+        assert!(page.headers.get(header::LOCATION).is_none());
+
+        // `admin` is never granted: the client is told, by redirect, with its state.
+        let page = owner
+            .get(&authorize_path(
+                &a,
+                REDIRECT,
+                "read admin",
+                &challenge(VERIFIER),
+            ))
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER);
+        let answer = query_of(location(&page));
+        assert_eq!(answer["error"], "invalid_scope");
+        assert_eq!(answer["state"], "s-1");
+        // No PKCE challenge: refused.
+        let page = owner.get(&authorize_path(&a, REDIRECT, "read", "")).await;
+        assert_eq!(query_of(location(&page))["error"], "invalid_request");
+
+        // A wrong or missing verifier.
+        let code = code_for(&mut owner, &a).await;
+        let wrong = token_request(&server, &exchange(&a, &code, &format!("{VERIFIER}x"))).await;
+        assert_eq!(
+            (wrong.status, oauth_error(&wrong)),
+            (StatusCode::BAD_REQUEST, "invalid_grant")
+        );
+        let mut missing = exchange(&a, &code, VERIFIER);
+        missing.retain(|(k, _)| *k != "code_verifier");
+        let missing = token_request(&server, &missing).await;
+        assert_eq!(oauth_error(&missing), "invalid_request");
+
+        // Another client's code.
+        let code = code_for(&mut owner, &a).await;
+        let stolen = token_request(&server, &exchange(&b, &code, VERIFIER)).await;
+        assert_eq!(oauth_error(&stolen), "invalid_grant");
+
+        // A code works once; presenting it again revokes what it gave.
+        let first = token_request(&server, &exchange(&a, &code, VERIFIER)).await;
+        assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+        assert_eq!(first.headers[header::CACHE_CONTROL], "no-store");
+        let access = first.json["access_token"].as_str().unwrap().to_owned();
+        let read = Call::default();
+        assert!(
+            server
+                .store
+                .verify(&access, Scope::Read.into(), &read)
+                .await
+                .is_ok()
+        );
+        let again = token_request(&server, &exchange(&a, &code, VERIFIER)).await;
+        assert_eq!(oauth_error(&again), "invalid_grant");
+        assert!(
+            server
+                .store
+                .verify(&access, Scope::Read.into(), &read)
+                .await
+                .is_err()
+        );
+
+        // A code lives 60 seconds.
+        let code = code_for(&mut owner, &a).await;
+        server.clock.advance(time::Duration::seconds(61));
+        let late = token_request(&server, &exchange(&a, &code, VERIFIER)).await;
+        assert_eq!(oauth_error(&late), "invalid_grant");
+        assert!(
+            late.json["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("expired")
+        );
+
+        // Unsupported grants are named as such; malformed bodies are refused cleanly.
+        let password =
+            token_request(&server, &[("grant_type", "password"), ("client_id", &a)]).await;
+        assert_eq!(oauth_error(&password), "unsupported_grant_type");
+        let twice = token_request(&server, &[("client_id", &a), ("client_id", &b)]).await;
+        assert_eq!(oauth_error(&twice), "invalid_request");
+    }
+
+    async fn register_dynamically(server: &Server) -> Reply {
+        server
+            .send(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri("/oauth/register")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(
+                        serde_json::json!({
+                            "client_name": "Assistant connector",
+                            "redirect_uris": ["http://127.0.0.1/callback"],
+                            "token_endpoint_auth_method": "none",
+                            "grant_types": ["authorization_code", "refresh_token"],
+                            "scope": "read"
+                        })
+                        .to_string(),
+                    ))
+                    .unwrap(),
+            )
+            .await
+    }
+
+    #[tokio::test]
+    async fn dynamic_registration_is_off_until_a_workspace_allows_it_and_then_unverified() {
+        let server = crate::server().await;
+        let refused = register_dynamically(&server).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+        assert_eq!(oauth_error(&refused), "access_denied");
+        server
+            .store
+            .set_workspace_policy(
+                &server.ws,
+                WorkspacePolicy {
+                    oauth_registration: true,
+                    ..WorkspacePolicy::default()
+                },
+                &audit::Context::system(),
+            )
+            .await
+            .unwrap();
+        let metadata = server
+            .send(
+                Request::builder()
+                    .uri("/.well-known/oauth-authorization-server")
+                    .header(header::HOST, "127.0.0.1:9")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(
+            metadata.json["registration_endpoint"],
+            "http://127.0.0.1:9/oauth/register"
+        );
+        let registered = register_dynamically(&server).await;
+        assert_eq!(
+            registered.status,
+            StatusCode::CREATED,
+            "{}",
+            registered.text
+        );
+        assert!(
+            registered.json.get("client_secret").is_none(),
+            "a public client"
+        );
+        let id = registered.json["client_id"].as_str().unwrap();
+        let client = server.store.get_client(&server.ws, id).await.unwrap();
+        assert_eq!(client.registration, knowmind_api::Registration::Dynamic);
+        assert!(!client.ever_approved && client.registered_by.is_none());
+        // Bad metadata is an RFC 7591 error, not a 500.
+        let bad = server
+            .send(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri("/oauth/register")
+                    .body(Body::from(r#"{"redirect_uris": ["javascript:alert(1)"]}"#))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert_eq!(oauth_error(&bad), "invalid_redirect_uri");
+        let garbage = server
+            .send(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri("/oauth/register")
+                    .body(Body::from("{"))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(oauth_error(&garbage), "invalid_client_metadata");
+        let _: Value = garbage.json;
+    }
+}
