@@ -46,6 +46,9 @@ pub enum Command {
     /// Show or change the workspace's policy.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// OAuth connectors: the clients registered in the workspace and members' connections.
+    #[command(subcommand)]
+    Oauth(OauthCommand),
     /// Check this machine's knowmind setup and say how to fix what is wrong.
     Doctor {
         /// Fix what can be fixed safely (file permissions).
@@ -239,4 +242,64 @@ pub enum AuditCommand {
     },
     /// Verify the audit log's hash chain (exit 1 if broken).
     Verify,
+}
+
+/// `knowmind oauth`.
+#[derive(Debug, Subcommand)]
+pub enum OauthCommand {
+    /// OAuth clients (connectors).
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+    /// Members' connections (remembered consents) to clients.
+    #[command(subcommand)]
+    Connections(ConnectionsCommand),
+}
+
+/// `knowmind oauth clients`.
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// List the workspace's clients; unverified and never-approved ones are flagged.
+    List {
+        /// Include removed clients.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One client, with its connections.
+    Show {
+        /// The client id (`cli_…`).
+        id: String,
+    },
+    /// Remove a client: every connection and token of it is revoked at once.
+    Remove {
+        /// The client id (`cli_…`).
+        id: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Do not ask for confirmation (required when not on a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `knowmind oauth connections`.
+#[derive(Debug, Subcommand)]
+pub enum ConnectionsCommand {
+    /// List connections (live ones, unless `--all`).
+    List {
+        /// Only this client's.
+        #[arg(long)]
+        client: Option<String>,
+        /// Include revoked connections.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke a connection and its tokens.
+    Revoke {
+        /// The connection id (`con_…`).
+        id: String,
+        /// Do not ask for confirmation (required when not on a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
 }

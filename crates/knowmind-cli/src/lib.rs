@@ -72,6 +72,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Token(command) => commands::token::run(&cli, style, command).await,
         Command::Audit(command) => commands::audit::run(&cli, style, command).await,
         Command::Policy(command) => commands::policy::run(&cli, style, command).await,
+        Command::Oauth(command) => commands::oauth::run(&cli, style, command).await,
     }
 }
 

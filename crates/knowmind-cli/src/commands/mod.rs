@@ -2,5 +2,6 @@
 
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod oauth;
 pub(crate) mod policy;
 pub(crate) mod token;

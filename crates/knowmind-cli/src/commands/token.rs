@@ -105,7 +105,11 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
                 .map(|id| token_path(id))
                 .collect::<Result<Vec<_>, _>>()?;
             if !yes {
-                confirm(&paths)?;
+                confirm(&format!(
+                    "Revoke {} token(s): {}?",
+                    paths.len(),
+                    paths.join(", ")
+                ))?;
             }
             let body = RevokeToken {
                 reason: reason.clone(),
@@ -172,18 +176,15 @@ pub(crate) fn token_path(id: &str) -> Result<String, CliError> {
         })
 }
 
-fn confirm(paths: &[String]) -> Result<(), CliError> {
+/// Asks `question` on the terminal (y/N); without a terminal, refuses (`--yes` is needed).
+pub(crate) fn confirm(question: &str) -> Result<(), CliError> {
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
         return Err(
-            CliError::cancelled("refusing to revoke without confirmation")
+            CliError::cancelled("refusing to go on without confirmation")
                 .hint("pass --yes when not on a terminal"),
         );
     }
-    eprint!(
-        "Revoke {} token(s): {}? [y/N] ",
-        paths.len(),
-        paths.join(", ")
-    );
+    eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin()

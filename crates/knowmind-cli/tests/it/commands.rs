@@ -699,3 +699,105 @@ async fn audit_filters_are_checked_locally_and_self_means_the_token_in_use() {
         "{events}"
     );
 }
+
+#[tokio::test]
+async fn oauth_clients_are_listed_flagged_shown_and_removed_with_their_tokens() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+    let ctx = audit::Context::system();
+    let ws = e.fixture.workspace.clone();
+    let owner = e.store.get_member(&ws, &e.fixture.owner).await.unwrap();
+    let register = |name: &str| knowmind_api::RegisterClient {
+        name: name.into(),
+        redirect_uris: vec!["https://connector.example/cb".into()],
+        scopes: Scope::Read.into(),
+        confidential: false,
+        client_credentials: false,
+    };
+    let known = e
+        .store
+        .register_client(&ws, &owner.id, register("Known sync"), &ctx)
+        .await
+        .unwrap()
+        .client;
+    let never = e
+        .store
+        .register_client(&ws, &owner.id, register("Never approved"), &ctx)
+        .await
+        .unwrap()
+        .client;
+    // The owner approves the first one (a connection and a code).
+    let request = token_store::AuthorizationRequest {
+        client_id: known.id.clone(),
+        redirect_uri: "https://connector.example/cb".into(),
+        scopes: Scope::Read.into(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+    };
+    e.store
+        .answer_authorization(&owner, &request, token_store::Consent::Approve, &ctx)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let list = e
+        .run(&["oauth", "clients", "list", "--json"], None, &[])
+        .await;
+    assert!(list.status.success(), "{}", stderr(&list));
+    let items = json(&list);
+    assert_eq!(items.as_array().unwrap().len(), 2);
+    let text = stdout(&e.run(&["oauth", "clients", "list"], None, &[]).await);
+    let flagged = text.lines().find(|l| l.contains(&never.id)).unwrap();
+    assert!(flagged.contains("never approved"), "{text}");
+    let fine = text.lines().find(|l| l.contains(&known.id)).unwrap();
+    assert!(!fine.contains('⚠'), "{text}");
+
+    let shown = e
+        .run(&["oauth", "clients", "show", &known.id], None, &[])
+        .await;
+    assert!(
+        stdout(&shown).contains("1 member(s) connected"),
+        "{}",
+        stdout(&shown)
+    );
+    let connections = e
+        .run(&["oauth", "connections", "list", "--json"], None, &[])
+        .await;
+    assert_eq!(json(&connections)[0]["client_id"], known.id.as_str());
+
+    // Removal asks first (refused without a terminal), then with --yes goes through, audited.
+    let refused = e
+        .run(&["oauth", "clients", "remove", &known.id], None, &[])
+        .await;
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    let bad = e
+        .run(
+            &["oauth", "clients", "remove", "../tokens", "--yes"],
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    let removed = e
+        .run(
+            &[
+                "oauth",
+                "clients",
+                "remove",
+                &known.id,
+                "--yes",
+                "--reason",
+                "unknown connector",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    let after = e.store.get_client(&ws, &known.id).await.unwrap();
+    assert!(after.removed_at.is_some());
+    assert_eq!(
+        after.connected_members, 0,
+        "its connection was revoked with it"
+    );
+}
