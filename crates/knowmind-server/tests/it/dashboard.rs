@@ -886,6 +886,23 @@ fn every_form(
             vec![("password", PASSWORD.into())],
         ),
         (format!("/dashboard/account/sessions/{session}/end"), vec![]),
+        (
+            "/dashboard/oauth/clients".into(),
+            vec![
+                ("name", "x".into()),
+                ("redirect_uris", "https://x.example/cb".into()),
+                ("read", "on".into()),
+            ],
+        ),
+        ("/dashboard/oauth/clients/cli_x/remove".into(), vec![]),
+        ("/dashboard/connections/con_x/revoke".into(), vec![]),
+        (
+            "/dashboard/oauth/authorize".into(),
+            vec![
+                ("client_id", "cli_x".into()),
+                ("decision", "approve".into()),
+            ],
+        ),
     ]
 }
 
@@ -1032,4 +1049,185 @@ async fn a_stale_session_cookie_does_not_block_signing_in_and_admins_cannot_rota
         .await;
     assert_eq!(rotate.status, StatusCode::FORBIDDEN);
     assert!(!rotate.text.contains("kmt_"));
+}
+
+#[tokio::test]
+async fn oauth_clients_are_registered_seen_and_removed_and_members_see_their_connections() {
+    let server = server().await;
+    let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+    let mut member = enrol_and_sign_in(&server, "mia@example.org", Role::Member).await;
+    let mia = server
+        .store
+        .list_members(&server.ws)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.email == "mia@example.org")
+        .unwrap();
+
+    // Members cannot reach the clients page.
+    assert_eq!(
+        member.get("/dashboard/oauth/clients").await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // The owner registers a confidential connector: its secret is shown once.
+    let page = owner.get("/dashboard/oauth/clients").await;
+    let csrf = hidden(&page.text, "csrf");
+    let done = owner
+        .post(
+            "/dashboard/oauth/clients",
+            &[
+                ("csrf", &csrf),
+                ("name", "Calendar <sync>"),
+                ("redirect_uris", "https://calendar.example/cb\n"),
+                ("read", "on"),
+                ("confidential", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::CREATED, "{}", done.text);
+    let secret = regex::Regex::new(r#"value="(kmc_[0-9A-Za-z]{54})""#)
+        .unwrap()
+        .captures(&done.text)
+        .unwrap()[1]
+        .to_owned();
+    assert!(
+        done.text.contains("Calendar &#60;sync&#62;") && !done.text.contains("<sync>"),
+        "names are escaped: {}",
+        done.text
+    );
+    let listed = owner.get("/dashboard/oauth/clients").await;
+    assert!(!listed.text.contains(&secret), "the secret is shown once");
+    assert!(listed.text.contains("never approved"), "{}", listed.text);
+    let client = server
+        .store
+        .list_clients(&server.ws, false)
+        .await
+        .unwrap()
+        .remove(0);
+
+    // A bad redirect URI is refused with the reason, on the page.
+    let bad = owner
+        .post(
+            "/dashboard/oauth/clients",
+            &[
+                ("csrf", &csrf),
+                ("name", "x"),
+                ("redirect_uris", "http://evil.example/cb"),
+                ("read", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text.contains("loopback"), "{}", bad.text);
+
+    // Mia connects it; she sees the connection and the owner sees her on the client's page.
+    let request = token_store::AuthorizationRequest {
+        client_id: client.id.clone(),
+        redirect_uri: "https://calendar.example/cb".into(),
+        scopes: Scope::Read.into(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+    };
+    server
+        .store
+        .answer_authorization(
+            &mia,
+            &request,
+            token_store::Consent::Approve,
+            &audit::Context::system(),
+        )
+        .await
+        .unwrap();
+    let mine = member.get("/dashboard/connections").await;
+    assert!(
+        mine.text.contains("Calendar &#60;sync&#62;"),
+        "{}",
+        mine.text
+    );
+    let shown = owner
+        .get(&format!("/dashboard/oauth/clients/{}", client.id))
+        .await;
+    assert!(shown.text.contains("mia"), "{}", shown.text);
+    assert!(!shown.text.contains("never approved"));
+
+    // Mia revokes her own connection; she cannot revoke someone else's.
+    let connection = server
+        .store
+        .list_connections(&server.ws, Some(&mia.id), None, false)
+        .await
+        .unwrap()
+        .remove(0);
+    let csrf_m = hidden(&mine.text, "csrf");
+    let other = server
+        .store
+        .answer_authorization(
+            &server
+                .store
+                .get_member(&server.ws, &server.owner)
+                .await
+                .unwrap(),
+            &request,
+            token_store::Consent::Approve,
+            &audit::Context::system(),
+        )
+        .await;
+    assert!(other.is_ok());
+    let owners = server
+        .store
+        .list_connections(&server.ws, Some(&server.owner), None, false)
+        .await
+        .unwrap()
+        .remove(0);
+    let refused = member
+        .post(
+            &format!("/dashboard/connections/{}/revoke", owners.id),
+            &[("csrf", &csrf_m)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    let revoked = member
+        .post(
+            &format!("/dashboard/connections/{}/revoke", connection.id),
+            &[("csrf", &csrf_m)],
+        )
+        .await;
+    assert_eq!(location(&revoked), "/dashboard/connections?done=revoked");
+    assert!(
+        !member
+            .get("/dashboard/connections")
+            .await
+            .text
+            .contains("Calendar")
+    );
+
+    // The owner removes the client: it shows as removed, every connection is gone.
+    let removed = owner
+        .post(
+            &format!("/dashboard/oauth/clients/{}/remove", client.id),
+            &[("csrf", &csrf), ("reason", "unknown connector")],
+        )
+        .await;
+    assert_eq!(location(&removed), "/dashboard/oauth/clients?done=removed");
+    let after = server
+        .store
+        .get_client(&server.ws, &client.id)
+        .await
+        .unwrap();
+    assert!(after.removed_at.is_some());
+    assert_eq!(after.connected_members, 0);
+    let events = server
+        .store
+        .audit()
+        .events(
+            &EventFilter {
+                action: Some(Action::OAuthClientRemoved),
+                ..Default::default()
+            },
+            None,
+            5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.items[0].details["reason"], "unknown connector");
 }

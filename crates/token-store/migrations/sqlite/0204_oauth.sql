@@ -12,7 +12,7 @@ CREATE TABLE oauth_clients (
     redirect_uris      TEXT NOT NULL,
     scopes             TEXT NOT NULL,
     secret_hash        TEXT,
-    client_credentials INTEGER NOT NULL DEFAULT 0,
+    client_credentials BIGINT NOT NULL DEFAULT 0,
     created_at_us      BIGINT NOT NULL,
     removed_at_us      BIGINT,
     removed_by         TEXT,
@@ -60,4 +60,4 @@ ALTER TABLE tokens ADD COLUMN oauth_grant_id TEXT REFERENCES oauth_grants (id);
 CREATE INDEX tokens_oauth_client ON tokens (oauth_client_id);
 CREATE INDEX tokens_oauth_grant ON tokens (oauth_grant_id);
 
-ALTER TABLE workspaces ADD COLUMN oauth_registration INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workspaces ADD COLUMN oauth_registration BIGINT NOT NULL DEFAULT 0;

@@ -12,6 +12,7 @@ mod atomicity;
 mod family;
 mod leaks;
 mod lifecycle;
+mod oauth;
 mod rotation;
 mod validation;
 mod verification;
