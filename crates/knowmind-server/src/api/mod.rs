@@ -223,6 +223,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         router = router.route(&route.path, guarded);
     }
     let metrics = state.metrics.clone();
+    let hint_state = state.clone();
     router
         .route(
             "/",
@@ -238,6 +239,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 "method not allowed on this route",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            hint_state,
+            resource_metadata_hint,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("handler panicked");
@@ -258,6 +263,38 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         .with_state(state)
+}
+
+/// A 401 from the API names the protected-resource metadata (RFC 9728 §5.1), where an OAuth
+/// client (a Model Context Protocol client, say) learns which authorization server to ask.
+async fn resource_metadata_hint(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request.headers().get(header::HOST).cloned();
+    let mut response = next.run(request).await;
+    if response.status() == StatusCode::UNAUTHORIZED
+        && response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"Bearer"))
+    {
+        let mut headers = axum::http::HeaderMap::new();
+        if let Some(host) = host {
+            headers.insert(header::HOST, host);
+        }
+        let challenge = format!(
+            "Bearer realm=\"knowmind\", resource_metadata=\"{}/.well-known/oauth-protected-resource\"",
+            app.base_url(&headers)
+        );
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+    }
+    response
 }
 
 #[derive(Clone, Copy, Debug)]

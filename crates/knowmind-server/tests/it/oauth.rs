@@ -897,4 +897,183 @@ mod refusals {
         assert_eq!(oauth_error(&garbage), "invalid_client_metadata");
         let _: Value = garbage.json;
     }
+
+    async fn form_post(
+        server: &Server,
+        path: &str,
+        auth: Option<String>,
+        form: &[(&str, &str)],
+    ) -> Reply {
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form {
+            body.append_pair(k, v);
+        }
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(auth) = auth {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        server
+            .send(request.body(Body::from(body.finish())).unwrap())
+            .await
+    }
+
+    #[tokio::test]
+    async fn introspection_and_revocation_answer_only_what_the_caller_may_know() {
+        let server = crate::server().await;
+        let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+        let owner_id = server
+            .store
+            .list_members(&server.ws)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.email == "owner@example.org")
+            .unwrap()
+            .id;
+        let a = register(&server, &owner_id, "Client A").await;
+        let c = server
+            .store
+            .register_client(
+                &server.ws,
+                &owner_id,
+                RegisterClient {
+                    name: "Resource server".into(),
+                    redirect_uris: vec![REDIRECT.into()],
+                    scopes: Scope::Read.into(),
+                    confidential: true,
+                    client_credentials: false,
+                },
+                &audit::Context::system(),
+            )
+            .await
+            .unwrap();
+        let basic_c = format!(
+            "Basic {}",
+            base64ct::Base64::encode_string(
+                format!("{}:{}", c.client.id, c.client_secret.unwrap()).as_bytes()
+            )
+        );
+        let code = code_for(&mut owner, &a).await;
+        let issued = token_request(&server, &exchange(&a, &code, VERIFIER)).await;
+        let access = issued.json["access_token"].as_str().unwrap().to_owned();
+        let refresh = issued.json["refresh_token"].as_str().unwrap().to_owned();
+
+        // An introspect token may ask about any token of its workspace.
+        let introspect = server.issue(&[Scope::Introspect]).await;
+        let bearer = Some(format!("Bearer {introspect}"));
+        let answer = form_post(
+            &server,
+            "/oauth/introspect",
+            bearer.clone(),
+            &[("token", &access)],
+        )
+        .await;
+        assert_eq!(answer.json["active"], true, "{}", answer.text);
+        assert_eq!(answer.json["client_id"], a.as_str());
+        assert_eq!(answer.json["scope"], "read");
+        assert_eq!(answer.json["sub"], owner_id.as_str());
+        let answer = form_post(
+            &server,
+            "/oauth/introspect",
+            bearer.clone(),
+            &[("token", &refresh)],
+        )
+        .await;
+        assert_eq!(
+            answer.json["token_type"], "refresh_token",
+            "{}",
+            answer.text
+        );
+        // Another client may not; nobody unauthenticated may.
+        let answer = form_post(
+            &server,
+            "/oauth/introspect",
+            Some(basic_c.clone()),
+            &[("token", &access)],
+        )
+        .await;
+        assert_eq!(answer.json, serde_json::json!({"active": false}));
+        let answer = form_post(
+            &server,
+            "/oauth/introspect",
+            None,
+            &[("token", &access), ("client_id", &a)],
+        )
+        .await;
+        assert_eq!(
+            (answer.status, oauth_error(&answer)),
+            (StatusCode::UNAUTHORIZED, "invalid_client")
+        );
+        let garbage = form_post(
+            &server,
+            "/oauth/introspect",
+            bearer.clone(),
+            &[("token", "kmo_nonsense")],
+        )
+        .await;
+        assert_eq!(garbage.json, serde_json::json!({"active": false}));
+
+        // Another client's revocation changes nothing; the owner client's refresh-token
+        // revocation takes the whole connection.
+        let ignored = form_post(
+            &server,
+            "/oauth/revoke",
+            Some(basic_c),
+            &[("token", &refresh)],
+        )
+        .await;
+        assert_eq!(ignored.status, StatusCode::OK);
+        let read = Call::default();
+        assert!(
+            server
+                .store
+                .verify(&access, Scope::Read.into(), &read)
+                .await
+                .is_ok()
+        );
+        let revoked = form_post(
+            &server,
+            "/oauth/revoke",
+            None,
+            &[("token", &refresh), ("client_id", &a)],
+        )
+        .await;
+        assert_eq!(revoked.status, StatusCode::OK);
+        assert!(
+            server
+                .store
+                .verify(&access, Scope::Read.into(), &read)
+                .await
+                .is_err()
+        );
+        let again = token_request(
+            &server,
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", &a),
+                ("refresh_token", &refresh),
+            ],
+        )
+        .await;
+        assert_eq!(oauth_error(&again), "invalid_grant");
+
+        // A 401 from the API points OAuth clients at the protected-resource metadata.
+        let refused = server
+            .send(
+                Request::builder()
+                    .uri("/v1/notes")
+                    .header(header::HOST, "127.0.0.1:9")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            refused.headers[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"knowmind\", resource_metadata=\"http://127.0.0.1:9/.well-known/oauth-protected-resource\""
+        );
+    }
 }
