@@ -86,8 +86,9 @@ pub struct RegisterClient {
     pub client_credentials: bool,
 }
 
-/// A registered client, with its secret when it has one: shown this once.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A registered client, with its secret when it has one: shown this once. `Debug` hides the
+/// secret.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisteredClient {
     /// The client.
@@ -135,4 +136,16 @@ pub struct Connection {
     /// The last accepted call with one of its tokens.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for RegisteredClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisteredClient")
+            .field("client", &self.client)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish()
+    }
 }

@@ -69,7 +69,10 @@ impl From<token_store::Error> for OAuthError {
             E::OAuth { error, description } => OAuthError::new(error, description),
             E::RateLimited { .. } => OAuthError {
                 status: StatusCode::TOO_MANY_REQUESTS,
-                ..OAuthError::new("slow_down", "too many requests from this address; wait")
+                ..OAuthError::new(
+                    "temporarily_unavailable",
+                    "too many requests from this address; wait",
+                )
             },
             E::Busy => OAuthError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
@@ -108,6 +111,11 @@ impl IntoResponse for OAuthError {
     }
 }
 
+/// The largest form body the OAuth endpoints read.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+/// The most parameters an OAuth form may carry (the token request needs seven).
+const MAX_PARAMS: usize = 32;
+
 /// A form body (`application/x-www-form-urlencoded`), each parameter at most once (RFC 6749
 /// §3.2: a repeated parameter is an error, not a choice).
 struct Params(Vec<(String, String)>);
@@ -129,9 +137,22 @@ impl Params {
                 "the body must be application/x-www-form-urlencoded",
             ));
         }
+        if body.len() > MAX_FORM_BYTES {
+            return Err(OAuthError::new(
+                "invalid_request",
+                "the body is larger than an OAuth request needs (16 KiB)",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
         let mut params: Vec<(String, String)> = Vec::new();
         for (key, value) in form_urlencoded::parse(body) {
-            if params.iter().any(|(k, _)| *k == key) {
+            if params.len() == MAX_PARAMS {
+                return Err(OAuthError::new(
+                    "invalid_request",
+                    format!("more than {MAX_PARAMS} parameters"),
+                ));
+            }
+            if !seen.insert(key.clone()) {
                 return Err(OAuthError::new(
                     "invalid_request",
                     format!("the parameter {key:?} appears more than once"),
@@ -195,9 +216,19 @@ fn client_credentials(
                 .map(|(_, v)| v.into_owned())
                 .unwrap_or_default()
         };
+        let client_id = unescape(id);
+        if params
+            .get("client_id")
+            .is_some_and(|form| form != client_id)
+        {
+            return Err(OAuthError::new(
+                "invalid_request",
+                "client_id in the form differs from the one in the Authorization header",
+            ));
+        }
         return Ok((
             ClientCredentials {
-                client_id: unescape(id),
+                client_id,
                 secret: Some(SecretString::from(unescape(secret))),
             },
             true,
@@ -424,21 +455,21 @@ async fn introspect(
     let issuer = app.base_url(&parts.headers);
     let answer = match parsed.kind() {
         TokenKind::OAuthRefresh => {
-            let Some((client_id, scopes, member_id, expires)) =
-                app.store.refresh_token_state(presented).await?
-            else {
+            let Some(state) = app.store.refresh_token_state(presented).await? else {
                 return Ok(inactive());
             };
-            if only_client.as_ref().is_some_and(|c| *c != client_id) {
+            if state.workspace_id != workspace
+                || only_client.as_ref().is_some_and(|c| *c != state.client_id)
+            {
                 return Ok(inactive());
             }
             json!({
                 "active": true,
                 "token_type": "refresh_token",
-                "client_id": client_id,
-                "scope": scope_text(scopes),
-                "sub": member_id,
-                "exp": expires.unix_timestamp(),
+                "client_id": state.client_id,
+                "scope": scope_text(state.scopes),
+                "sub": state.member_id,
+                "exp": state.expires_at.unix_timestamp(),
                 "iss": issuer,
             })
         }
@@ -633,19 +664,30 @@ async fn metadata(State(app): State<AppState>, headers: HeaderMap) -> Result<Res
     if app.store.oauth_registration_open().await? {
         document["registration_endpoint"] = json!(format!("{issuer}/oauth/register"));
     }
-    Ok(axum::Json(document).into_response())
+    Ok(uncached(axum::Json(document).into_response()))
 }
 
 /// `GET /.well-known/oauth-protected-resource` (RFC 9728): this server's API is a resource
 /// protected by its own authorization server.
 async fn resource_metadata(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let issuer = app.base_url(&headers);
-    axum::Json(json!({
-        "resource": issuer,
-        "authorization_servers": [issuer],
-        "scopes_supported": ["read", "write"],
-        "bearer_methods_supported": ["header"],
-        "resource_name": "knowmind",
-    }))
-    .into_response()
+    uncached(
+        axum::Json(json!({
+            "resource": issuer,
+            "authorization_servers": [issuer],
+            "scopes_supported": ["read", "write"],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "knowmind",
+        }))
+        .into_response(),
+    )
+}
+
+/// Discovery documents name endpoints from `--public-url` or, without it, the request's `Host`:
+/// no shared cache may keep one and hand it to someone else.
+fn uncached(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }

@@ -359,6 +359,11 @@ async fn prune_usage_hourly(store: Store) {
             Ok(n) => tracing::info!(records = n, "pruned usage records past retention"),
             Err(e) => tracing::warn!(error = %e, "usage pruning failed"),
         }
+        match store.prune_oauth().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "pruned expired OAuth codes and refresh tokens"),
+            Err(e) => tracing::warn!(error = %e, "OAuth pruning failed"),
+        }
     }
 }
 

@@ -88,7 +88,7 @@ pub use model::{
 };
 pub use oauth::{
     ACCESS_LIFETIME, AuthorizationRequest, CODE_LIFETIME, ClientCredentials, Consent, GRANTABLE,
-    IssuedTokens, REFRESH_LIFETIME, redirect_host, requested_scopes,
+    IssuedTokens, REFRESH_LIFETIME, RefreshState, redirect_host, requested_scopes,
 };
 pub use options::StoreOptions;
 pub use store::Store;

@@ -66,7 +66,13 @@ impl Store {
         .bind(i64::from(policy.oauth_registration))
         .bind(workspace_id)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| {
+            crate::store::conflict(
+                e,
+                "another workspace already accepts self-registered OAuth clients; only one may",
+            )
+        })?;
         let event = NewEvent {
             workspace_id: Some(workspace_id.to_owned()),
             action: Action::WorkspacePolicyChanged,

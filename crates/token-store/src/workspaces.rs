@@ -300,6 +300,10 @@ impl Store {
                     .await?,
             );
         }
+        revoked.extend(
+            self.revoke_member_oauth_in(&mut tx, member_id, context, now)
+                .await?,
+        );
         let sessions =
             crate::accounts::end_all_sessions(&mut tx, member_id, None, "member_removed", now)
                 .await?;

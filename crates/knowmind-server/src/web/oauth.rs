@@ -87,19 +87,13 @@ async fn checked_request(
             "The connector did not say who it is (no client_id).",
         ));
     }
-    let redirect_uri = if params.redirect_uri.is_empty() {
-        // OAuth 2.1 requires it unless the client registered exactly one.
-        match app.store.oauth_client(&params.client_id).await {
-            Ok(client) if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
-            _ => {
-                return Err(refuse(
-                    "The connector did not say where to send you back (no redirect_uri).",
-                ));
-            }
-        }
-    } else {
-        params.redirect_uri.clone()
-    };
+    if params.redirect_uri.is_empty() {
+        // Required here, so that the token request's (also required) can be compared to it.
+        return Err(refuse(
+            "The connector did not say where to send you back (no redirect_uri).",
+        ));
+    }
+    let redirect_uri = params.redirect_uri.clone();
     let client = match app
         .store
         .authorization_client(&params.client_id, &redirect_uri)
@@ -184,10 +178,16 @@ pub(super) async fn consent(
         ));
     }
     let member = &viewer.signed_in.member;
-    if app
-        .store
-        .remembered_consent(&client.id, &member.id, request.scopes)
-        .await?
+    // A remembered consent answers at once only for a client that can prove who it is (a
+    // secret) and whose answers go to an https address: anyone can present a public client's
+    // id, and a loopback or app-scheme redirect reaches whatever program listens there (RFC
+    // 6749 §10.2, RFC 8252 §8.6). Those ask every time.
+    let provable = client.confidential && request.redirect_uri.starts_with("https://");
+    if provable
+        && app
+            .store
+            .remembered_consent(&client.id, &member.id, request.scopes)
+            .await?
     {
         return answer(
             &app,

@@ -502,19 +502,17 @@ async fn a_connector_connects_reads_refreshes_is_caught_reusing_and_is_removed()
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
-    // The connection is remembered: the next request comes straight back with a code.
+    // The connection is remembered, but this client's answers go to a loopback address, which
+    // any local program can listen on: the member is asked again, every time.
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, state) = client
         .authorize_url(CsrfToken::new_random)
         .add_scope(OAuthScope::new("read".into()))
         .set_pkce_challenge(challenge)
         .url();
-    let (status, location, _) = owner.follow(url.as_str()).await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    let answer = query_of(&location);
-    assert_eq!(answer["state"], *state.secret());
+    let code = approve(&mut owner, &url, &state, &base).await;
     let tokens = client
-        .exchange_code(AuthorizationCode::new(answer["code"].clone()))
+        .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(verifier)
         .request_async(&http)
         .await
@@ -803,6 +801,28 @@ mod refusals {
         assert_eq!(oauth_error(&password), "unsupported_grant_type");
         let twice = token_request(&server, &[("client_id", &a), ("client_id", &b)]).await;
         assert_eq!(oauth_error(&twice), "invalid_request");
+        let names: Vec<String> = (0..33).map(|i| format!("p{i}")).collect();
+        let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "x")).collect();
+        let many = token_request(&server, &many).await;
+        assert_eq!(
+            (many.status, oauth_error(&many)),
+            (StatusCode::BAD_REQUEST, "invalid_request")
+        );
+        let big = "x".repeat(17 * 1024);
+        let big = token_request(&server, &[("grant_type", &big)]).await;
+        assert_eq!(oauth_error(&big), "invalid_request");
+        // Basic names one client, the form another: refused, not silently resolved.
+        let basic = form_post(
+            &server,
+            "/oauth/token",
+            Some(format!(
+                "Basic {}",
+                base64ct::Base64::encode_string(format!("{a}:x").as_bytes())
+            )),
+            &[("grant_type", "client_credentials"), ("client_id", &b)],
+        )
+        .await;
+        assert_eq!(oauth_error(&basic), "invalid_request");
     }
 
     async fn register_dynamically(server: &Server) -> Reply {
@@ -1074,6 +1094,88 @@ mod refusals {
         assert_eq!(
             refused.headers[header::WWW_AUTHENTICATE],
             "Bearer realm=\"knowmind\", resource_metadata=\"http://127.0.0.1:9/.well-known/oauth-protected-resource\""
+        );
+    }
+
+    #[tokio::test]
+    async fn a_remembered_consent_answers_at_once_only_for_a_confidential_https_client() {
+        let server = crate::server().await;
+        let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+        let owner_id = server
+            .store
+            .list_members(&server.ws)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.email == "owner@example.org")
+            .unwrap()
+            .id;
+        let https = "https://connector.example/cb";
+        let client = server
+            .store
+            .register_client(
+                &server.ws,
+                &owner_id,
+                RegisterClient {
+                    name: "Server-side connector".into(),
+                    redirect_uris: vec![https.into()],
+                    scopes: Scope::Read.into(),
+                    confidential: true,
+                    client_credentials: false,
+                },
+                &audit::Context::system(),
+            )
+            .await
+            .unwrap()
+            .client
+            .id;
+        let path = authorize_path(&client, https, "read", &challenge(VERIFIER));
+        let first = owner.get(&path).await;
+        assert_eq!(first.status, StatusCode::OK, "asked the first time");
+        let csp = first.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(
+            csp.contains("form-action 'self' https://connector.example;"),
+            "{csp}"
+        );
+        let fields: Vec<(&str, String)> = [
+            "csrf",
+            "client_id",
+            "redirect_uri",
+            "scope",
+            "state",
+            "code_challenge",
+        ]
+        .into_iter()
+        .map(|name| (name, hidden(&first.text, name)))
+        .collect();
+        let mut form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        form.extend([
+            ("response_type", "code"),
+            ("code_challenge_method", "S256"),
+            ("decision", "approve"),
+        ]);
+        let approved = owner.post("/dashboard/oauth/authorize", &form).await;
+        assert!(location(&approved).starts_with("https://connector.example/cb?code="));
+        let again = owner.get(&path).await;
+        assert_eq!(again.status, StatusCode::SEE_OTHER, "remembered");
+        assert!(query_of(location(&again)).contains_key("code"));
+        // A public client with a loopback redirect is asked every time, even after consenting.
+        let public = register(&server, &owner_id, "Native app").await;
+        let _ = code_for(&mut owner, &public).await;
+        let asked = owner
+            .get(&authorize_path(
+                &public,
+                REDIRECT,
+                "read",
+                &challenge(VERIFIER),
+            ))
+            .await;
+        assert_eq!(
+            asked.status,
+            StatusCode::OK,
+            "a public client is asked every time"
         );
     }
 }

@@ -32,6 +32,9 @@ CREATE TABLE oauth_grants (
     revoked_by     TEXT
 );
 CREATE INDEX oauth_grants_client ON oauth_grants (client_id, member_id);
+-- One live connection per member and client, even when two approvals race.
+CREATE UNIQUE INDEX oauth_grants_live ON oauth_grants (client_id, member_id)
+    WHERE revoked_at_us IS NULL;
 CREATE INDEX oauth_grants_member ON oauth_grants (member_id);
 
 CREATE TABLE oauth_codes (
@@ -61,3 +64,7 @@ CREATE INDEX tokens_oauth_client ON tokens (oauth_client_id);
 CREATE INDEX tokens_oauth_grant ON tokens (oauth_grant_id);
 
 ALTER TABLE workspaces ADD COLUMN oauth_registration BIGINT NOT NULL DEFAULT 0;
+-- At most one workspace accepts self-registered clients (the endpoint cannot name one), even
+-- when two admins turn it on at once.
+CREATE UNIQUE INDEX workspaces_oauth_registration ON workspaces (oauth_registration)
+    WHERE oauth_registration = 1;

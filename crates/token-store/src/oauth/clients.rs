@@ -17,6 +17,10 @@ use crate::store::Store;
 use crate::validate;
 use crate::workspaces::ensure_member;
 
+/// Self-registered clients nobody has approved yet, per workspace: beyond this, registration
+/// waits until an admin removes some (an open endpoint must not fill the database).
+const MAX_UNAPPROVED: i64 = 100;
+
 /// A client as stored, with its secret's digest (never leaves the crate).
 pub(crate) struct ClientRow {
     pub(crate) client: OAuthClient,
@@ -181,11 +185,36 @@ impl Store {
             ));
         };
         if let Some(ip) = context.client_ip {
-            // Counted and never given back: registrations per address are what is limited.
+            // Counted and never given back: registrations per address (per /64 for IPv6,
+            // which one host usually has whole) are what is limited.
+            let ip = match ip {
+                std::net::IpAddr::V6(v6) => std::net::IpAddr::V6(std::net::Ipv6Addr::from(
+                    u128::from(v6) & !((1u128 << 64) - 1),
+                )),
+                v4 => v4,
+            };
             self.inner
                 .registration_limiter
                 .attempt(crate::limiter::Source::Address(ip))
                 .map_err(|retry_after_secs| Error::RateLimited { retry_after_secs })?;
+        }
+        let waiting: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM oauth_clients c WHERE c.workspace_id = $1 \
+             AND c.registration = 'dynamic' AND c.removed_at_us IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = c.id)",
+        )
+        .bind(workspace_id.as_str())
+        .fetch_one(self.inner.db.pool())
+        .await?
+        .try_get("n")?;
+        if waiting >= MAX_UNAPPROVED {
+            return Err(Error::oauth(
+                "access_denied",
+                format!(
+                    "{MAX_UNAPPROVED} self-registered clients are waiting for a member's \
+                     approval; an admin must remove unknown ones first"
+                ),
+            ));
         }
         let mut tx = self.inner.db.begin_write().await?;
         let registered = self
@@ -446,8 +475,52 @@ impl Store {
         self.get_client(workspace_id, id).await
     }
 
+    /// Inside a member's removal (which holds their row): revokes their connections, and every
+    /// token of theirs still live — an access token issued between the removal's first read
+    /// and its lock included. Returns the token ids.
+    pub(crate) async fn revoke_member_oauth_in(
+        &self,
+        tx: &mut Connection,
+        member_id: &str,
+        context: &Context,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<TokenId>, Error> {
+        sqlx::query(
+            "UPDATE oauth_grants SET revoked_at_us = $1, revoked_reason = 'member_removed', \
+             revoked_by = $2 WHERE member_id = $3 AND revoked_at_us IS NULL",
+        )
+        .bind(to_micros(now))
+        .bind(context.actor.to_string())
+        .bind(member_id)
+        .execute(&mut *tx)
+        .await?;
+        self.revoke_oauth_tokens_in(tx, "owner_id", member_id, "member_removed", context, now)
+            .await
+    }
+
+    /// Deletes authorization codes and refresh tokens that expired more than a day ago: past
+    /// expiry they are refused anyway, and reuse of them no longer tells anything. Returns how
+    /// many rows went. The server runs it hourly.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub async fn prune_oauth(&self) -> Result<u64, Error> {
+        let before = to_micros(self.now() - time::Duration::days(1));
+        let mut tx = self.inner.db.begin_write().await?;
+        let mut pruned = 0;
+        for table in ["oauth_codes", "oauth_refresh_tokens"] {
+            pruned += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at_us < $1"))
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(pruned)
+    }
+
     /// Inside a write transaction: revokes the live access tokens whose `column`
-    /// (`oauth_client_id` or `oauth_grant_id`) is `value`, tells other instances, and returns
+    /// (`oauth_client_id`, `oauth_grant_id` or `owner_id`) is `value`, tells other instances, and returns
     /// their ids for the caller to evict after committing. Refresh tokens need no update: they
     /// die with their grant, which every refresh checks.
     pub(crate) async fn revoke_oauth_tokens_in(
@@ -459,7 +532,10 @@ impl Store {
         context: &Context,
         now: time::OffsetDateTime,
     ) -> Result<Vec<TokenId>, Error> {
-        debug_assert!(matches!(column, "oauth_client_id" | "oauth_grant_id"));
+        debug_assert!(matches!(
+            column,
+            "oauth_client_id" | "oauth_grant_id" | "owner_id"
+        ));
         let rows = sqlx::query(&format!(
             "UPDATE tokens SET revoked_at_us = $1, revoked_reason = $2, revoked_by = $3 \
              WHERE {column} = $4 AND revoked_at_us IS NULL RETURNING id"

@@ -64,12 +64,30 @@ pub struct IssuedTokens {
     pub client_id: String,
 }
 
+/// A usable refresh token, as introspection describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshState {
+    /// The workspace of its connection.
+    pub workspace_id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// What it can ask for.
+    pub scopes: Scopes,
+    /// The member it acts for.
+    pub member_id: String,
+    /// When it expires.
+    pub expires_at: OffsetDateTime,
+}
+
 /// What a token request uses up.
 enum UsedUp {
     /// An authorization code, by its digest.
     Code(String),
-    /// A refresh token, by id.
-    Refresh(token_core::TokenId),
+    /// A refresh token, by id, with the scopes it carried.
+    Refresh {
+        id: token_core::TokenId,
+        had: Scopes,
+    },
     /// Nothing (client credentials).
     Nothing,
 }
@@ -265,7 +283,13 @@ impl Store {
                 .bind(request.scopes.to_string())
                 .bind(to_micros(now))
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(|e| {
+                    crate::store::conflict(
+                        e,
+                        "the connection was just made by another request; try again",
+                    )
+                })?;
                 self.inner
                     .audit
                     .append(&mut tx, context, &event(Outcome::Success, Some(&id)), now)
@@ -460,7 +484,10 @@ impl Store {
             Some(&grant),
             &grant.member_id,
             scopes,
-            UsedUp::Refresh(token.id()),
+            UsedUp::Refresh {
+                id: token.id(),
+                had,
+            },
             context,
         )
         .await
@@ -518,6 +545,12 @@ impl Store {
         used_up: UsedUp,
         context: &Context,
     ) -> Result<IssuedTokens, Error> {
+        // A narrowed refresh narrows the access token, not the grant (RFC 6749 §6): the new
+        // refresh token keeps what the old one had.
+        let refresh_scopes = match &used_up {
+            UsedUp::Refresh { had, .. } => *had,
+            _ => scopes,
+        };
         let (access, hash) = self.generate_kind(TokenKind::OAuthAccess).await?;
         let refresh = match grant {
             Some(_) => Some(
@@ -530,6 +563,45 @@ impl Store {
         let now = from_micros(to_micros(now))?;
         let record = access_record(client, member_id, access.id(), scopes, now)?;
         let mut tx = self.inner.db.begin_write().await?;
+        // Lock and re-check the member, the client and the grant (always in this order, as
+        // every revoker does), so that a removal, a revocation or a reuse detection committing
+        // meanwhile either comes first — and this refuses — or waits for this transaction and
+        // then revokes what it issued. A no-op UPDATE is the row lock both backends understand.
+        let lock = |table: &str, column: &str| {
+            format!("UPDATE {table} SET {column} = {column} WHERE id = $1 AND {column} IS NULL")
+        };
+        let member_live = sqlx::query(&format!(
+            "{} AND workspace_id = $2",
+            lock("members", "removed_at_us")
+        ))
+        .bind(member_id)
+        .bind(client.client.workspace_id.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if member_live != 1 {
+            return Err(invalid_grant(
+                "the member behind this grant is no longer in the workspace",
+            ));
+        }
+        let client_live = sqlx::query(&lock("oauth_clients", "removed_at_us"))
+            .bind(client.client.id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if client_live != 1 {
+            return Err(invalid_client());
+        }
+        if let Some(grant) = grant {
+            let grant_live = sqlx::query(&lock("oauth_grants", "revoked_at_us"))
+                .bind(grant.id.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if grant_live != 1 {
+                return Err(invalid_grant("the connection was revoked"));
+            }
+        }
         // Single use, even against a parallel request with the same code or refresh token.
         let (table, key_column, key, how) = match &used_up {
             UsedUp::Code(hash) => (
@@ -538,7 +610,7 @@ impl Store {
                 hash.clone(),
                 "authorization_code",
             ),
-            UsedUp::Refresh(id) => (
+            UsedUp::Refresh { id, .. } => (
                 "oauth_refresh_tokens",
                 "id",
                 id.to_string(),
@@ -556,7 +628,14 @@ impl Store {
             .await?
             .rows_affected();
             if marked != 1 {
-                return Err(invalid_grant("already used"));
+                // A parallel request used it first: a second presentation all the same.
+                drop(tx);
+                if let Some(grant) = grant {
+                    self.reuse_detected(grant, how, context).await?;
+                }
+                return Err(invalid_grant(
+                    "already used; the connection and its tokens are revoked",
+                ));
             }
         }
         // The member must still be a member, with a role that allows the scopes.
@@ -580,7 +659,7 @@ impl Store {
             .bind(refresh.id().as_str())
             .bind(grant.id.as_str())
             .bind(digest(refresh.expose_secret()))
-            .bind(scopes.to_string())
+            .bind(refresh_scopes.to_string())
             .bind(to_micros(now))
             .bind(to_micros(now + REFRESH_LIFETIME))
             .execute(&mut *tx)
@@ -707,6 +786,15 @@ impl Store {
                 }
                 let stored: token_core::TokenHash =
                     row.phc.parse().map_err(|_| Error::corrupt("token hash"))?;
+                // scrypt for whoever asks is counted like a failed verification, so that
+                // forged tokens cannot keep the hash pool busy; a real holder is forgiven.
+                let source = context.client_ip.map(crate::limiter::Source::Address);
+                if let Some(source) = source {
+                    self.inner
+                        .address_limiter
+                        .attempt(source)
+                        .map_err(|retry_after_secs| Error::RateLimited { retry_after_secs })?;
+                }
                 let holds = self
                     .inner
                     .hasher
@@ -714,6 +802,9 @@ impl Store {
                     .await?;
                 if !holds {
                     return Ok(());
+                }
+                if let Some(source) = source {
+                    self.inner.address_limiter.forgive(source);
                 }
                 let mut tx = self.inner.db.begin_write().await?;
                 let revoked = sqlx::query(
@@ -800,7 +891,7 @@ impl Store {
     pub async fn refresh_token_state(
         &self,
         presented: &str,
-    ) -> Result<Option<(String, Scopes, String, OffsetDateTime)>, Error> {
+    ) -> Result<Option<RefreshState>, Error> {
         let Some(token) = parse_kind(presented, TokenKind::OAuthRefresh) else {
             return Ok(None);
         };
@@ -828,7 +919,13 @@ impl Store {
             .try_get::<String, _>("refresh_scopes")?
             .parse()
             .map_err(|_| Error::corrupt("refresh scopes"))?;
-        Ok(Some((grant.client_id, scopes, grant.member_id, expires)))
+        Ok(Some(RefreshState {
+            workspace_id: grant.workspace_id,
+            client_id: grant.client_id,
+            scopes,
+            member_id: grant.member_id,
+            expires_at: expires,
+        }))
     }
 
     /// Connections of a workspace (or of one member), newest first; revoked ones only with

@@ -24,7 +24,7 @@ use token_core::{Scope, Scopes, Token};
 
 use crate::error::Error;
 
-pub use grants::{AuthorizationRequest, Consent, IssuedTokens};
+pub use grants::{AuthorizationRequest, Consent, IssuedTokens, RefreshState};
 
 /// How long an authorization code lives.
 pub const CODE_LIFETIME: Duration = Duration::seconds(60);

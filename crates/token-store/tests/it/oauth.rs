@@ -188,7 +188,7 @@ async fn a_grant_lives_from_consent_to_removal_on_every_instance() {
             .unwrap()
             .unwrap();
         assert_eq!(
-            (state.0.as_str(), state.2.as_str()),
+            (state.client_id.as_str(), state.member_id.as_str()),
             (client.id.as_str(), env.ada.as_str())
         );
         assert!(
@@ -273,7 +273,9 @@ async fn client_credentials_act_for_the_registering_member_and_need_the_secret()
             .await
             .unwrap();
         let id = registered.client.id.clone();
+        let shown = format!("{registered:?}");
         let secret = registered.client_secret.unwrap();
+        assert!(!shown.contains(&secret), "Debug hides the client secret");
         assert!(
             secret
                 .parse::<Token>()
@@ -393,5 +395,86 @@ async fn only_one_workspace_accepts_self_registration() {
             .unwrap();
         assert_eq!(registered.client.workspace_id, env.ws);
         assert_eq!(registered.client.registration, Registration::Dynamic);
+    }
+}
+
+#[tokio::test]
+async fn removing_a_member_revokes_their_connections_and_tokens() {
+    for env in envs().await {
+        let name = env.name;
+        let (_, bo) = {
+            let member = token_store::NewMember {
+                name: "Bo".into(),
+                email: "bo@example.org".into(),
+                role: token_store::Role::Member,
+            };
+            let added = env
+                .store
+                .add_member(&env.ws, member, &env.ctx())
+                .await
+                .unwrap();
+            ((), added)
+        };
+        let client = env
+            .store
+            .register_client(&env.ws, &env.ada, new_client(false, false), &env.ctx())
+            .await
+            .unwrap()
+            .client;
+        let code = env
+            .store
+            .answer_authorization(
+                &bo,
+                &request(&client.id, &[Scope::Read]),
+                Consent::Approve,
+                &env.ctx(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let issued = env
+            .store
+            .exchange_code(
+                &public(&client.id),
+                code.expose_secret(),
+                REDIRECT,
+                VERIFIER,
+                &env.ctx(),
+            )
+            .await
+            .unwrap();
+        env.store
+            .remove_member(&env.ws, &bo.id, &env.ctx())
+            .await
+            .unwrap();
+        assert!(
+            env.store
+                .verify(
+                    issued.access.expose_secret(),
+                    Scope::Read.into(),
+                    &call("/v1/notes")
+                )
+                .await
+                .is_err()
+        );
+        let after = env
+            .store
+            .refresh(
+                &public(&client.id),
+                issued.refresh.unwrap().expose_secret(),
+                None,
+                &env.ctx(),
+            )
+            .await;
+        assert_eq!(oauth_error(after), "invalid_grant", "{name}");
+        let live = env
+            .store
+            .list_connections(&env.ws, Some(&bo.id), None, false)
+            .await
+            .unwrap();
+        assert!(
+            live.is_empty(),
+            "{name}: the connection died with the member"
+        );
     }
 }
