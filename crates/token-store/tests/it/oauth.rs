@@ -478,3 +478,75 @@ async fn removing_a_member_revokes_their_connections_and_tokens() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_access_token_outlives_a_removal_that_races_refreshes() {
+    for env in envs().await {
+        let name = env.name;
+        let ada = env.store.get_member(&env.ws, &env.ada).await.unwrap();
+        let client = env
+            .store
+            .register_client(&env.ws, &env.ada, new_client(false, false), &env.ctx())
+            .await
+            .unwrap()
+            .client;
+        let code = env
+            .store
+            .answer_authorization(
+                &ada,
+                &request(&client.id, &[Scope::Read]),
+                Consent::Approve,
+                &env.ctx(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let first = env
+            .store
+            .exchange_code(
+                &public(&client.id),
+                code.expose_secret(),
+                REDIRECT,
+                VERIFIER,
+                &env.ctx(),
+            )
+            .await
+            .unwrap();
+        // A connector refreshing as fast as it can, while an admin removes it.
+        let store = env.store.clone();
+        let id = client.id.clone();
+        let ctx = env.ctx();
+        let mut current = first.refresh.unwrap();
+        let refresher = tokio::spawn(async move {
+            let mut issued = Vec::new();
+            while let Ok(next) = store
+                .refresh(&public(&id), current.expose_secret(), None, &ctx)
+                .await
+            {
+                issued.push(next.access);
+                current = next.refresh.unwrap();
+            }
+            issued
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        env.store
+            .remove_client(&env.ws, &client.id, "compromised", &env.ctx())
+            .await
+            .unwrap();
+        let issued = refresher.await.unwrap();
+        assert!(!issued.is_empty(), "{name}: the refresher ran");
+        for access in std::iter::once(&first.access).chain(&issued) {
+            assert!(
+                env.store
+                    .verify(
+                        access.expose_secret(),
+                        Scope::Read.into(),
+                        &call("/v1/notes")
+                    )
+                    .await
+                    .is_err(),
+                "{name}: {access:?} outlived the removal"
+            );
+        }
+    }
+}
