@@ -376,6 +376,81 @@ async fn the_dashboard_works_in_a_real_browser() {
         .unwrap();
     snap(&client, "account").await;
 
+    // A connector: registered on the OAuth clients page, then connected through the consent
+    // page, whose answer a real browser follows to the connector's loopback address (the
+    // page's Content-Security-Policy must let it).
+    let connector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback = format!("http://{}/cb", connector.local_addr().unwrap());
+    let arrived = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut stream, _) = connector.accept().await.unwrap();
+        let mut request = vec![0u8; 4096];
+        let n = stream.read(&mut request).await.unwrap();
+        stream
+            .write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\nconnection: close\r\n\r\nconnected",
+            )
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&request[..n]).into_owned()
+    });
+    client
+        .goto(&format!("{base}/dashboard/oauth/clients"))
+        .await
+        .unwrap();
+    fill(&client, "#name", "Calendar sync").await;
+    fill(&client, "#redirect_uris", &callback).await;
+    submit(&client, "form.narrow button[type=submit]").await;
+    let page = text(&client).await;
+    let client_id = regex::Regex::new(r"cli_[0-9A-Za-z]{16}")
+        .unwrap()
+        .find(&page)
+        .unwrap()
+        .as_str()
+        .to_owned();
+    assert!(page.contains("never approved"), "a new client stands out");
+    snap(&client, "oauth-clients").await;
+    client
+        .goto(&format!(
+            "{base}/oauth/authorize?response_type=code&client_id={client_id}&redirect_uri={}\
+             &scope=read&state=xyz&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM\
+             &code_challenge_method=S256",
+            form_urlencoded::byte_serialize(callback.as_bytes()).collect::<String>()
+        ))
+        .await
+        .unwrap();
+    assert!(text(&client).await.contains("Allow “Calendar sync”"));
+    snap(&client, "oauth-consent").await;
+    client
+        .find(Locator::Css("button[value=approve]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let request = tokio::time::timeout(Duration::from_secs(10), arrived)
+        .await
+        .expect("the browser never reached the connector")
+        .unwrap();
+    assert!(
+        request.starts_with("GET /cb?code=") && request.contains("state=xyz"),
+        "{request}"
+    );
+    client
+        .goto(&format!("{base}/dashboard/oauth/clients/{client_id}"))
+        .await
+        .unwrap();
+    assert!(
+        text(&client).await.contains("Ada Owner"),
+        "the owner is connected"
+    );
+    snap(&client, "oauth-client").await;
+    client
+        .goto(&format!("{base}/dashboard/connections"))
+        .await
+        .unwrap();
+    snap(&client, "connections").await;
+
     // Invite a member, who enrols and signs in in the same browser after the owner leaves.
     client
         .goto(&format!("{base}/dashboard/members"))
