@@ -69,13 +69,16 @@ pub struct OAuthClient {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterClient {
     /// The name members see on the consent page.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::name))]
     pub name: String,
     /// Exact redirect URIs: `https://…`, or `http://127.0.0.1…`/`http://[::1]…`/`http://localhost…`
     /// for native apps (RFC 8252), or a private-use scheme (`com.example.app:/callback`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::redirect_uris))]
     pub redirect_uris: Vec<String>,
     /// The most it may ask for (`read`, `write`); `admin` and `introspect` are never granted
     /// through OAuth.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::oauth_scopes))]
     pub scopes: Scopes,
     /// Give it a secret (shown once). Required for `client_credentials`.
     #[serde(default)]
@@ -104,8 +107,9 @@ pub struct RegisteredClient {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RemoveClient {
     /// Why, for the audit log (`unknown connector`, `compromised`).
-    #[serde(default)]
-    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::reason))]
+    pub reason: Option<String>,
 }
 
 /// A member's remembered consent to a client: what the client may do on their behalf until

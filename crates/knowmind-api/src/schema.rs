@@ -92,6 +92,38 @@ pub fn granted_scopes() -> Schema {
         .into()
 }
 
+/// Scopes a connector may be given: `read` and/or `write`, at least one.
+pub fn oauth_scopes() -> Schema {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["read", "write"])),
+        )
+        .min_items(Some(1))
+        .description(Some(
+            "`read` and/or `write`: `admin` and `introspect` are never granted through OAuth.",
+        ))
+        .into()
+}
+
+/// An OAuth client's redirect URIs: at most 10, each at most 2,000 characters.
+pub fn redirect_uris() -> Schema {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(2_000)),
+        )
+        .max_items(Some(10))
+        .description(Some(
+            "Exact redirect URIs: https, http on a loopback address, or a private-use scheme \
+             with a dot; no fragment.",
+        ))
+        .into()
+}
+
 /// A client's IP address (v4 or v6), or `null`.
 pub fn client_ip() -> Schema {
     OneOfBuilder::new()

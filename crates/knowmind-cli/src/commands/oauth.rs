@@ -159,7 +159,7 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &OauthCommand) -> Resu
                 ))?;
             }
             let body = RemoveClient {
-                reason: reason.clone().unwrap_or_default(),
+                reason: reason.clone(),
             };
             let removed: OAuthClient = client
                 .call(

@@ -2,13 +2,13 @@
 //! admins — register, list, inspect, remove (which revokes everything the client holds), and
 //! revoke one connection. The protocol endpoints themselves are in `crate::oauth`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use knowmind_api::{Connection, OAuthClient, Page, RegisterClient, RegisteredClient, RemoveClient};
 
 use super::{AppState, Caller, no_store};
-use knowmind_axum::{ApiError, ApiJson, Authenticated, OptionalJson};
+use knowmind_axum::{ApiError, ApiJson, ApiQuery, Authenticated, OptionalJson};
 
 /// `{id}` of a client route.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -60,7 +60,7 @@ pub(super) struct ListConnections {
 pub(super) async fn list_clients(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Query(query): Query<ListClients>,
+    ApiQuery(query): ApiQuery<ListClients>,
 ) -> Result<axum::Json<Page<OAuthClient>>, ApiError> {
     let items = app
         .store()
@@ -121,7 +121,7 @@ pub(super) async fn remove_client(
     Path(path): Path<ClientPath>,
     OptionalJson(body): OptionalJson<RemoveClient>,
 ) -> Result<axum::Json<OAuthClient>, ApiError> {
-    let reason = body.reason;
+    let reason = body.reason.unwrap_or_default();
     Ok(axum::Json(
         app.store()
             .remove_client(&who.workspace_id, &path.id, &reason, &context)
@@ -138,7 +138,7 @@ pub(super) async fn remove_client(
 pub(super) async fn list_connections(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
-    Query(query): Query<ListConnections>,
+    ApiQuery(query): ApiQuery<ListConnections>,
 ) -> Result<axum::Json<Page<Connection>>, ApiError> {
     let items = app
         .store()

@@ -231,7 +231,10 @@ async fn the_workspace_policy_is_read_changed_and_audited() {
     let policy = s
         .call(Method::GET, "/v1/workspace/policy", Some(&s.admin), None)
         .await;
-    assert_eq!(policy.json, json!({"reuse_detection": "alert"}));
+    assert_eq!(
+        policy.json,
+        json!({"reuse_detection": "alert", "oauth_registration": false})
+    );
     let changed = s
         .call(
             Method::PUT,
