@@ -516,12 +516,22 @@ fn connection_rows(connections: Vec<Connection>, names: &[(String, String)]) -> 
         .collect()
 }
 
+/// One of a client's access tokens, linking to its security log.
+struct ClientToken {
+    id: String,
+    member: String,
+    issued: String,
+    state: &'static str,
+    last_used: String,
+}
+
 #[derive(Template)]
 #[template(path = "oauth_client.html")]
 struct ClientPage {
     chrome: Chrome,
     row: ClientRow,
     connections: Vec<ConnectionRow>,
+    tokens: Vec<ClientToken>,
     registered_by: String,
 }
 
@@ -553,8 +563,29 @@ pub(super) async fn client(
                 .map_or_else(|| by.clone(), |(_, name)| name.clone())
         },
     );
+    let tokens = app
+        .store
+        .client_tokens(viewer.workspace(), &id, 20)
+        .await?
+        .into_iter()
+        .map(|t| ClientToken {
+            id: t.id.to_string(),
+            member: members
+                .iter()
+                .find(|(id, _)| *id == t.owner_id)
+                .map_or_else(|| t.owner_id.clone(), |(_, name)| name.clone()),
+            issued: when(t.created_at),
+            state: t.state.as_str(),
+            last_used: match (t.last_used_at, t.last_used_ip) {
+                (Some(at), Some(ip)) => format!("{} from {}", when(at), askama_escape(&ip)),
+                (Some(at), None) => when(at),
+                _ => "never".to_owned(),
+            },
+        })
+        .collect();
     let page = ClientPage {
         chrome: Chrome::of(&viewer, client.name.clone(), "oauth"),
+        tokens,
         connections: connection_rows(connections, &members),
         registered_by,
         row: client_row(client),

@@ -981,6 +981,30 @@ mod refusals {
         let access = issued.json["access_token"].as_str().unwrap().to_owned();
         let refresh = issued.json["refresh_token"].as_str().unwrap().to_owned();
 
+        // The client's page lists the token, whose security log is the usual token page.
+        let token_id = access
+            .parse::<token_core::Token>()
+            .unwrap()
+            .id()
+            .to_string();
+        let page = owner.get(&format!("/dashboard/oauth/clients/{a}")).await;
+        assert!(
+            page.text.contains(&format!("kmo_{token_id}")),
+            "{}",
+            page.text
+        );
+        let log = owner.get(&format!("/dashboard/tokens/{token_id}")).await;
+        assert_eq!(log.status, StatusCode::OK);
+        assert!(
+            log.text.contains(&format!("/dashboard/oauth/clients/{a}")),
+            "{}",
+            log.text
+        );
+        assert!(
+            !log.text.contains("/rotate"),
+            "a connector's token is not rotated by hand"
+        );
+
         // An introspect token may ask about any token of its workspace.
         let introspect = server.issue(&[Scope::Introspect]).await;
         let bearer = Some(format!("Bearer {introspect}"));

@@ -392,6 +392,34 @@ impl Store {
             .collect()
     }
 
+    /// The newest `limit` access tokens issued to a client (any state), each with its last
+    /// use: where to start reading what a connector did (each token's security log has every
+    /// call).
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub async fn client_tokens(
+        &self,
+        workspace_id: &str,
+        client_id: &str,
+        limit: u32,
+    ) -> Result<Vec<knowmind_api::TokenRecord>, Error> {
+        let now = self.now();
+        let rows = sqlx::query(&format!(
+            "{} WHERE t.workspace_id = $1 AND t.oauth_client_id = $2 \
+             ORDER BY t.created_at_us DESC, t.id LIMIT $3",
+            *crate::rows::SELECT_TOKEN
+        ))
+        .bind(workspace_id)
+        .bind(client_id)
+        .bind(i64::from(limit.clamp(1, 500)))
+        .fetch_all(self.inner.db.pool())
+        .await?;
+        rows.iter()
+            .map(|row| crate::rows::token_from_row(row, now).map(|t| t.record))
+            .collect()
+    }
+
     /// Removes a client: it is refused from now on, and every grant, access token and refresh
     /// token of it is revoked in the same transaction, on every instance. Audited with who and
     /// why. Idempotent.
