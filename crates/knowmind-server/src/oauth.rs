@@ -267,6 +267,41 @@ fn client_context(
     }
 }
 
+/// A request a client makes: its form, its credentials (and whether they came as HTTP Basic),
+/// and the audit context that names it.
+struct ClientRequest {
+    params: Params,
+    credentials: ClientCredentials,
+    basic: bool,
+    context: Context,
+}
+
+impl ClientRequest {
+    fn read(app: &AppState, parts: &Parts, body: &Bytes) -> Result<Self, OAuthError> {
+        let params = Params::parse(&parts.headers, body)?;
+        let (credentials, basic) = client_credentials(&parts.headers, &params)?;
+        let context = client_context(
+            app,
+            &parts.headers,
+            knowmind_axum::peer_ip(&parts.extensions),
+            &credentials.client_id,
+        );
+        Ok(ClientRequest {
+            params,
+            credentials,
+            basic,
+            context,
+        })
+    }
+
+    /// The store's refusal, with the Basic challenge for a client that authenticated so.
+    fn refused(&self, e: token_store::Error) -> OAuthError {
+        let mut error = OAuthError::from(e);
+        error.basic_challenge = self.basic && error.error == "invalid_client";
+        error
+    }
+}
+
 /// `GET /oauth/authorize`: the consent page is part of the dashboard (it needs the member's
 /// session, its CSRF protection and its headers), so the request goes there unchanged.
 async fn authorize(RawQuery(query): RawQuery) -> Redirect {
@@ -308,40 +343,34 @@ async fn token(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let params = Params::parse(&parts.headers, &body)?;
-    let (credentials, basic) = client_credentials(&parts.headers, &params)?;
-    let context = client_context(
-        &app,
-        &parts.headers,
-        knowmind_axum::peer_ip(&parts.extensions),
-        &credentials.client_id,
-    );
+    let request = ClientRequest::read(&app, &parts, &body)?;
+    let (params, credentials, context) = (&request.params, &request.credentials, &request.context);
     let store = &app.store;
     let result = match params.require("grant_type")? {
         "authorization_code" => {
             store
                 .exchange_code(
-                    &credentials,
+                    credentials,
                     params.require("code")?,
                     params.require("redirect_uri")?,
                     params.require("code_verifier")?,
-                    &context,
+                    context,
                 )
                 .await
         }
         "refresh_token" => {
             store
                 .refresh(
-                    &credentials,
+                    credentials,
                     params.require("refresh_token")?,
-                    optional_scopes(&params)?,
-                    &context,
+                    optional_scopes(params)?,
+                    context,
                 )
                 .await
         }
         "client_credentials" => {
             store
-                .client_credentials(&credentials, optional_scopes(&params)?, &context)
+                .client_credentials(credentials, optional_scopes(params)?, context)
                 .await
         }
         other => {
@@ -356,11 +385,7 @@ async fn token(
     };
     match result {
         Ok(issued) => Ok(token_response(&issued)),
-        Err(e) => {
-            let mut error = OAuthError::from(e);
-            error.basic_challenge = basic && error.error == "invalid_client";
-            Err(error)
-        }
+        Err(e) => Err(request.refused(e)),
     }
 }
 
@@ -370,26 +395,16 @@ async fn revoke(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let params = Params::parse(&parts.headers, &body)?;
-    let (credentials, basic) = client_credentials(&parts.headers, &params)?;
-    let context = client_context(
-        &app,
-        &parts.headers,
-        knowmind_axum::peer_ip(&parts.extensions),
-        &credentials.client_id,
-    );
+    let request = ClientRequest::read(&app, &parts, &body)?;
+    let (params, credentials, context) = (&request.params, &request.credentials, &request.context);
     let presented = params.require("token")?;
     match app
         .store
-        .revoke_presented(&credentials, presented, &context)
+        .revoke_presented(credentials, presented, context)
         .await
     {
         Ok(()) => Ok((StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response()),
-        Err(e) => {
-            let mut error = OAuthError::from(e);
-            error.basic_challenge = basic && error.error == "invalid_client";
-            Err(error)
-        }
+        Err(e) => Err(request.refused(e)),
     }
 }
 

@@ -76,12 +76,13 @@ fn redirect_to(uri: &str, answer: &[(&str, &str)], state: &str, issuer: &str) ->
 }
 
 /// Checks an authorization request: first what makes a redirect unsafe (unknown client,
-/// unregistered redirect URI: an error page), then what is told to the client by redirect.
+/// unregistered redirect URI: an error page), then what is told to the client by redirect
+/// (the inner `Err`: the redirect to send).
 async fn checked_request(
     app: &AppState,
     params: &AuthorizeParams,
-) -> Result<Result<(OAuthClient, AuthorizationRequest), (String, &'static str, String)>, PageError>
-{
+    issuer: &str,
+) -> Result<Result<(OAuthClient, AuthorizationRequest), Response>, PageError> {
     if params.client_id.is_empty() {
         return Err(refuse(
             "The connector did not say who it is (no client_id).",
@@ -108,8 +109,13 @@ async fn checked_request(
         }
         Err(e) => return Err(e.into()),
     };
-    let back = |error: &'static str, description: &str| {
-        Ok(Err((redirect_uri.clone(), error, description.to_owned())))
+    let back = |error: &str, description: &str| {
+        Ok(Err(redirect_to(
+            &redirect_uri,
+            &[("error", error), ("error_description", description)],
+            &params.state,
+            issuer,
+        )))
     };
     if params.response_type != "code" {
         return back(
@@ -158,16 +164,9 @@ pub(super) async fn consent(
     Query(params): Query<AuthorizeParams>,
 ) -> Result<Response, PageError> {
     let issuer = app.base_url(&headers);
-    let (client, request) = match checked_request(&app, &params).await? {
+    let (client, request) = match checked_request(&app, &params, &issuer).await? {
         Ok(checked) => checked,
-        Err((uri, error, description)) => {
-            return Ok(redirect_to(
-                &uri,
-                &[("error", error), ("error_description", &description)],
-                &params.state,
-                &issuer,
-            ));
-        }
+        Err(told_by_redirect) => return Ok(told_by_redirect),
     };
     let viewer = viewer?; // sign in first, then come back here
     if client.workspace_id != viewer.workspace() {
@@ -261,16 +260,9 @@ pub(super) async fn decide(
     Form(params): Form<AuthorizeParams>,
 ) -> Result<Response, PageError> {
     let issuer = app.base_url(&headers);
-    let (_, request) = match checked_request(&app, &params).await? {
+    let (_, request) = match checked_request(&app, &params, &issuer).await? {
         Ok(checked) => checked,
-        Err((uri, error, description)) => {
-            return Ok(redirect_to(
-                &uri,
-                &[("error", error), ("error_description", &description)],
-                &params.state,
-                &issuer,
-            ));
-        }
+        Err(told_by_redirect) => return Ok(told_by_redirect),
     };
     let consent = match params.decision.as_str() {
         "approve" => Consent::Approve,

@@ -634,6 +634,12 @@ mod refusals {
             return query_of(location(&page))["code"].clone();
         }
         assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let answer = approve_on(browser, &page).await;
+        query_of(location(&answer))["code"].clone()
+    }
+
+    /// Submits the consent page's form with "Allow".
+    async fn approve_on(browser: &mut Browser<'_>, page: &Reply) -> Reply {
         let fields: Vec<(&str, String)> = [
             "csrf",
             "client_id",
@@ -653,7 +659,19 @@ mod refusals {
         ]);
         let answer = browser.post("/dashboard/oauth/authorize", &form).await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
-        query_of(location(&answer))["code"].clone()
+        answer
+    }
+
+    async fn member_id(server: &Server, email: &str) -> String {
+        server
+            .store
+            .list_members(&server.ws)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.email == email)
+            .unwrap()
+            .id
     }
 
     async fn token_request(server: &Server, form: &[(&str, &str)]) -> Reply {
@@ -691,15 +709,7 @@ mod refusals {
     async fn every_refusal_is_its_own_and_none_redirects_where_it_must_not() {
         let server = crate::server().await;
         let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
-        let owner_id = server
-            .store
-            .list_members(&server.ws)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|m| m.email == "owner@example.org")
-            .unwrap()
-            .id;
+        let owner_id = member_id(&server, "owner@example.org").await;
         let a = register(&server, &owner_id, "Client A").await;
         let b = register(&server, &owner_id, "Client B").await;
 
@@ -944,15 +954,7 @@ mod refusals {
     async fn introspection_and_revocation_answer_only_what_the_caller_may_know() {
         let server = crate::server().await;
         let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
-        let owner_id = server
-            .store
-            .list_members(&server.ws)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|m| m.email == "owner@example.org")
-            .unwrap()
-            .id;
+        let owner_id = member_id(&server, "owner@example.org").await;
         let a = register(&server, &owner_id, "Client A").await;
         let c = server
             .store
@@ -1125,15 +1127,7 @@ mod refusals {
     async fn a_remembered_consent_answers_at_once_only_for_a_confidential_https_client() {
         let server = crate::server().await;
         let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
-        let owner_id = server
-            .store
-            .list_members(&server.ws)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|m| m.email == "owner@example.org")
-            .unwrap()
-            .id;
+        let owner_id = member_id(&server, "owner@example.org").await;
         let https = "https://connector.example/cb";
         let client = server
             .store
@@ -1163,24 +1157,7 @@ mod refusals {
             csp.contains("form-action 'self' https://connector.example;"),
             "{csp}"
         );
-        let fields: Vec<(&str, String)> = [
-            "csrf",
-            "client_id",
-            "redirect_uri",
-            "scope",
-            "state",
-            "code_challenge",
-        ]
-        .into_iter()
-        .map(|name| (name, hidden(&first.text, name)))
-        .collect();
-        let mut form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        form.extend([
-            ("response_type", "code"),
-            ("code_challenge_method", "S256"),
-            ("decision", "approve"),
-        ]);
-        let approved = owner.post("/dashboard/oauth/authorize", &form).await;
+        let approved = approve_on(&mut owner, &first).await;
         assert!(location(&approved).starts_with("https://connector.example/cb?code="));
         let again = owner.get(&path).await;
         assert_eq!(again.status, StatusCode::SEE_OTHER, "remembered");

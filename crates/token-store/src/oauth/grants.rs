@@ -64,6 +64,16 @@ pub struct IssuedTokens {
     pub client_id: String,
 }
 
+/// A connection to end, and the event that says why.
+struct EndedConnection<'a> {
+    workspace_id: &'a str,
+    id: &'a str,
+    reason: &'static str,
+    action: Action,
+    outcome: Outcome,
+    details: serde_json::Value,
+}
+
 /// A usable refresh token, as introspection describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshState {
@@ -704,23 +714,42 @@ impl Store {
         context: &Context,
     ) -> Result<(), Error> {
         tracing::warn!(connection = %grant.id, what, "a used OAuth credential was presented again");
-        let now = self.now();
-        let mut tx = self.inner.db.begin_write().await?;
-        let revoked = self
-            .revoke_grant_in(&mut tx, &grant.id, "reuse_detected", context, now)
-            .await?;
-        let event = NewEvent {
-            workspace_id: Some(grant.workspace_id.clone()),
+        let ended = EndedConnection {
+            workspace_id: &grant.workspace_id,
+            id: &grant.id,
+            reason: "reuse_detected",
             action: Action::OAuthReuseDetected,
-            target_kind: Some("oauth_connection"),
-            target_id: Some(grant.id.clone()),
             outcome: Outcome::Denied,
             details: json!({
                 "client_id": grant.client_id,
                 "member_id": grant.member_id,
                 "presented": what,
-                "tokens_revoked": revoked,
             }),
+        };
+        self.end_connection(ended, context).await
+    }
+
+    /// Revokes a connection and its tokens in one transaction with the event that says why
+    /// (its details gain `tokens_revoked`), then drops the tokens from this instance's cache.
+    async fn end_connection(
+        &self,
+        ended: EndedConnection<'_>,
+        context: &Context,
+    ) -> Result<(), Error> {
+        let now = self.now();
+        let mut tx = self.inner.db.begin_write().await?;
+        let revoked = self
+            .revoke_grant_in(&mut tx, ended.id, ended.reason, context, now)
+            .await?;
+        let mut details = ended.details;
+        details["tokens_revoked"] = json!(revoked);
+        let event = NewEvent {
+            workspace_id: Some(ended.workspace_id.to_owned()),
+            action: ended.action,
+            target_kind: Some("oauth_connection"),
+            target_id: Some(ended.id.to_owned()),
+            outcome: ended.outcome,
+            details,
         };
         self.inner
             .audit
@@ -852,31 +881,19 @@ impl Store {
                 {
                     return Ok(());
                 }
-                let mut tx = self.inner.db.begin_write().await?;
-                let revoked = self
-                    .revoke_grant_in(&mut tx, &grant.id, "revoked_by_client", context, now)
-                    .await?;
-                let event = NewEvent {
-                    workspace_id: Some(grant.workspace_id.clone()),
+                let ended = EndedConnection {
+                    workspace_id: &grant.workspace_id,
+                    id: &grant.id,
+                    reason: "revoked_by_client",
                     action: Action::OAuthTokenRevoked,
-                    target_kind: Some("oauth_connection"),
-                    target_id: Some(grant.id.clone()),
                     outcome: Outcome::Success,
                     details: json!({
                         "client_id": client.client.id,
                         "kind": "refresh_token",
                         "refresh_token_id": token.id(),
-                        "tokens_revoked": revoked,
                     }),
                 };
-                self.inner
-                    .audit
-                    .append(&mut tx, context, &event, now)
-                    .await?;
-                tx.commit().await?;
-                for id in &revoked {
-                    self.inner.cache.evict(*id);
-                }
+                self.end_connection(ended, context).await?;
             }
             TokenKind::Api | TokenKind::ClientSecret => {}
         }
@@ -986,31 +1003,18 @@ impl Store {
         if connection.revoked_at.is_some() {
             return Ok(connection);
         }
-        let now = self.now();
-        let mut tx = self.inner.db.begin_write().await?;
-        let revoked = self
-            .revoke_grant_in(&mut tx, id, "connection_revoked", context, now)
-            .await?;
-        let event = NewEvent {
-            workspace_id: Some(workspace_id.to_owned()),
+        let ended = EndedConnection {
+            workspace_id,
+            id,
+            reason: "connection_revoked",
             action: Action::OAuthConnectionRevoked,
-            target_kind: Some("oauth_connection"),
-            target_id: Some(id.to_owned()),
             outcome: Outcome::Success,
             details: json!({
                 "client_id": connection.client_id,
                 "member_id": connection.member_id,
-                "tokens_revoked": revoked,
             }),
         };
-        self.inner
-            .audit
-            .append(&mut tx, context, &event, now)
-            .await?;
-        tx.commit().await?;
-        for token in &revoked {
-            self.inner.cache.evict(*token);
-        }
+        self.end_connection(ended, context).await?;
         find(
             self.list_connections(workspace_id, only_member, None, true)
                 .await?,

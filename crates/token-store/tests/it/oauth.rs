@@ -53,6 +53,42 @@ fn oauth_error(result: Result<token_store::IssuedTokens, Error>) -> &'static str
     }
 }
 
+/// A public client registered by Ada, approved by `member` for `read`, and its first tokens.
+async fn connected(
+    env: &Env,
+    member: &knowmind_api::Member,
+) -> (knowmind_api::OAuthClient, token_store::IssuedTokens) {
+    let client = env
+        .store
+        .register_client(&env.ws, &env.ada, new_client(false, false), &env.ctx())
+        .await
+        .unwrap()
+        .client;
+    let code = env
+        .store
+        .answer_authorization(
+            member,
+            &request(&client.id, &[Scope::Read]),
+            Consent::Approve,
+            &env.ctx(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let issued = env
+        .store
+        .exchange_code(
+            &public(&client.id),
+            code.expose_secret(),
+            REDIRECT,
+            VERIFIER,
+            &env.ctx(),
+        )
+        .await
+        .unwrap();
+    (client, issued)
+}
+
 async fn events(env: &Env, action: Action) -> usize {
     let filter = EventFilter {
         action: Some(action),
@@ -415,34 +451,7 @@ async fn removing_a_member_revokes_their_connections_and_tokens() {
                 .unwrap();
             ((), added)
         };
-        let client = env
-            .store
-            .register_client(&env.ws, &env.ada, new_client(false, false), &env.ctx())
-            .await
-            .unwrap()
-            .client;
-        let code = env
-            .store
-            .answer_authorization(
-                &bo,
-                &request(&client.id, &[Scope::Read]),
-                Consent::Approve,
-                &env.ctx(),
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        let issued = env
-            .store
-            .exchange_code(
-                &public(&client.id),
-                code.expose_secret(),
-                REDIRECT,
-                VERIFIER,
-                &env.ctx(),
-            )
-            .await
-            .unwrap();
+        let (client, issued) = connected(&env, &bo).await;
         env.store
             .remove_member(&env.ws, &bo.id, &env.ctx())
             .await
@@ -484,34 +493,7 @@ async fn no_access_token_outlives_a_removal_that_races_refreshes() {
     for env in envs().await {
         let name = env.name;
         let ada = env.store.get_member(&env.ws, &env.ada).await.unwrap();
-        let client = env
-            .store
-            .register_client(&env.ws, &env.ada, new_client(false, false), &env.ctx())
-            .await
-            .unwrap()
-            .client;
-        let code = env
-            .store
-            .answer_authorization(
-                &ada,
-                &request(&client.id, &[Scope::Read]),
-                Consent::Approve,
-                &env.ctx(),
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        let first = env
-            .store
-            .exchange_code(
-                &public(&client.id),
-                code.expose_secret(),
-                REDIRECT,
-                VERIFIER,
-                &env.ctx(),
-            )
-            .await
-            .unwrap();
+        let (client, first) = connected(&env, &ada).await;
         // A connector refreshing as fast as it can, while an admin removes it.
         let store = env.store.clone();
         let id = client.id.clone();
