@@ -105,10 +105,14 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
                 .map(|id| token_path(id))
                 .collect::<Result<Vec<_>, _>>()?;
             if !yes {
+                let mut targets = Vec::with_capacity(paths.len());
+                for path in &paths {
+                    targets.push(describe_target(&client, &credential, path).await);
+                }
                 confirm(&format!(
-                    "Revoke {} token(s): {}?",
+                    "Revoke {} token(s)?\n  {}\n",
                     paths.len(),
-                    paths.join(", ")
+                    targets.join("\n  ")
                 ))?;
             }
             let body = RevokeToken {
@@ -174,6 +178,26 @@ pub(crate) fn token_path(id: &str) -> Result<String, CliError> {
                 "that is not a token id (16 letters and digits, or kmt_<id>…) or `self`",
             )
         })
+}
+
+/// A revocation target as the confirmation names it: its name and id (when the token in use may
+/// read it), and whether it is the token this command runs with.
+async fn describe_target(client: &Client, credential: &Credential, path: &str) -> String {
+    let in_use = path == "self" || credential.masked().get(4..20) == Some(path);
+    let route = if path == "self" {
+        "/v1/tokens/self".to_owned()
+    } else {
+        format!("/v1/tokens/{path}")
+    };
+    let label = match client.get::<TokenDetail>(&route, NO_QUERY).await {
+        Ok(detail) => format!("{} ({})", detail.record.name, detail.record.id),
+        Err(_) => path.to_owned(),
+    };
+    if in_use {
+        format!("{label} — the token this command is using; it stops working too")
+    } else {
+        label
+    }
 }
 
 /// Asks `question` on the terminal (y/N); without a terminal, refuses (`--yes` is needed).

@@ -801,3 +801,91 @@ async fn oauth_clients_are_listed_flagged_shown_and_removed_with_their_tokens() 
         "its connection was revoked with it"
     );
 }
+
+#[tokio::test]
+async fn every_command_speaks_one_json_document_with_json() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+    let ctx = audit::Context::system();
+    let owner = e
+        .store
+        .get_member(&e.fixture.workspace, &e.fixture.owner)
+        .await
+        .unwrap();
+    let client = e
+        .store
+        .register_client(
+            &e.fixture.workspace,
+            &owner.id,
+            knowmind_api::RegisterClient {
+                name: "Sync".into(),
+                redirect_uris: vec!["https://sync.example/cb".into()],
+                scopes: Scope::Read.into(),
+                confidential: false,
+                client_credentials: false,
+            },
+            &ctx,
+        )
+        .await
+        .unwrap()
+        .client;
+    let request = token_store::AuthorizationRequest {
+        client_id: client.id.clone(),
+        redirect_uri: "https://sync.example/cb".into(),
+        scopes: Scope::Read.into(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+    };
+    e.store
+        .answer_authorization(&owner, &request, token_store::Consent::Approve, &ctx)
+        .await
+        .unwrap();
+    let connection = e
+        .store
+        .list_connections(&e.fixture.workspace, None, None, false)
+        .await
+        .unwrap()
+        .remove(0)
+        .id;
+    let created = e
+        .run(
+            &["--json", "token", "create", "json-check", "--scope", "read"],
+            None,
+            &[],
+        )
+        .await;
+    let id = json(&created)["id"].as_str().unwrap().to_owned();
+    let rotated = e.run(&["--json", "token", "rotate", &id], None, &[]).await;
+    let new_id = json(&rotated)["id"].as_str().unwrap().to_owned();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["auth", "status"],
+        vec!["token", "list"],
+        vec!["token", "view", &new_id],
+        vec!["token", "usage", "self"],
+        vec!["token", "revoke", &new_id, "--yes"],
+        vec!["audit", "list"],
+        vec!["audit", "verify"],
+        vec!["policy", "show"],
+        vec!["policy", "set", "--reuse-detection", "alert"],
+        vec!["oauth", "clients", "list"],
+        vec!["oauth", "clients", "show", &client.id],
+        vec!["oauth", "connections", "list"],
+        vec!["oauth", "connections", "revoke", &connection, "--yes"],
+        vec!["oauth", "clients", "remove", &client.id, "--yes"],
+        vec!["doctor"],
+        vec!["auth", "logout"],
+    ];
+    for args in commands {
+        let mut all = vec!["--json"];
+        all.extend(&args);
+        let out = e.run(&all, None, &[]).await;
+        let text = stdout(&out);
+        let parsed: Result<Value, _> = serde_json::from_str(&text);
+        assert!(
+            parsed.is_ok(),
+            "`knowmind --json {}` printed no single JSON document: {text:?} / {}",
+            args.join(" "),
+            stderr(&out)
+        );
+    }
+}
