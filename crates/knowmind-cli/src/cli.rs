@@ -20,7 +20,13 @@ pub struct Cli {
     pub no_color: bool,
     /// Send the token over plain http:// to a server that is not on this machine (anyone on
     /// the path can read it). Without it, only loopback addresses may use http://.
-    #[arg(long, env = "KNOWMIND_ALLOW_INSECURE_HTTP", global = true)]
+    #[arg(
+        long,
+        env = "KNOWMIND_ALLOW_INSECURE_HTTP",
+        global = true,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
     pub allow_insecure_http: bool,
     /// What to do.
     #[command(subcommand)]
@@ -110,6 +116,12 @@ pub enum TokenCommand {
     Usage {
         /// Token id or `self`.
         id: String,
+        /// Show at most this many recent calls (default 20).
+        #[arg(long, conflicts_with = "all")]
+        limit: Option<usize>,
+        /// Show every recorded call.
+        #[arg(long)]
+        all: bool,
     },
     /// Replace a token by a new one (an id, or `self`: the saved credential is updated).
     Rotate {

@@ -157,7 +157,7 @@ impl Client {
         path: &str,
         query: impl Fn(Option<String>) -> Q,
         limit: Option<usize>,
-    ) -> Result<(Vec<T>, bool), CliError> {
+    ) -> Result<(Vec<T>, Option<Remaining>), CliError> {
         let mut items = Vec::new();
         let mut cursor = None;
         loop {
@@ -166,13 +166,24 @@ impl Client {
             if let Some(limit) = limit
                 && items.len() >= limit
             {
-                let more = items.len() > limit || page.next_cursor.is_some();
+                let mut beyond = items.len() - limit;
                 items.truncate(limit);
-                return Ok((items, more));
+                // Count what was left out, a few pages' worth at most.
+                let mut next = page.next_cursor;
+                while let Some(at) = next.take() {
+                    if beyond >= COUNT_AT_MOST {
+                        return Ok((items, Some(Remaining::AtLeast(beyond))));
+                    }
+                    let page: knowmind_api::Page<serde::de::IgnoredAny> =
+                        self.get(path, &query(Some(at))).await?;
+                    beyond += page.items.len();
+                    next = page.next_cursor;
+                }
+                return Ok((items, (beyond > 0).then_some(Remaining::Exactly(beyond))));
             }
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
-                None => return Ok((items, false)),
+                None => return Ok((items, None)),
             }
         }
     }
@@ -211,14 +222,10 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| {
-            CliError::new(format!(
-                "cannot reach the knowmind server at {}: {}",
-                self.server,
-                e.without_url()
-            ))
-            .hint("check --server / KNOWMIND_SERVER and your network")
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| unreachable(&self.server, &e))?;
         if let Some(at) = response
             .headers()
             .get("knowmind-token-expiration")
@@ -254,4 +261,80 @@ impl Client {
             }),
         })
     }
+}
+
+/// How many items a listing left out, counted up to [`COUNT_AT_MOST`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remaining {
+    /// This many.
+    Exactly(usize),
+    /// At least this many (counting stopped).
+    AtLeast(usize),
+}
+
+/// Items counted beyond a limit before saying "more than".
+const COUNT_AT_MOST: usize = 2_000;
+
+impl std::fmt::Display for Remaining {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Remaining::Exactly(n) => write!(f, "{n} more"),
+            Remaining::AtLeast(n) => write!(f, "more than {n} more"),
+        }
+    }
+}
+
+/// Why a request never got an answer, in words that say what to fix: nothing listening, no
+/// answer in time, a name that does not resolve, TLS that failed — from the error's causes.
+pub(crate) fn unreachable(server: &str, e: &reqwest::Error) -> CliError {
+    let causes: Vec<String> =
+        std::iter::successors(std::error::Error::source(e), |cause| cause.source())
+            .map(ToString::to_string)
+            .collect();
+    let all = causes.join(": ").to_lowercase();
+    let io_kind = std::iter::successors(std::error::Error::source(e), |cause| cause.source())
+        .find_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+    let (what, hint) = if e.is_timeout() {
+        (
+            "no answer in time (timed out)".to_owned(),
+            "the server or the network is slow or blocked; check that the address is right",
+        )
+    } else if io_kind == Some(std::io::ErrorKind::ConnectionRefused)
+        || all.contains("connection refused")
+    {
+        (
+            "connection refused: nothing is listening there".to_owned(),
+            "is the server running, and is the port in --server / KNOWMIND_SERVER right?",
+        )
+    } else if all.contains("dns") || all.contains("lookup") || all.contains("resolve") {
+        (
+            "the host name does not resolve".to_owned(),
+            "check the host name in --server / KNOWMIND_SERVER",
+        )
+    } else if all.contains("certificate")
+        || all.contains("tls")
+        || all.contains("handshake")
+        || all.contains("corrupt message")
+    {
+        (
+            format!(
+                "the TLS connection failed ({})",
+                causes.last().map_or("no detail", String::as_str)
+            ),
+            "check that the server speaks https at that address (or use http:// for a local one)",
+        )
+    } else {
+        (
+            causes
+                .last()
+                .cloned()
+                .unwrap_or_else(|| "the request failed".to_owned()),
+            "check --server / KNOWMIND_SERVER and your network",
+        )
+    };
+    CliError::new(format!(
+        "cannot reach the knowmind server at {server}: {what}"
+    ))
+    .hint(hint)
 }

@@ -240,6 +240,9 @@ pub fn load() -> Result<Config, CliError> {
                 "remove the link (a config someone else controls could point you at their server \
                  or run their command) and run `knowmind auth login` again; `knowmind doctor --fix` \
                  removes it"
+            } else if problem.contains("owned by") {
+                "it is not yours, so neither you nor `doctor --fix` can make it safe: move it \
+                 away (or ask its owner) and run `knowmind auth login` again"
             } else {
                 "run `knowmind doctor --fix`, or `chmod 600` it yourself"
             };

@@ -109,6 +109,16 @@ fn in_container() -> bool {
         || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
 }
 
+/// Set once the loose token file has been reported (by `doctor`, or as a warning): it is said
+/// once per run.
+static TOKEN_FILE_REPORTED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Notes that the loose token file was reported; later reads say nothing more.
+pub fn token_file_reported() {
+    TOKEN_FILE_REPORTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// A warning when the token file is readable by group or others outside a container (inside
 /// one, Kubernetes mounts secrets 0644 by default: no warning there).
 pub fn token_file_warning(path: &std::path::Path) -> Option<String> {
@@ -150,7 +160,9 @@ fn find(config: &Config, server: &str) -> Result<Credential, CliError> {
                     std::path::Path::new(&path).display()
                 ))
             })?;
-            if let Some(warning) = token_file_warning(std::path::Path::new(&path)) {
+            if let Some(warning) = token_file_warning(std::path::Path::new(&path))
+                && !TOKEN_FILE_REPORTED.swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
                 eprintln!("warning: {warning}");
             }
             let token = text.strip_suffix('\n').unwrap_or(&text);

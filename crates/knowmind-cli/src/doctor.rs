@@ -75,6 +75,7 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
             &warning,
             "chmod 600 it (inside a container this is not reported)",
         );
+        credentials::token_file_reported();
     }
 
     // 3. Tokens where git could pick them up.
@@ -136,10 +137,14 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
             &format!("the server at {server} answered {}", r.status()),
             "check the server's logs",
         ),
-        Err(_) => report.problem(
-            &format!("cannot reach the server at {server}"),
-            "check --server / KNOWMIND_SERVER and the network",
-        ),
+        Err(e) => {
+            let why = crate::client::unreachable(&server, &e);
+            report.problem(
+                &why.to_string(),
+                why.hint_text()
+                    .unwrap_or("check --server / KNOWMIND_SERVER and the network"),
+            );
+        }
     }
     if changed {
         // The file was open to others until now: someone may have put a token_command in it.
@@ -164,18 +169,35 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
         }
         Err(_) => None, // said above
     };
-    if let Some(credential) = credential
-        && let Ok(client) = crate::client::Client::new(
+    let client = credential.as_ref().map(|credential| {
+        crate::client::Client::new(
             &server,
             secrecy::SecretString::from(
                 secrecy::ExposeSecret::expose_secret(&credential.token).to_owned(),
             ),
             cli.allow_insecure_http,
         )
-    {
+    });
+    if let Some(Err(e)) = &client {
+        // What every command would refuse (plain http to another machine, say).
+        report.problem(
+            &e.to_string(),
+            e.hint_text().unwrap_or("see `knowmind --help`"),
+        );
+    }
+    if let (Some(Ok(client)), Some(credential)) = (client, credential) {
         match client.get::<TokenDetail>("/v1/tokens/self", NO_QUERY).await {
             Ok(me) => {
                 let now = now();
+                if let Some(end) = crate::grace_end(&me.record, now) {
+                    report.problem(
+                        &format!(
+                            "the token in use was rotated and stops working {}",
+                            crate::output::when(Some(end), now)
+                        ),
+                        "log in with its successor: `knowmind auth login`",
+                    );
+                }
                 match me.record.expires_at {
                     Some(at) if at - now < time::Duration::days(EXPIRY_WARNING_DAYS) => report
                         .problem(
@@ -232,6 +254,8 @@ fn finish(report: Report) -> Result<(), CliError> {
     }
     if report.problems == 0 {
         Ok(())
+    } else if report.style.json {
+        Err(CliError::reported()) // the document says it all
     } else {
         Err(CliError::new(format!(
             "{} problem(s) found",

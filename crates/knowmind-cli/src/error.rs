@@ -25,6 +25,16 @@ pub struct CliError {
 }
 
 impl CliError {
+    /// A failure already reported in full on stdout (a `--json` document): exit 1, no message.
+    pub fn reported() -> Self {
+        CliError::new("")
+    }
+
+    /// Whether there is a message to print (see [`CliError::reported`]).
+    pub fn has_message(&self) -> bool {
+        !self.message.is_empty()
+    }
+
     /// An error (exit 1).
     pub fn new(message: impl Into<String>) -> Self {
         CliError {

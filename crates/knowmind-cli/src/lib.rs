@@ -39,7 +39,7 @@ use crate::client::{Client, NO_QUERY};
 use crate::config::Config;
 use crate::credentials::Credential;
 use crate::error::CliError;
-use crate::output::{Style, relative};
+use crate::output::Style;
 
 /// Warn when the token in use expires within this many days.
 pub const EXPIRY_WARNING_DAYS: i64 = 14;
@@ -138,8 +138,8 @@ fn warn_expiry(client: &Client, style: Style) {
         let left = at - now();
         if left < time::Duration::days(EXPIRY_WARNING_DAYS) {
             style.warn(&format!(
-                "the token in use expires {} ({at}); rotate it with `knowmind token rotate self`",
-                relative(Some(at), now())
+                "the token in use expires {}; rotate it with `knowmind token rotate self`",
+                crate::output::when(Some(at), now())
             ));
         }
     }
@@ -152,10 +152,43 @@ async fn warn_about_token(client: &Client, style: Style) {
         return;
     }
     warn_expiry(client, style);
-    if let Ok(me) = client.get::<TokenDetail>("/v1/tokens/self", NO_QUERY).await
-        && now() - me.record.created_at > time::Duration::days(ROTATION_DAYS)
-    {
+    let Ok(me) = client.get::<TokenDetail>("/v1/tokens/self", NO_QUERY).await else {
+        return;
+    };
+    let now = now();
+    if let Some(end) = grace_end(&me.record, now) {
+        style.warn(&format!(
+            "the token in use was rotated and stops working {}; use its successor{}",
+            crate::output::when(Some(end), now),
+            me.record
+                .rotated_to
+                .map(|to| format!(" ({to})"))
+                .unwrap_or_default()
+        ));
+    } else if now - me.record.created_at > time::Duration::days(ROTATION_DAYS) {
         style.warn(&format!("the token in use is older than {ROTATION_DAYS} days; rotate it with `knowmind token rotate self`"));
+    }
+}
+
+/// The end of a rotated token's grace period, if it is in one: its real end, sooner than its
+/// expiry.
+pub(crate) fn grace_end(
+    record: &knowmind_api::TokenRecord,
+    now: OffsetDateTime,
+) -> Option<OffsetDateTime> {
+    record
+        .revoked_at
+        .filter(|at| record.revoked_reason.as_deref() == Some("rotated") && *at > now)
+}
+
+/// When a token really stops working: the end of its grace period, or its expiry.
+pub(crate) fn real_end(
+    record: &knowmind_api::TokenRecord,
+    now: OffsetDateTime,
+) -> Option<OffsetDateTime> {
+    match (grace_end(record, now), record.expires_at) {
+        (Some(grace), Some(expiry)) => Some(grace.min(expiry)),
+        (grace, expiry) => grace.or(expiry),
     }
 }
 

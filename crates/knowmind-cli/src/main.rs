@@ -11,7 +11,9 @@ async fn main() -> std::process::ExitCode {
     match knowmind_cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("knowmind: {e}");
+            if e.has_message() {
+                eprintln!("knowmind: {e}");
+            }
             if let Some(hint) = e.hint_text() {
                 eprintln!("  hint: {hint}");
             }

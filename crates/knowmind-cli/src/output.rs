@@ -94,6 +94,7 @@ pub fn when(at: Option<OffsetDateTime>, now: OffsetDateTime) -> String {
 /// A table without borders, laid out by display width (CJK and emoji count double) and wrapped
 /// to fit `width` columns.
 pub fn table(headers: &[&str], rows: &[Vec<String>], width: usize) -> String {
+    use unicode_width::UnicodeWidthStr;
     let mut table = comfy_table::Table::new();
     table
         .load_preset(comfy_table::presets::NOTHING)
@@ -103,6 +104,30 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], width: usize) -> String {
     for row in rows {
         table.add_row(row.iter().map(String::as_str));
     }
+    // Ids, addresses, states and other single words are what a reader copies: they stay whole
+    // (as long as they leave the rest some room), and the prose columns wrap instead.
+    let whole: Vec<(usize, usize)> = (0..headers.len())
+        .filter_map(|i| {
+            let cells = || rows.iter().filter_map(|row| row.get(i));
+            let single = cells().all(|cell| !cell.contains(' ') && cell.width() <= 24);
+            single.then(|| {
+                let widest = cells()
+                    .map(|cell| cell.width())
+                    .chain([headers[i].width()])
+                    .max()
+                    .unwrap_or(0);
+                (i, widest)
+            })
+        })
+        .collect();
+    let kept: usize = whole.iter().map(|(_, w)| w + 2).sum();
+    if kept * 10 <= width * 7 {
+        for (i, _) in whole {
+            if let Some(column) = table.column_mut(i) {
+                column.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+            }
+        }
+    }
     table
         .to_string()
         .lines()
@@ -111,12 +136,11 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], width: usize) -> String {
         .join("\n")
 }
 
-/// The terminal width: `COLUMNS`, else 120.
+/// The width to lay tables out in: the terminal's own when standard output is one, else
+/// `COLUMNS`, else 120.
 pub fn width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .or_else(terminal_columns)
+    terminal_columns()
+        .or_else(|| std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()))
         .filter(|&w| w >= 40)
         .unwrap_or(120)
 }

@@ -46,7 +46,7 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &AuditCommand) -> Resu
             } else {
                 Some(limit.unwrap_or(200))
             };
-            let (items, more): (Vec<Event>, bool) = client
+            let (items, more): (Vec<Event>, _) = client
                 .all_pages(
                     "/v1/audit/events",
                     |cursor| ListEvents {
@@ -60,9 +60,9 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &AuditCommand) -> Resu
                     limit,
                 )
                 .await?;
-            if more {
+            if let Some(more) = more {
                 style.warn(&format!(
-                    "showing the newest {} events; more match (--limit N, or --all)",
+                    "showing the newest {} events; {more} match (--limit N, or --all)",
                     items.len()
                 ));
             }

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::cli::Cli;
 use crate::client::{Client, NO_BODY, NO_QUERY};
 use crate::error::CliError;
-use crate::output::{Style, relative};
+use crate::output::{Style, when};
 use crate::{
     ROTATION_DAYS, config, connect, credentials, now, print_json, rfc3339, scopes_text, server,
     warn_expiry,
@@ -52,7 +52,18 @@ pub(crate) async fn login(cli: &Cli, style: Style, with_token: bool) -> Result<(
     let command_wins = entry.token_command.is_some();
     config.default = Some(config::normalize(&server));
     config::save(&config)?;
-    if !style.quiet {
+    if style.json {
+        print_json(&json!({
+            "server": config::normalize(&server),
+            "token": token.masked(),
+            "token_id": me.record.id,
+            "name": me.record.name,
+            "scopes": me.record.scopes,
+            "saved_in": config::path()?.display().to_string(),
+            "default": true,
+            "token_command_takes_precedence": command_wins,
+        }));
+    } else if !style.quiet {
         eprintln!(
             "Logged in to {server} with {} ({}; scopes {}). Saved in {}.",
             token.masked(),
@@ -96,7 +107,9 @@ pub(crate) fn switch(cli: &Cli, style: Style) -> Result<(), CliError> {
     }
     config.default = Some(server.clone());
     config::save(&config)?;
-    if !style.quiet {
+    if style.json {
+        print_json(&json!({ "default": server }));
+    } else if !style.quiet {
         eprintln!("Commands now go to {server} unless --server says otherwise.");
     }
     Ok(())
@@ -122,9 +135,9 @@ pub(crate) async fn status(cli: &Cli, style: Style) -> Result<(), CliError> {
         })
         .collect();
     let now = now();
-    // Due at the rotation age, or at expiry if that comes first.
-    let rotation_due = me
-        .expires_at
+    let grace = crate::grace_end(&me, now);
+    // Due at the rotation age, or when the token ends if that comes first.
+    let rotation_due = crate::real_end(&me, now)
         .map_or(me.created_at + time::Duration::days(ROTATION_DAYS), |at| {
             at.min(me.created_at + time::Duration::days(ROTATION_DAYS))
         });
@@ -138,6 +151,8 @@ pub(crate) async fn status(cli: &Cli, style: Style) -> Result<(), CliError> {
             "workspace": me.workspace_id,
             "scopes": me.scopes,
             "expires_at": me.expires_at.and_then(rfc3339),
+            "grace_ends_at": grace.and_then(rfc3339),
+            "rotated_to": me.rotated_to,
             "created_at": rfc3339(me.created_at),
             "rotation_due": rfc3339(rotation_due),
             "default_server": config.default,
@@ -149,19 +164,24 @@ pub(crate) async fn status(cli: &Cli, style: Style) -> Result<(), CliError> {
         outln!("from:         {}", credential.source.describe());
         outln!("workspace:    {}", me.workspace_id);
         outln!("scopes:       {}", scopes_text(me.scopes));
-        outln!(
-            "expires:      {}",
-            me.expires_at.map_or("never".to_owned(), |e| format!(
-                "{} ({e})",
-                relative(Some(e), now)
-            ))
-        );
-        outln!("rotation due: {}", relative(Some(rotation_due), now));
+        match grace {
+            Some(end) => outln!(
+                "stops:        {} (rotated{}; this is the end of its grace period)",
+                when(Some(end), now),
+                me.rotated_to
+                    .map(|to| format!(" into {to}"))
+                    .unwrap_or_default()
+            ),
+            None => outln!("expires:      {}", when(me.expires_at, now)),
+        }
+        if grace.is_none() {
+            outln!("rotation due: {}", when(Some(rotation_due), now));
+        }
         if !saved.is_empty() {
             outln!("saved for:    {}", saved.join(", "));
         }
     }
-    if rotation_due < now {
+    if grace.is_none() && rotation_due < now {
         style.warn(&format!("the token is older than {ROTATION_DAYS} days; rotate it with `knowmind token rotate self`"));
     }
     warn_expiry(&client, style);

@@ -23,13 +23,27 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
         TokenCommand::Create(args) => create(&client, style, args).await?,
         TokenCommand::List { state, limit } => list(&client, style, *state, *limit).await?,
         TokenCommand::View { id } => view(&client, style, id).await?,
-        TokenCommand::Usage { id } => usage(&client, &credential, style, id).await?,
+        TokenCommand::Usage { id, limit, all } => {
+            let limit = if *all {
+                None
+            } else {
+                Some(limit.unwrap_or(20))
+            };
+            usage(&client, &credential, style, id, limit).await?;
+        }
         TokenCommand::Rotate {
             id,
             grace,
             expires_in,
         } => {
             let path = token_path(id)?;
+            if let Some(text) = grace {
+                token_core::parse_duration(text)
+                    .map_err(|e| CliError::usage(format!("--grace: {e}")))?;
+            }
+            if let Some(text) = expires_in {
+                positive_duration("--expires-in", text)?;
+            }
             let body = RotateToken {
                 grace_period: grace.clone(),
                 expires_in: expires_in.clone(),
@@ -200,6 +214,19 @@ async fn describe_target(client: &Client, credential: &Credential, path: &str) -
     }
 }
 
+/// A duration flag's value, checked before anything is sent: a whole number and a unit, more
+/// than zero (exit 2, naming the flag).
+fn positive_duration(flag: &str, text: &str) -> Result<time::Duration, CliError> {
+    let duration =
+        token_core::parse_duration(text).map_err(|e| CliError::usage(format!("{flag}: {e}")))?;
+    if duration.is_zero() {
+        return Err(CliError::usage(format!(
+            "{flag} must be longer than zero, got {text:?}"
+        )));
+    }
+    Ok(duration)
+}
+
 /// Asks `question` on the terminal (y/N); without a terminal, refuses (`--yes` is needed).
 pub(crate) fn confirm(question: &str) -> Result<(), CliError> {
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
@@ -232,8 +259,7 @@ async fn create(client: &Client, style: Style, args: &CreateArgs) -> Result<(), 
         .parse()
         .map_err(|e: token_core::Error| CliError::usage(format!("--scope: {e}")))?;
     if let Some(text) = &args.expires_in {
-        token_core::parse_duration(text)
-            .map_err(|e| CliError::usage(format!("--expires-in: {e}")))?;
+        positive_duration("--expires-in", text)?;
     }
     let expires_at =
         args.expires_at
@@ -247,6 +273,14 @@ async fn create(client: &Client, style: Style, args: &CreateArgs) -> Result<(), 
                 })
             })
             .transpose()?;
+    if let Some(at) = expires_at
+        && at <= now()
+    {
+        return Err(CliError::usage(format!(
+            "--expires-at must be in the future, got {}",
+            args.expires_at.as_deref().unwrap_or_default()
+        )));
+    }
     let body = CreateToken {
         name: args.name.clone(),
         scopes,
@@ -294,7 +328,7 @@ async fn list(
         StateArg::Revoked => StateFilter::Revoked,
         StateArg::All => StateFilter::All,
     };
-    let (items, more): (Vec<TokenRecord>, bool) = client
+    let (items, more): (Vec<TokenRecord>, _) = client
         .all_pages(
             "/v1/tokens",
             |cursor| ListTokens {
@@ -306,9 +340,9 @@ async fn list(
             limit,
         )
         .await?;
-    if more {
+    if let Some(more) = more {
         style.warn(&format!(
-            "showing the newest {}; more tokens match (raise --limit, or leave it out for all)",
+            "showing the newest {}; {more} match (raise --limit, or leave it out for all)",
             items.len()
         ));
     }
@@ -329,9 +363,13 @@ async fn list(
                 name,
                 scopes_text(t.scopes),
                 t.client.clone(),
-                relative(t.expires_at, now),
+                relative(crate::real_end(t, now), now),
                 relative(t.last_used_at, now),
-                t.state.to_string(),
+                if crate::grace_end(t, now).is_some() {
+                    "active (rotated, grace)".to_owned()
+                } else {
+                    t.state.to_string()
+                },
             ]
         })
         .collect();
@@ -392,7 +430,12 @@ async fn view(client: &Client, style: Style, id: &str) -> Result<(), CliError> {
         ),
         (
             "expires",
-            if record.expires_at.is_none() {
+            if in_grace {
+                format!(
+                    "{} — but its grace period ends first",
+                    when(record.expires_at, now)
+                )
+            } else if record.expires_at.is_none() {
                 "never (rotate it with an expiry: `knowmind token rotate <id> --expires-in 90d`)"
                     .to_owned()
             } else {
@@ -450,6 +493,7 @@ async fn usage(
     credential: &Credential,
     style: Style,
     id: &str,
+    limit: Option<usize>,
 ) -> Result<(), CliError> {
     // There is no `/v1/tokens/self/usage`: the token in use is named by its id.
     let path = match token_path(id)?.as_str() {
@@ -460,9 +504,38 @@ async fn usage(
             .to_owned(),
         other => other.to_owned(),
     };
-    let usage: Usage = client
-        .get(&format!("/v1/tokens/{path}/usage"), NO_QUERY)
-        .await?;
+    // The summary comes with the first page of calls; older calls follow the cursor.
+    let route = format!("/v1/tokens/{path}/usage");
+    let page = |cursor: Option<String>| knowmind_api::PageQuery {
+        cursor,
+        limit: Some(500),
+    };
+    let mut usage: Usage = client.get(&route, &page(None)).await?;
+    let mut recent = std::mem::take(&mut usage.recent);
+    while limit.is_none_or(|limit| recent.len() < limit)
+        && let Some(cursor) = usage.next_cursor.take()
+    {
+        let older: Usage = client.get(&route, &page(Some(cursor))).await?;
+        recent.extend(older.recent);
+        usage.next_cursor = older.next_cursor;
+    }
+    let beyond = limit.map_or(0, |limit| recent.len().saturating_sub(limit));
+    if let Some(limit) = limit {
+        recent.truncate(limit);
+    }
+    if beyond > 0 || usage.next_cursor.is_some() {
+        let more = if usage.next_cursor.is_some() {
+            format!("at least {} more", beyond.max(1))
+        } else {
+            format!("{beyond} more")
+        };
+        style.warn(&format!(
+            "showing the newest {} calls; {more} were recorded (--limit N, or --all)",
+            recent.len()
+        ));
+    }
+    usage.recent = recent;
+    usage.next_cursor = None;
     if style.json {
         print_json(&usage);
         return Ok(());
@@ -510,5 +583,29 @@ async fn usage(
             output::width()
         )
     );
+    let calls: Vec<Vec<String>> = usage
+        .recent
+        .iter()
+        .map(|c| {
+            let r = &c.record;
+            vec![
+                relative(Some(r.at), now),
+                format!("{} {}", r.method, r.route),
+                r.status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+                r.outcome.to_string(),
+                r.client_ip.clone().unwrap_or_else(|| "?".into()),
+            ]
+        })
+        .collect();
+    if !calls.is_empty() {
+        outln!(
+            "\n{}",
+            table(
+                &["WHEN", "CALL", "STATUS", "OUTCOME", "FROM"],
+                &calls,
+                output::width()
+            )
+        );
+    }
     Ok(())
 }

@@ -417,8 +417,8 @@ async fn lists_follow_every_page_and_say_when_a_limit_cuts_them() {
         .await;
     assert_eq!(json(&cut).as_array().unwrap().len(), 7);
     assert!(
-        stderr(&cut).contains("more tokens match"),
-        "{}",
+        stderr(&cut).contains("514 more match"),
+        "the count of what was left out: {}",
         stderr(&cut)
     );
     // 521 token.created events and more: 200 by default, with a word; --all for every one.
@@ -630,7 +630,8 @@ async fn doctor_says_what_actually_happened_and_speaks_json() {
     let vars = [("KNOWMIND_TOKEN", token.as_str())];
     let out = e.run(&["doctor", "--server", &down], None, &vars).await;
     assert!(
-        stderr(&out).contains("cannot reach the server"),
+        stderr(&out).contains("cannot reach the knowmind server")
+            && stderr(&out).contains("connection refused"),
         "{}",
         stderr(&out)
     );
@@ -888,4 +889,193 @@ async fn every_command_speaks_one_json_document_with_json() {
             stderr(&out)
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_in_its_grace_period_says_when_it_really_stops() {
+    let e = env().await;
+    let token = e.issue(&[Scope::Admin]).await;
+    let with = [
+        ("KNOWMIND_TOKEN", token.as_str()),
+        ("KNOWMIND_SERVER", e.url.as_str()),
+    ];
+    let rotated = e
+        .run(&["token", "rotate", "self", "--grace", "1h"], None, &with)
+        .await;
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    let status = e.run(&["--json", "auth", "status"], None, &with).await;
+    let status = json(&status);
+    assert!(status["grace_ends_at"].is_string(), "{status}");
+    assert!(status["rotated_to"].is_string(), "{status}");
+    let text = e.run(&["auth", "status"], None, &with).await;
+    assert!(stdout(&text).contains("grace period"), "{}", stdout(&text));
+    assert!(
+        !stdout(&text).contains("+00:00:00"),
+        "RFC 3339 times: {}",
+        stdout(&text)
+    );
+    let doctor = e.run(&["--json", "doctor"], None, &with).await;
+    assert_eq!(doctor.status.code(), Some(1));
+    assert!(
+        stdout(&doctor).contains("was rotated and stops working"),
+        "{}",
+        stdout(&doctor)
+    );
+    assert!(
+        stderr(&doctor).is_empty(),
+        "--json says it all on stdout: {}",
+        stderr(&doctor)
+    );
+    let list = e.run(&["token", "list"], None, &with).await;
+    assert!(stdout(&list).contains("grace"), "{}", stdout(&list));
+    assert!(
+        stderr(&list).contains("was rotated and stops working"),
+        "every command warns: {}",
+        stderr(&list)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_are_checked_before_sending_and_failures_say_what_happened() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+    for args in [
+        vec!["token", "rotate", "self", "--grace", "5x"],
+        vec!["token", "rotate", "self", "--expires-in", "abc"],
+        vec![
+            "token",
+            "create",
+            "x",
+            "--scope",
+            "read",
+            "--expires-in",
+            "0d",
+        ],
+        vec![
+            "token",
+            "create",
+            "x",
+            "--scope",
+            "read",
+            "--expires-at",
+            "2020-01-01T00:00:00Z",
+        ],
+    ] {
+        let out = e.run(&args, None, &[]).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let flag = args.iter().rev().nth(1).unwrap();
+        assert!(
+            stderr(&out).contains(flag),
+            "{args:?} names {flag}: {}",
+            stderr(&out)
+        );
+    }
+    // Nothing listens: said so.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let refused = e
+        .run(
+            &["token", "list"],
+            None,
+            &[
+                ("KNOWMIND_TOKEN", admin.as_str()),
+                ("KNOWMIND_SERVER", &format!("http://127.0.0.1:{port}")),
+            ],
+        )
+        .await;
+    assert!(
+        stderr(&refused).contains("connection refused"),
+        "{}",
+        stderr(&refused)
+    );
+    // https to a plain-http server: a TLS failure, named.
+    let tls = e
+        .run(
+            &["token", "list"],
+            None,
+            &[
+                ("KNOWMIND_TOKEN", admin.as_str()),
+                ("KNOWMIND_SERVER", &e.url.replace("http://", "https://")),
+            ],
+        )
+        .await;
+    assert!(stderr(&tls).contains("TLS"), "{}", stderr(&tls));
+    // Plain http to another machine: doctor says what every command would refuse.
+    let doctor = e
+        .run(
+            &["doctor", "--server", "http://192.0.2.1:8080"],
+            None,
+            &[("KNOWMIND_TOKEN", admin.as_str())],
+        )
+        .await;
+    assert_eq!(doctor.status.code(), Some(1), "{}", stdout(&doctor));
+    let said = format!("{}{}", stdout(&doctor), stderr(&doctor));
+    assert!(said.contains("plain http"), "{}", said);
+    // KNOWMIND_ALLOW_INSECURE_HTTP takes 1 as well as true.
+    let allowed = e
+        .run(
+            &["auth", "status", "--server", &e.url],
+            None,
+            &[
+                ("KNOWMIND_ALLOW_INSECURE_HTTP", "1"),
+                ("KNOWMIND_TOKEN", admin.as_str()),
+            ],
+        )
+        .await;
+    assert!(allowed.status.success(), "{}", stderr(&allowed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_lists_say_how_many_more_and_usage_pages() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+    for i in 0..4 {
+        e.fixture
+            .issue(&format!("t{i}"), &[Scope::Read])
+            .await
+            .unwrap();
+    }
+    let cut = e.run(&["token", "list", "--limit", "2"], None, &[]).await;
+    // Five tokens: the admin token and four.
+    assert!(stderr(&cut).contains("3 more match"), "{}", stderr(&cut));
+    for _ in 0..5 {
+        e.run(&["auth", "status"], None, &[]).await;
+    }
+    e.store.usage_writer().flush().await.unwrap();
+    let usage = e
+        .run(
+            &["--json", "token", "usage", "self", "--limit", "3"],
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(json(&usage)["recent"].as_array().unwrap().len(), 3);
+    assert!(
+        stderr(&usage).contains("more were recorded"),
+        "{}",
+        stderr(&usage)
+    );
+    let text = e.run(&["token", "usage", "self", "--all"], None, &[]).await;
+    assert!(
+        stdout(&text).contains("GET /v1/tokens/self"),
+        "{}",
+        stdout(&text)
+    );
+    let switched = e
+        .run(&["--json", "auth", "switch", "--server", &e.url], None, &[])
+        .await;
+    assert_eq!(json(&switched)["default"], e.url.trim_end_matches('/'));
+    let login = e
+        .run(
+            &["--json", "auth", "login", "--server", &e.url],
+            Some(&format!("{admin}\n")),
+            &[],
+        )
+        .await;
+    assert!(json(&login)["token_id"].is_string(), "{}", stdout(&login));
 }

@@ -100,6 +100,11 @@ async fn insecure_config_files_are_refused_and_nothing_is_sent() {
         "{}",
         stderr(&out)
     );
+    assert!(
+        stderr(&out).contains("not yours") && !stderr(&out).contains("chmod"),
+        "a hint that can work: {}",
+        stderr(&out)
+    );
     std::fs::remove_file(e.config_file()).unwrap();
     // A symlink.
     let elsewhere = e.home.path().join("elsewhere.json");

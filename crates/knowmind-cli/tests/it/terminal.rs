@@ -191,14 +191,28 @@ async fn tables_fit_the_terminal_they_are_shown_on() {
     let e = env().await;
     let admin = e.issue(&[Scope::Admin]).await;
     assert!(e.login(&admin).await.status.success());
+    let mut ids = Vec::new();
     for name in [
         "a-rather-long-token-name-for-the-nightly-database-backup-job",
         "deploy",
     ] {
-        e.fixture
+        let (record, _) = e
+            .fixture
             .issue(name, &[Scope::Read, Scope::Write])
             .await
             .unwrap();
+        ids.push(record.id.to_string());
+    }
+    // Ids are what people copy: they stay whole while names wrap.
+    for args in [vec!["token", "list"], vec!["audit", "list"]] {
+        let session = e.on_terminal(&args, 80, &[]).await;
+        for id in &ids {
+            assert!(
+                session.shown.contains(id.as_str()),
+                "{id} whole in {args:?}: {}",
+                session.shown
+            );
+        }
     }
     for cols in [80, 100, 120] {
         let session = e.on_terminal(&["token", "list"], cols, &[]).await;
