@@ -24,7 +24,7 @@ pub struct Cli {
         long,
         env = "KNOWMIND_ALLOW_INSECURE_HTTP",
         global = true,
-        value_parser = clap::builder::BoolishValueParser::new(),
+        value_parser = boolish,
         action = clap::ArgAction::SetTrue
     )]
     pub allow_insecure_http: bool,
@@ -314,4 +314,13 @@ pub enum ConnectionsCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+/// `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`; empty (a variable set to nothing) is `false`.
+fn boolish(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" | "0" | "false" | "no" | "off" | "n" | "f" => Ok(false),
+        "1" | "true" | "yes" | "on" | "y" | "t" => Ok(true),
+        other => Err(format!("{other:?} is not true or false")),
+    }
 }

@@ -307,11 +307,6 @@ pub(crate) fn unreachable(server: &str, e: &reqwest::Error) -> CliError {
             "connection refused: nothing is listening there".to_owned(),
             "is the server running, and is the port in --server / KNOWMIND_SERVER right?",
         )
-    } else if all.contains("dns") || all.contains("lookup") || all.contains("resolve") {
-        (
-            "the host name does not resolve".to_owned(),
-            "check the host name in --server / KNOWMIND_SERVER",
-        )
     } else if all.contains("certificate")
         || all.contains("tls")
         || all.contains("handshake")
@@ -323,6 +318,15 @@ pub(crate) fn unreachable(server: &str, e: &reqwest::Error) -> CliError {
                 causes.last().map_or("no detail", String::as_str)
             ),
             "check that the server speaks https at that address (or use http:// for a local one)",
+        )
+    } else if all.contains("dns error")
+        || all.contains("failed to lookup")
+        || all.contains("name or service not known")
+        || all.contains("no address associated")
+    {
+        (
+            "the host name does not resolve".to_owned(),
+            "check the host name in --server / KNOWMIND_SERVER",
         )
     } else {
         (

@@ -63,9 +63,15 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
                 Some(left) => report.problem(&left, "fix the file's owner or remove it"),
             }
         }
+        Some(problem) if problem.contains("owned by") => report.problem(
+            &problem,
+            "it is not yours, so neither you nor `doctor --fix` can make it safe: move it away \
+             (or ask its owner) and run `knowmind auth login` again",
+        ),
         Some(problem) => report.problem(&problem, "run `knowmind doctor --fix`"),
         None => report.ok(&format!("{} is private (or absent)", path.display())),
     }
+    let file_reported = report.problems > 0;
 
     // 2. A token file others can read.
     if let Some(file) = std::env::var_os("KNOWMIND_TOKEN_FILE").filter(|f| !f.is_empty())
@@ -105,7 +111,9 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
 
     // 4. The server and the token.
     let loaded = config::load();
-    if let Err(e) = &loaded {
+    if let Err(e) = &loaded
+        && !file_reported
+    {
         // Say what is wrong with the file, not that there is no server.
         report.problem(
             &e.to_string(),
@@ -207,6 +215,7 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
                             ),
                             "run `knowmind token rotate self`",
                         ),
+                    Some(_) if crate::grace_end(&me.record, now).is_some() => {} // said above
                     Some(_) => report.ok("the token is not about to expire"),
                     None => report.problem(
                         "the token never expires",

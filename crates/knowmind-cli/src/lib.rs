@@ -51,7 +51,15 @@ pub const ROTATION_DAYS: i64 = 90;
 /// # Errors
 /// Whatever stops the command, as one line with a hint and an exit code.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    // An empty variable counts as unset.
+    let cli = Cli {
+        server: cli.server.filter(|s| !s.trim().is_empty()),
+        ..cli
+    };
     let style = Style::new(cli.json, cli.quiet, cli.no_color);
+    if style.quiet {
+        credentials::token_file_reported(); // --quiet: no warnings, this one included
+    }
     match &cli.command {
         Command::Completion { shell } => {
             let mut script = Vec::new();

@@ -94,36 +94,61 @@ pub fn when(at: Option<OffsetDateTime>, now: OffsetDateTime) -> String {
 /// A table without borders, laid out by display width (CJK and emoji count double) and wrapped
 /// to fit `width` columns.
 pub fn table(headers: &[&str], rows: &[Vec<String>], width: usize) -> String {
+    table_dropping(headers, rows, width, &[])
+}
+
+/// The room a wrapping column needs to stay readable.
+const PROSE_MIN: usize = 12;
+
+/// [`table`], dropping the columns named in `droppable` (least useful first) while the rest do
+/// not fit: ids, addresses, states and other single words stay whole — they are what a reader
+/// copies — and prose columns wrap in what is left.
+pub fn table_dropping(
+    headers: &[&str],
+    rows: &[Vec<String>],
+    width: usize,
+    droppable: &[&str],
+) -> String {
     use unicode_width::UnicodeWidthStr;
+    let whole_width = |i: usize| -> Option<usize> {
+        let mut cells = rows.iter().filter_map(|row| row.get(i));
+        cells
+            .all(|cell| !cell.contains(' ') && cell.width() <= 24)
+            .then(|| {
+                rows.iter()
+                    .filter_map(|row| row.get(i))
+                    .map(|cell| cell.width())
+                    .chain([headers[i].width()])
+                    .max()
+                    .unwrap_or(0)
+            })
+    };
+    let needed = |kept: &[usize]| -> usize {
+        kept.iter()
+            .map(|&i| whole_width(i).unwrap_or(PROSE_MIN) + 2)
+            .sum()
+    };
+    let mut kept: Vec<usize> = (0..headers.len()).collect();
+    for name in droppable {
+        if needed(&kept) <= width {
+            break;
+        }
+        kept.retain(|&i| headers[i] != *name);
+    }
     let mut table = comfy_table::Table::new();
     table
         .load_preset(comfy_table::presets::NOTHING)
         .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
         .set_width(u16::try_from(width).unwrap_or(u16::MAX))
-        .set_header(headers.iter().copied());
+        .set_header(kept.iter().map(|&i| headers[i]));
     for row in rows {
-        table.add_row(row.iter().map(String::as_str));
+        table.add_row(kept.iter().map(|&i| row.get(i).map_or("", String::as_str)));
     }
-    // Ids, addresses, states and other single words are what a reader copies: they stay whole
-    // (as long as they leave the rest some room), and the prose columns wrap instead.
-    let whole: Vec<(usize, usize)> = (0..headers.len())
-        .filter_map(|i| {
-            let cells = || rows.iter().filter_map(|row| row.get(i));
-            let single = cells().all(|cell| !cell.contains(' ') && cell.width() <= 24);
-            single.then(|| {
-                let widest = cells()
-                    .map(|cell| cell.width())
-                    .chain([headers[i].width()])
-                    .max()
-                    .unwrap_or(0);
-                (i, widest)
-            })
-        })
-        .collect();
-    let kept: usize = whole.iter().map(|(_, w)| w + 2).sum();
-    if kept * 10 <= width * 7 {
-        for (i, _) in whole {
-            if let Some(column) = table.column_mut(i) {
+    if needed(&kept) <= width {
+        for (column, &i) in kept.iter().enumerate() {
+            if whole_width(i).is_some()
+                && let Some(column) = table.column_mut(column)
+            {
                 column.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
             }
         }

@@ -47,7 +47,10 @@ pub enum Error {
         missing: Scopes,
     },
     /// A duration is not a number followed by `s`, `m`, `h`, `d` or `w` (e.g. `90d`).
-    #[error("invalid duration {0:?}: expected a whole number and a unit, like 30m, 12h, 90d or 2w")]
+    #[error(
+        "invalid duration {0:?}: expected a whole number and a unit, like 30m, 12h, 90d or 2w, \
+         at most 100 years"
+    )]
     InvalidDuration(String),
     /// A password is shorter or longer than allowed.
     #[error("a password must be {min} to {max} characters long")]

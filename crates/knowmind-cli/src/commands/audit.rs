@@ -9,7 +9,7 @@ use crate::cli::{AuditCommand, Cli};
 use crate::client::{NO_BODY, NO_QUERY};
 use crate::commands::token::token_path;
 use crate::error::CliError;
-use crate::output::{self, Style, relative, table};
+use crate::output::{self, Style, relative};
 use crate::{connect, now, print_json, rfc3339, warn_about_token};
 
 pub(crate) async fn run(cli: &Cli, style: Style, command: &AuditCommand) -> Result<(), CliError> {
@@ -85,10 +85,11 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &AuditCommand) -> Resu
                     .collect();
                 outln!(
                     "{}",
-                    table(
+                    output::table_dropping(
                         &["SEQ", "WHEN", "ACTION", "TARGET", "ACTOR", "FROM"],
                         &rows,
-                        output::width()
+                        output::width(),
+                        &["FROM", "SEQ"],
                     )
                 );
             }

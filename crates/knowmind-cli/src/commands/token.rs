@@ -36,14 +36,19 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
             grace,
             expires_in,
         } => {
-            let path = token_path(id)?;
             if let Some(text) = grace {
-                token_core::parse_duration(text)
+                let grace = token_core::parse_duration(text)
                     .map_err(|e| CliError::usage(format!("--grace: {e}")))?;
+                if grace > time::Duration::days(7) {
+                    return Err(CliError::usage(format!(
+                        "--grace is at most 7 days, got {text:?}"
+                    )));
+                }
             }
             if let Some(text) = expires_in {
                 positive_duration("--expires-in", text)?;
             }
+            let path = token_path(id)?;
             let body = RotateToken {
                 grace_period: grace.clone(),
                 expires_in: expires_in.clone(),
@@ -375,7 +380,7 @@ async fn list(
         .collect();
     outln!(
         "{}",
-        table(
+        output::table_dropping(
             &[
                 "ID",
                 "NAME",
@@ -386,7 +391,8 @@ async fn list(
                 "STATE"
             ],
             &rows,
-            output::width()
+            output::width(),
+            &["FOR", "LAST USED", "SCOPES"],
         )
     );
     Ok(())

@@ -941,6 +941,7 @@ async fn flags_are_checked_before_sending_and_failures_say_what_happened() {
     let admin = e.issue(&[Scope::Admin]).await;
     assert!(e.login(&admin).await.status.success());
     for args in [
+        vec!["token", "rotate", "self", "--grace", "8d"],
         vec!["token", "rotate", "self", "--grace", "5x"],
         vec!["token", "rotate", "self", "--expires-in", "abc"],
         vec![
@@ -1015,6 +1016,18 @@ async fn flags_are_checked_before_sending_and_failures_say_what_happened() {
     assert_eq!(doctor.status.code(), Some(1), "{}", stdout(&doctor));
     let said = format!("{}{}", stdout(&doctor), stderr(&doctor));
     assert!(said.contains("plain http"), "{}", said);
+    // Empty variables count as unset.
+    let empty = e
+        .run(
+            &["auth", "status"],
+            None,
+            &[
+                ("KNOWMIND_SERVER", ""),
+                ("KNOWMIND_ALLOW_INSECURE_HTTP", ""),
+            ],
+        )
+        .await;
+    assert!(empty.status.success(), "{}", stderr(&empty));
     // KNOWMIND_ALLOW_INSECURE_HTTP takes 1 as well as true.
     let allowed = e
         .run(

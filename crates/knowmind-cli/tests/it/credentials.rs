@@ -105,6 +105,18 @@ async fn insecure_config_files_are_refused_and_nothing_is_sent() {
         "a hint that can work: {}",
         stderr(&out)
     );
+    let doctor = e.run(&["doctor"], None, &[]).await;
+    assert_eq!(
+        stderr(&doctor).matches("owned by uid 65534").count(),
+        1,
+        "said once, with a fix that can work: {}",
+        stderr(&doctor)
+    );
+    assert!(
+        !stderr(&doctor).contains("run `knowmind doctor --fix`"),
+        "{}",
+        stderr(&doctor)
+    );
     std::fs::remove_file(e.config_file()).unwrap();
     // A symlink.
     let elsewhere = e.home.path().join("elsewhere.json");

@@ -203,7 +203,28 @@ async fn tables_fit_the_terminal_they_are_shown_on() {
             .unwrap();
         ids.push(record.id.to_string());
     }
-    // Ids are what people copy: they stay whole while names wrap.
+    // Ids are what people copy: they stay whole while names wrap, and less useful columns go.
+    let admin_id = admin[4..20].to_owned();
+    let made = e
+        .run(
+            &[
+                "token",
+                "create",
+                "made-by-the-admin-token",
+                "--scope",
+                "read",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    assert!(made.status.success(), "{}", stderr(&made));
+    let audit = e.on_terminal(&["audit", "list"], 80, &[]).await;
+    assert!(
+        audit.shown.contains(&format!("token:{admin_id}")),
+        "the actor whole: {}",
+        audit.shown
+    );
     for args in [vec!["token", "list"], vec!["audit", "list"]] {
         let session = e.on_terminal(&args, 80, &[]).await;
         for id in &ids {
