@@ -706,40 +706,10 @@ async fn oauth_clients_are_listed_flagged_shown_and_removed_with_their_tokens() 
     let e = env().await;
     let admin = e.issue(&[Scope::Admin]).await;
     assert!(e.login(&admin).await.status.success());
-    let ctx = audit::Context::system();
     let ws = e.fixture.workspace.clone();
-    let owner = e.store.get_member(&ws, &e.fixture.owner).await.unwrap();
-    let register = |name: &str| knowmind_api::RegisterClient {
-        name: name.into(),
-        redirect_uris: vec!["https://connector.example/cb".into()],
-        scopes: Scope::Read.into(),
-        confidential: false,
-        client_credentials: false,
-    };
-    let known = e
-        .store
-        .register_client(&ws, &owner.id, register("Known sync"), &ctx)
-        .await
-        .unwrap()
-        .client;
-    let never = e
-        .store
-        .register_client(&ws, &owner.id, register("Never approved"), &ctx)
-        .await
-        .unwrap()
-        .client;
-    // The owner approves the first one (a connection and a code).
-    let request = token_store::AuthorizationRequest {
-        client_id: known.id.clone(),
-        redirect_uri: "https://connector.example/cb".into(),
-        scopes: Scope::Read.into(),
-        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
-    };
-    e.store
-        .answer_authorization(&owner, &request, token_store::Consent::Approve, &ctx)
-        .await
-        .unwrap()
-        .unwrap();
+    // The owner approves the first one (a connection and a code), not the second.
+    let known = connected_client(&e, "Known sync", true).await;
+    let never = connected_client(&e, "Never approved", false).await;
 
     let list = e
         .run(&["oauth", "clients", "list", "--json"], None, &[])
@@ -808,39 +778,7 @@ async fn every_command_speaks_one_json_document_with_json() {
     let e = env().await;
     let admin = e.issue(&[Scope::Admin]).await;
     assert!(e.login(&admin).await.status.success());
-    let ctx = audit::Context::system();
-    let owner = e
-        .store
-        .get_member(&e.fixture.workspace, &e.fixture.owner)
-        .await
-        .unwrap();
-    let client = e
-        .store
-        .register_client(
-            &e.fixture.workspace,
-            &owner.id,
-            knowmind_api::RegisterClient {
-                name: "Sync".into(),
-                redirect_uris: vec!["https://sync.example/cb".into()],
-                scopes: Scope::Read.into(),
-                confidential: false,
-                client_credentials: false,
-            },
-            &ctx,
-        )
-        .await
-        .unwrap()
-        .client;
-    let request = token_store::AuthorizationRequest {
-        client_id: client.id.clone(),
-        redirect_uri: "https://sync.example/cb".into(),
-        scopes: Scope::Read.into(),
-        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
-    };
-    e.store
-        .answer_authorization(&owner, &request, token_store::Consent::Approve, &ctx)
-        .await
-        .unwrap();
+    let client = connected_client(&e, "Sync", true).await;
     let connection = e
         .store
         .list_connections(&e.fixture.workspace, None, None, false)
@@ -1091,4 +1029,40 @@ async fn cut_lists_say_how_many_more_and_usage_pages() {
         )
         .await;
     assert!(json(&login)["token_id"].is_string(), "{}", stdout(&login));
+}
+
+/// An OAuth client registered by the workspace's owner, who has approved it when `approved`.
+async fn connected_client(e: &Env, name: &str, approved: bool) -> knowmind_api::OAuthClient {
+    let ctx = audit::Context::system();
+    let owner = e
+        .store
+        .get_member(&e.fixture.workspace, &e.fixture.owner)
+        .await
+        .unwrap();
+    let new = knowmind_api::RegisterClient {
+        name: name.into(),
+        redirect_uris: vec!["https://connector.example/cb".into()],
+        scopes: Scope::Read.into(),
+        confidential: false,
+        client_credentials: false,
+    };
+    let client = e
+        .store
+        .register_client(&e.fixture.workspace, &owner.id, new, &ctx)
+        .await
+        .unwrap()
+        .client;
+    if approved {
+        let request = token_store::AuthorizationRequest {
+            client_id: client.id.clone(),
+            redirect_uri: "https://connector.example/cb".into(),
+            scopes: Scope::Read.into(),
+            code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        };
+        e.store
+            .answer_authorization(&owner, &request, token_store::Consent::Approve, &ctx)
+            .await
+            .unwrap();
+    }
+    client
 }

@@ -270,6 +270,38 @@ async fn approve(
     answer["code"].clone()
 }
 
+/// The connector's client as the test configures it: authorization, token and revocation
+/// endpoints set.
+type Connector = BasicClient<
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+    oauth2::EndpointSet,
+>;
+
+/// One whole connection: the authorization request in the person's browser, their "Allow", and
+/// the code exchanged with its PKCE verifier.
+async fn connect(
+    client: &Connector,
+    person: &mut Person,
+    base: &str,
+) -> oauth2::basic::BasicTokenResponse {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(OAuthScope::new("read".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let code = approve(person, &url, &state, base).await;
+    client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap()
+}
+
 async fn api(
     base: &str,
     token: &str,
@@ -356,19 +388,7 @@ async fn a_connector_connects_reads_refreshes_is_caught_reusing_and_is_removed()
     let mut owner = owner_signed_in(&base, &data).await;
 
     // Authorization request, consent, code exchange with PKCE.
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, state) = client
-        .authorize_url(CsrfToken::new_random)
-        .add_scope(OAuthScope::new("read".into()))
-        .set_pkce_challenge(challenge)
-        .url();
-    let code = approve(&mut owner, &url, &state, &base).await;
-    let tokens = client
-        .exchange_code(AuthorizationCode::new(code))
-        .set_pkce_verifier(verifier)
-        .request_async(&http)
-        .await
-        .unwrap();
+    let tokens = connect(&client, &mut owner, &base).await;
     let access = tokens.access_token().secret().clone();
     assert!(
         access.starts_with("kmo_"),
@@ -456,19 +476,7 @@ async fn a_connector_connects_reads_refreshes_is_caught_reusing_and_is_removed()
 
     // A new connection (consent is asked again: the old one was revoked); RFC 7009 revocation
     // of the access token refuses it at once.
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, state) = client
-        .authorize_url(CsrfToken::new_random)
-        .add_scope(OAuthScope::new("read".into()))
-        .set_pkce_challenge(challenge)
-        .url();
-    let code = approve(&mut owner, &url, &state, &base).await;
-    let tokens = client
-        .exchange_code(AuthorizationCode::new(code))
-        .set_pkce_verifier(verifier)
-        .request_async(&http)
-        .await
-        .unwrap();
+    let tokens = connect(&client, &mut owner, &base).await;
     // The oauth2 crate sends revocations to https URLs only (it refuses this test's plain
     // http one), so this RFC 7009 request is written out: client_secret_basic, form body.
     assert!(matches!(
@@ -504,19 +512,7 @@ async fn a_connector_connects_reads_refreshes_is_caught_reusing_and_is_removed()
 
     // The connection is remembered, but this client's answers go to a loopback address, which
     // any local program can listen on: the member is asked again, every time.
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, state) = client
-        .authorize_url(CsrfToken::new_random)
-        .add_scope(OAuthScope::new("read".into()))
-        .set_pkce_challenge(challenge)
-        .url();
-    let code = approve(&mut owner, &url, &state, &base).await;
-    let tokens = client
-        .exchange_code(AuthorizationCode::new(code))
-        .set_pkce_verifier(verifier)
-        .request_async(&http)
-        .await
-        .unwrap();
+    let tokens = connect(&client, &mut owner, &base).await;
     let live = tokens.access_token().secret().clone();
     let (status, _) = api(&base, &live, reqwest::Method::GET, "/v1/notes", None).await;
     assert_eq!(status, StatusCode::OK);
