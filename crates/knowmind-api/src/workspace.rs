@@ -77,8 +77,9 @@ named!(ReuseDetection, "reuse_detection", {
     RevokeFamily => "revoke_family",
 });
 
-/// A workspace's rules for its tokens (`GET/PUT /v1/workspace/policy`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A workspace's rules for its tokens (`GET/PUT /v1/workspace/policy`). A PUT replaces the whole
+/// policy: a field left out takes its default.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkspacePolicy {
@@ -90,4 +91,33 @@ pub struct WorkspacePolicy {
     /// server, since the registration endpoint has no way to name a workspace.
     #[serde(default)]
     pub oauth_registration: bool,
+    /// The longest a new or rotated token may live (`90d`); `null`: no maximum. At least `1h`.
+    /// With a maximum, every token must expire.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::duration))]
+    pub max_lifetime: Option<String>,
+    /// Whether every new or rotated token must have an expiry.
+    #[serde(default)]
+    pub require_expiry: bool,
+    /// After how long a token is due for rotation: `90d` (the `standard` preset), `30d`
+    /// (`regulated`, for finance and health), or any duration.
+    #[serde(default = "default_rotation_interval")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9]+[smhdw]$"))]
+    pub rotation_interval: String,
+}
+
+fn default_rotation_interval() -> String {
+    "90d".to_owned()
+}
+
+impl Default for WorkspacePolicy {
+    fn default() -> Self {
+        WorkspacePolicy {
+            reuse_detection: ReuseDetection::default(),
+            oauth_registration: false,
+            max_lifetime: None,
+            require_expiry: false,
+            rotation_interval: default_rotation_interval(),
+        }
+    }
 }

@@ -166,6 +166,11 @@ impl From<token_store::Error> for ApiError {
             }
             E::Unauthorized(_) | E::SignInRefused | E::NotSignedIn => ApiError::unauthorized(),
             E::Forbidden { missing } => ApiError::forbidden(missing),
+            E::PolicyViolation { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "POLICY_VIOLATION",
+                e.to_string(),
+            ),
             E::LifetimeExceeded { .. } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "LIFETIME_EXCEEDED",

@@ -169,7 +169,30 @@ pub enum PolicyCommand {
         /// MCP clients do); they show up as unverified and still need a member's consent.
         #[arg(long, value_enum, group = "change")]
         oauth_registration: Option<Switch>,
+        /// A preset of the lifetime rules: `standard` (rotate every 90 days) or `regulated`
+        /// (finance, health: rotate every 30 days, expiry required, at most 90 days); the other
+        /// flags given with it win.
+        #[arg(long, value_enum, group = "change")]
+        preset: Option<PolicyPreset>,
+        /// The longest a new or rotated token may live (`90d`), or `none`.
+        #[arg(long, group = "change")]
+        max_lifetime: Option<String>,
+        /// Whether every new or rotated token must expire.
+        #[arg(long, value_enum, group = "change")]
+        require_expiry: Option<Switch>,
+        /// After how long a token is due for rotation (`30d`).
+        #[arg(long, group = "change")]
+        rotation_interval: Option<String>,
     },
+}
+
+/// `policy set --preset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyPreset {
+    /// Rotate every 90 days; no maximum lifetime.
+    Standard,
+    /// Rotate every 30 days; every token expires, within 90 days.
+    Regulated,
 }
 
 /// On or off.

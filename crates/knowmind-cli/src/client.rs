@@ -263,7 +263,7 @@ impl Client {
     }
 }
 
-/// How many items a listing left out, counted up to [`COUNT_AT_MOST`].
+/// How many items a listing left out, counted up to 2,000.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Remaining {
     /// This many.

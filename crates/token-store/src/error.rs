@@ -62,6 +62,15 @@ pub enum Error {
         /// The longest lifetime allowed: the token's original one.
         max: time::Duration,
     },
+    /// The workspace's policy forbids this token (no expiry where one is required, a lifetime
+    /// over the maximum); nothing was written.
+    #[error("{detail} (workspace policy: {rule})")]
+    PolicyViolation {
+        /// `require_expiry` or `max_lifetime`.
+        rule: &'static str,
+        /// What the rule asks for.
+        detail: String,
+    },
     /// A sign-in failed: no such workspace or email, no password set, or a wrong one — the
     /// same answer for each (the audit log says which).
     #[error("the email or password is wrong")]

@@ -218,6 +218,7 @@ impl Store {
         let now = self.now();
         let expires_at = rotation_expiry(&old, rotation.expires_at, context, now)?;
         check_expiry(expires_at, now)?;
+        self.check_lifetime(workspace_id, expires_at, now).await?;
         // scrypt before the transaction: holding SQLite's write lock (or the family's) for 25 ms
         // would stall every other writer.
         let (token, hash) = self.generate().await?;

@@ -30,6 +30,8 @@ impl Store {
     ) -> Result<(TokenRecord, Token), Error> {
         let now = self.now();
         let checked = check_new(new, now)?; // before spending scrypt on it
+        self.check_lifetime(workspace_id, checked.expires_at, now)
+            .await?;
         let (token, hash) = self.generate().await?;
         let record = issued_record(workspace_id, token.id(), checked, context, now)?;
         let mut tx = self.inner.db.begin_write().await?;

@@ -1066,3 +1066,78 @@ async fn connected_client(e: &Env, name: &str, approved: bool) -> knowmind_api::
     }
     client
 }
+
+#[tokio::test]
+async fn a_regulated_policy_is_set_shown_and_enforced() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+    let set = e
+        .run(
+            &["--json", "policy", "set", "--preset", "regulated"],
+            None,
+            &[],
+        )
+        .await;
+    let policy = json(&set);
+    assert_eq!(policy["rotation_interval"], "30d");
+    assert_eq!(policy["max_lifetime"], "90d");
+    assert_eq!(policy["require_expiry"], true);
+    let refused = e
+        .run(&["token", "create", "ci", "--scope", "read"], None, &[])
+        .await;
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("workspace policy: max_lifetime"),
+        "names the rule: {}",
+        stderr(&refused)
+    );
+    let fine = e
+        .run(
+            &[
+                "token",
+                "create",
+                "ci",
+                "--scope",
+                "read",
+                "--expires-in",
+                "30d",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    assert!(fine.status.success(), "{}", stderr(&fine));
+    let relaxed = e
+        .run(
+            &[
+                "policy",
+                "set",
+                "--max-lifetime",
+                "none",
+                "--require-expiry",
+                "off",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    assert!(
+        stdout(&relaxed).contains("maximum lifetime: none"),
+        "{}",
+        stdout(&relaxed)
+    );
+    assert!(
+        stdout(&relaxed).contains("rotation interval: 30d"),
+        "{}",
+        stdout(&relaxed)
+    );
+    let bad = e
+        .run(
+            &["policy", "set", "--rotation-interval", "monthly"],
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}

@@ -157,13 +157,27 @@ const CONFLICT: (u16, &[&str]) = (409, &["CONFLICT", "TOKEN_NOT_ACTIVE"]);
 /// Every route the server serves.
 pub fn routes() -> Vec<RouteSpec> {
     vec![
-        route(ADMIN, &[NOT_FOUND, CONFLICT], routes!(tokens::create)),
+        route(
+            ADMIN,
+            &[
+                NOT_FOUND,
+                CONFLICT,
+                (422, &["INVALID_INPUT", "POLICY_VIOLATION"]),
+            ],
+            routes!(tokens::create),
+        ),
         route(ADMIN, NONE, routes!(tokens::list)),
         route(INTROSPECT, NONE, routes!(introspection::introspect)),
         route(Access::AnyToken, NONE, routes!(tokens::get_self)),
         route(
             Access::AnyToken,
-            &[CONFLICT, (422, &["INVALID_INPUT", "LIFETIME_EXCEEDED"])],
+            &[
+                CONFLICT,
+                (
+                    422,
+                    &["INVALID_INPUT", "LIFETIME_EXCEEDED", "POLICY_VIOLATION"],
+                ),
+            ],
             routes!(rotation::rotate_self),
         ),
         route(Access::AnyToken, NONE, routes!(rotation::revoke_self)),
@@ -172,7 +186,13 @@ pub fn routes() -> Vec<RouteSpec> {
         route(ADMIN, NONE, routes!(rotation::revoke)),
         route(
             ADMIN,
-            &[CONFLICT, (422, &["INVALID_INPUT", "LIFETIME_EXCEEDED"])],
+            &[
+                CONFLICT,
+                (
+                    422,
+                    &["INVALID_INPUT", "LIFETIME_EXCEEDED", "POLICY_VIOLATION"],
+                ),
+            ],
             routes!(rotation::rotate),
         ),
         route(

@@ -144,7 +144,9 @@ impl From<token_store::Error> for PageError {
                     next: String::new(),
                 };
             }
-            E::Invalid { .. } | E::LifetimeExceeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            E::Invalid { .. } | E::LifetimeExceeded { .. } | E::PolicyViolation { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             E::OAuth { .. } => StatusCode::BAD_REQUEST,
             E::Conflict(_) | E::NotActive { .. } | E::AlreadyRotated { .. } => StatusCode::CONFLICT,
             E::SignInRefused | E::Unauthorized(_) => StatusCode::UNAUTHORIZED,

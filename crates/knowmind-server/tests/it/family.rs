@@ -233,7 +233,13 @@ async fn the_workspace_policy_is_read_changed_and_audited() {
         .await;
     assert_eq!(
         policy.json,
-        json!({"reuse_detection": "alert", "oauth_registration": false})
+        json!({
+            "reuse_detection": "alert",
+            "oauth_registration": false,
+            "max_lifetime": null,
+            "require_expiry": false,
+            "rotation_interval": "90d"
+        })
     );
     let changed = s
         .call(

@@ -357,7 +357,7 @@ async fn reuse_of_a_rotated_token_alerts_and_on_request_revokes_the_family() {
                 &env.ws,
                 WorkspacePolicy {
                     reuse_detection: ReuseDetection::RevokeFamily,
-                    oauth_registration: false,
+                    ..WorkspacePolicy::default()
                 },
                 &env.ctx(),
             )

@@ -13,6 +13,7 @@ mod family;
 mod leaks;
 mod lifecycle;
 mod oauth;
+mod policy;
 mod rotation;
 mod validation;
 mod verification;

@@ -404,7 +404,7 @@ async fn only_one_workspace_accepts_self_registration() {
             ..Default::default()
         };
         env.store
-            .set_workspace_policy(&env.ws, policy, &env.ctx())
+            .set_workspace_policy(&env.ws, policy.clone(), &env.ctx())
             .await
             .unwrap();
         let owner = token_store::NewMember {

@@ -168,6 +168,7 @@ pub(crate) async fn rotate(
         Ok(done) => done,
         Err(
             e @ (token_store::Error::Invalid { .. }
+            | token_store::Error::PolicyViolation { .. }
             | token_store::Error::NotActive { .. }
             | token_store::Error::AlreadyRotated { .. }),
         ) => {

@@ -158,7 +158,9 @@ pub(crate) async fn create(
             };
             Ok(html(StatusCode::CREATED, &page))
         }
-        Err(e @ token_store::Error::Invalid { .. }) => {
+        Err(
+            e @ (token_store::Error::Invalid { .. } | token_store::Error::PolicyViolation { .. }),
+        ) => {
             let page = new_page(&viewer, form, Some(e.to_string()))?;
             Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
