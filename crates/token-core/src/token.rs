@@ -59,6 +59,17 @@ impl TokenKind {
         }
     }
 
+    /// Where the checksummed text starts: after the prefix for API tokens (as it always has),
+    /// at the prefix for the other kinds, so that changing a token's prefix — one character —
+    /// breaks its checksum like any other typo, and a scanner never takes a relabelled token
+    /// for a real one.
+    const fn checksum_start(self) -> usize {
+        match self {
+            TokenKind::Api => ID_START,
+            _ => 0,
+        }
+    }
+
     /// The kind whose prefix `text` starts with.
     pub fn of_text(text: &str) -> Option<TokenKind> {
         Self::ALL
@@ -189,7 +200,7 @@ impl Token {
         let mut buf = Zeroizing::new([0u8; TOKEN_LEN]);
         buf[..ID_START].copy_from_slice(kind.prefix().as_bytes());
         fill_base62(rng, &mut buf[ID_START..CHECKSUM_START])?;
-        let sum = checksum(&buf[ID_START..CHECKSUM_START]);
+        let sum = checksum(&buf[kind.checksum_start()..CHECKSUM_START]);
         buf[CHECKSUM_START..].copy_from_slice(&sum);
         let mut id = [0u8; ID_LEN];
         id.copy_from_slice(&buf[ID_START..SECRET_START]);
@@ -224,9 +235,9 @@ impl Token {
     }
 
     /// The bytes the stored hash covers: id and secret (48 ASCII characters), and for kinds
-    /// other than API tokens the prefix too, so that a token relabelled as another kind (its
-    /// checksum recomputed) does not match its stored hash. API tokens keep the input they
-    /// have always had, so existing hashes stay valid.
+    /// other than API tokens the prefix too, so that a token relabelled as another kind — its
+    /// checksum recomputed, which anyone can do — does not match its stored hash. API tokens
+    /// keep the input they have always had, so existing hashes stay valid.
     pub(crate) fn hash_input(&self) -> &[u8] {
         let start = if self.kind == TokenKind::Api {
             ID_START
@@ -256,7 +267,7 @@ impl FromStr for Token {
             }
             .into());
         }
-        if checksum(&bytes[ID_START..CHECKSUM_START]) != bytes[CHECKSUM_START..] {
+        if checksum(&bytes[kind.checksum_start()..CHECKSUM_START]) != bytes[CHECKSUM_START..] {
             return Err(Malformed::ChecksumMismatch.into());
         }
         let mut id = [0u8; ID_LEN];

@@ -219,13 +219,31 @@ fn a_token_relabelled_as_another_kind_does_not_match_its_hash() {
     let params = crate::HashParams::insecure_for_tests();
     let access = Token::generate_kind(&mut rng(50), TokenKind::OAuthAccess).unwrap();
     let hash = crate::TokenHash::new(&access, &params, &mut rng(51)).unwrap();
-    // Same id and secret, API prefix: the checksum (over id and secret) still holds.
-    let relabelled: Token = access
-        .expose_secret()
-        .replacen("kmo_", "kmt_", 1)
-        .parse()
-        .unwrap();
+    // Relabelling breaks the checksum, as any one-character change does…
+    assert!(
+        access
+            .expose_secret()
+            .replacen("kmo_", "kmt_", 1)
+            .parse::<Token>()
+            .is_err()
+    );
+    // …but anyone can recompute one: same id and secret, API prefix, fresh checksum.
+    let relabelled: Token = checksummed(&access.expose_secret()[4..52]).parse().unwrap();
     assert_eq!(relabelled.kind(), TokenKind::Api);
     assert!(hash.verify(&access).is_ok());
     assert!(hash.verify(&relabelled).is_err());
+}
+
+#[test]
+fn other_kinds_checksum_their_prefix_too_as_the_format_page_says() {
+    for (i, kind) in TokenKind::ALL.into_iter().enumerate() {
+        let token = Token::generate_kind(&mut rng(60 + i as u64), kind).unwrap();
+        let text = token.expose_secret().as_bytes();
+        let covered = if kind == TokenKind::Api {
+            &text[4..52]
+        } else {
+            &text[..52]
+        };
+        assert_eq!(checksum(covered)[..], text[52..], "{kind:?}");
+    }
 }
