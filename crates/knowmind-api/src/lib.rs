@@ -38,7 +38,8 @@ pub use oauth::{
 pub use page::{Page, cursor_number};
 pub use problem::Problem;
 pub use queries::{
-    ExportEvents, ListEvents, ListTokens, PageQuery, RevokeToken, StateFilter, VerifyEvents,
+    DueFilter, ExportEvents, ListEvents, ListTokens, PageQuery, RevokeToken, StateFilter,
+    VerifyEvents,
 };
 pub use tokens::{
     CreateToken, Issued, Origin, Principal, Relative, Revoked, RotateToken, TokenDetail,

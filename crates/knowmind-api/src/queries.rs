@@ -31,6 +31,13 @@ pub struct ListTokens {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", param(format = DateTime))]
     pub last_used_before: Option<String>,
+    /// `rotation`: live tokens older than the workspace's rotation interval, not yet rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<DueFilter>,
+    /// Live tokens that expire within this duration from now (`14d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(pattern = "^[0-9]+[smhdw]$"))]
+    pub expiring_within: Option<String>,
     /// The previous page's `next_cursor`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
@@ -42,6 +49,15 @@ pub struct ListTokens {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", param(format = Int64, minimum = 0, maximum = 4_294_967_295_i64))]
     pub limit: Option<u32>,
+}
+
+/// What a token is due for (`GET /v1/tokens?due=…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum DueFilter {
+    /// Older than the workspace's rotation interval.
+    Rotation,
 }
 
 /// A state filter: one state, or all.

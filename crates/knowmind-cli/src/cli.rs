@@ -106,6 +106,12 @@ pub enum TokenCommand {
         /// Show at most this many (the newest); without it, all of them.
         #[arg(long)]
         limit: Option<usize>,
+        /// Only tokens due for rotation (older than the workspace's rotation interval).
+        #[arg(long)]
+        due: bool,
+        /// Only tokens that expire within this long (`14d`).
+        #[arg(long)]
+        expiring_within: Option<String>,
     },
     /// Show one token (an id, or `self`).
     View {

@@ -189,6 +189,10 @@ pub struct TokenFilter {
     pub owner_id: Option<String>,
     /// Device or application (`client`) contains this (case-insensitive).
     pub client: Option<String>,
+    /// Only live tokens older than the workspace's rotation interval, not yet rotated.
+    pub rotation_due: bool,
+    /// Only live tokens that expire within this much time from now.
+    pub expiring_within: Option<Duration>,
 }
 
 /// The call a token is presented for: recorded with the usage record.

@@ -132,6 +132,18 @@ impl Store {
         Ok(policy)
     }
 
+    /// The workspace's rotation interval.
+    pub(crate) async fn rotation_interval(&self, workspace_id: &str) -> Result<Duration, Error> {
+        let row = sqlx::query("SELECT policy_rotation_interval_s FROM workspaces WHERE id = $1")
+            .bind(workspace_id)
+            .fetch_optional(self.inner.db.pool())
+            .await?
+            .ok_or(Error::NotFound { what: "workspace" })?;
+        Ok(Duration::seconds(
+            row.try_get("policy_rotation_interval_s")?,
+        ))
+    }
+
     /// Refuses a new or rotated token's expiry that the workspace's policy does not allow:
     /// none where one is required (a maximum lifetime requires one too), or further away than
     /// the maximum.

@@ -144,6 +144,22 @@ impl Store {
             sql.push(" AND t.expires_at_us < ")
                 .bind(Arg::Int(to_micros(before)));
         }
+        if filter.rotation_due || filter.expiring_within.is_some() {
+            unrevoked(&mut sql);
+            sql.push(" AND (t.expires_at_us IS NULL OR t.expires_at_us > ")
+                .bind(Arg::Int(now))
+                .push(")");
+        }
+        if filter.rotation_due {
+            let interval = self.rotation_interval(workspace_id).await?;
+            sql.push(" AND t.rotated_to IS NULL AND t.created_at_us <= ")
+                .bind(Arg::Int(now - interval.whole_microseconds() as i64));
+        }
+        if let Some(within) = filter.expiring_within {
+            sql.push(" AND t.expires_at_us <= ").bind(Arg::Int(
+                now.saturating_add(within.whole_microseconds() as i64),
+            ));
+        }
         if let Some(before) = filter.last_used_before {
             sql.push(&format!(" AND ({0} IS NULL OR {0} < ", audit::LAST_USE_AT))
                 .bind(Arg::Int(to_micros(before)))

@@ -21,7 +21,21 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
     let (client, credential, mut config) = connect(cli)?;
     match command {
         TokenCommand::Create(args) => create(&client, style, args).await?,
-        TokenCommand::List { state, limit } => list(&client, style, *state, *limit).await?,
+        TokenCommand::List {
+            state,
+            limit,
+            due,
+            expiring_within,
+        } => {
+            if let Some(text) = expiring_within {
+                positive_duration("--expiring-within", text)?;
+            }
+            let only = Only {
+                due: *due,
+                expiring_within: expiring_within.clone(),
+            };
+            list(&client, style, *state, *limit, only).await?;
+        }
         TokenCommand::View { id } => view(&client, style, id).await?,
         TokenCommand::Usage { id, limit, all } => {
             let limit = if *all {
@@ -321,11 +335,18 @@ async fn create(client: &Client, style: Style, args: &CreateArgs) -> Result<(), 
     Ok(())
 }
 
+/// `token list --due` / `--expiring-within`.
+struct Only {
+    due: bool,
+    expiring_within: Option<String>,
+}
+
 async fn list(
     client: &Client,
     style: Style,
     state: StateArg,
     limit: Option<usize>,
+    only: Only,
 ) -> Result<(), CliError> {
     let state = match state {
         StateArg::Active => StateFilter::Active,
@@ -338,6 +359,8 @@ async fn list(
             "/v1/tokens",
             |cursor| ListTokens {
                 state: Some(state),
+                due: only.due.then_some(knowmind_api::DueFilter::Rotation),
+                expiring_within: only.expiring_within.clone(),
                 limit: Some(500),
                 cursor,
                 ..ListTokens::default()

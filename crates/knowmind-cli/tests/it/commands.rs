@@ -1141,3 +1141,63 @@ async fn a_regulated_policy_is_set_shown_and_enforced() {
         .await;
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }
+
+#[tokio::test]
+async fn token_list_shows_what_is_due_or_expiring() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+    let soon = e
+        .run(
+            &[
+                "--json",
+                "token",
+                "create",
+                "soon",
+                "--scope",
+                "read",
+                "--expires-in",
+                "3d",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    let soon = json(&soon)["id"].as_str().unwrap().to_owned();
+    let expiring = e
+        .run(
+            &["--json", "token", "list", "--expiring-within", "7d"],
+            None,
+            &[],
+        )
+        .await;
+    let listed: Vec<String> = json(&expiring)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, vec![soon.clone()]);
+    let none_due = e
+        .run(&["--json", "token", "list", "--due"], None, &[])
+        .await;
+    assert!(json(&none_due).as_array().unwrap().is_empty());
+    // With a one-second interval, everything live is due a moment later.
+    let set = e
+        .run(&["policy", "set", "--rotation-interval", "1s"], None, &[])
+        .await;
+    assert!(set.status.success(), "{}", stderr(&set));
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let due = e
+        .run(&["--json", "token", "list", "--due"], None, &[])
+        .await;
+    assert!(
+        json(&due).as_array().unwrap().len() >= 2,
+        "{}",
+        stdout(&due)
+    );
+    let bad = e
+        .run(&["token", "list", "--expiring-within", "soon"], None, &[])
+        .await;
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::http::Method;
-use knowmind_api::{Action, Problem, StateFilter};
+use knowmind_api::{Action, DueFilter, Problem, StateFilter};
 use knowmind_axum::Access;
 use token_core::Scope;
 use utoipa::openapi::extensions::ExtensionsBuilder;
@@ -30,6 +30,7 @@ pub fn document() -> OpenApi {
         (Problem::name(), Problem::schema()),
         (Action::name(), Action::schema()),
         (StateFilter::name(), StateFilter::schema()),
+        (DueFilter::name(), DueFilter::schema()),
         (Scope::name(), Scope::schema()),
     ] {
         schemas.insert(name.into_owned(), schema);

@@ -110,6 +110,14 @@ pub(super) async fn list(
         scope: query.scope,
         expires_before: time("expires_before", query.expires_before)?,
         last_used_before: time("last_used_before", query.last_used_before)?,
+        rotation_due: query.due == Some(knowmind_api::DueFilter::Rotation),
+        expiring_within: query
+            .expiring_within
+            .map(|text| {
+                token_core::parse_duration(&text)
+                    .map_err(|e| ApiError::bad_request(format!("expiring_within: {e}")))
+            })
+            .transpose()?,
         ..TokenFilter::default()
     };
     let page = app

@@ -124,3 +124,75 @@ async fn the_regulated_preset_holds_on_create_and_rotate() {
         }
     }
 }
+
+#[tokio::test]
+async fn tokens_due_for_rotation_or_expiring_soon_are_listed() {
+    for env in envs().await {
+        let name = env.name;
+        let regulated = WorkspacePolicy {
+            rotation_interval: "30d".into(),
+            ..WorkspacePolicy::default()
+        };
+        env.store
+            .set_workspace_policy(&env.ws, regulated, &env.ctx())
+            .await
+            .unwrap();
+        let (old, _) = env.create("old", &[Scope::Read]).await;
+        let mut soon = env.new_token("soon", &[Scope::Read]);
+        soon.expires_at = Some(env.store.now() + Duration::days(40));
+        let (soon, _) = env
+            .store
+            .create_token(&env.ws, soon, &env.ctx())
+            .await
+            .unwrap();
+        env.clock.advance(Duration::days(31));
+        let (fresh, _) = env.create("fresh", &[Scope::Read]).await;
+        let ids = |filter: token_store::TokenFilter| {
+            let store = env.store.clone();
+            let ws = env.ws.clone();
+            async move {
+                store
+                    .list_tokens(&ws, &filter, None, 100)
+                    .await
+                    .unwrap()
+                    .items
+                    .into_iter()
+                    .map(|t| t.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        let due = ids(token_store::TokenFilter {
+            rotation_due: true,
+            ..Default::default()
+        })
+        .await;
+        assert!(
+            due.contains(&old.id) && due.contains(&soon.id),
+            "{name}: {due:?}"
+        );
+        assert!(!due.contains(&fresh.id), "{name}");
+        let expiring = ids(token_store::TokenFilter {
+            expiring_within: Some(Duration::days(14)),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(expiring, vec![soon.id], "{name}: expires in 9 days");
+        let later = ids(token_store::TokenFilter {
+            expiring_within: Some(Duration::days(7)),
+            ..Default::default()
+        })
+        .await;
+        assert!(later.is_empty(), "{name}");
+        // A rotated token is no longer due; its successor is new.
+        env.store
+            .rotate_token(&env.ws, old.id, Rotation::default(), &env.ctx())
+            .await
+            .unwrap();
+        let due = ids(token_store::TokenFilter {
+            rotation_due: true,
+            ..Default::default()
+        })
+        .await;
+        assert!(!due.contains(&old.id), "{name}");
+    }
+}

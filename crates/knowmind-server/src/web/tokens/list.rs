@@ -115,6 +115,7 @@ fn filter_of(
         client: text("device or application", &query.client)?,
         expires_before: days("expiring within", &query.expiring)?.map(|d| now + Duration::days(d)),
         last_used_before: days("unused for", &query.unused)?.map(|d| now - Duration::days(d)),
+        ..TokenFilter::default()
     })
 }
 
