@@ -113,10 +113,7 @@ pub(super) async fn list(
         rotation_due: query.due == Some(knowmind_api::DueFilter::Rotation),
         expiring_within: query
             .expiring_within
-            .map(|text| {
-                token_core::parse_duration(&text)
-                    .map_err(|e| ApiError::bad_request(format!("expiring_within: {e}")))
-            })
+            .map(|text| expiring_window(&text))
             .transpose()?,
         ..TokenFilter::default()
     };
@@ -221,4 +218,20 @@ pub(super) async fn usage(
         recent: page.items,
         next_cursor: page.next_cursor,
     }))
+}
+
+/// `expiring_within`: a duration (`14d`); a well-formed one beyond 100 years takes in every
+/// token that expires (it is a window, not a lifetime).
+fn expiring_window(text: &str) -> Result<time::Duration, ApiError> {
+    match token_core::parse_duration(text) {
+        Ok(window) => Ok(window),
+        Err(_)
+            if text.len() > 1
+                && text[..text.len() - 1].bytes().all(|b| b.is_ascii_digit())
+                && text.ends_with(['s', 'm', 'h', 'd', 'w']) =>
+        {
+            Ok(time::Duration::days(100 * 366))
+        }
+        Err(e) => Err(ApiError::bad_request(format!("expiring_within: {e}"))),
+    }
 }

@@ -924,3 +924,26 @@ async fn token_listing_filters_and_validates() {
         assert!(reply.json["detail"].is_string(), "{bad}: {}", reply.text);
     }
 }
+
+#[tokio::test]
+async fn an_expiring_window_beyond_a_century_takes_every_expiring_token() {
+    let s = server().await;
+    let wide = s
+        .call(
+            Method::GET,
+            "/v1/tokens?expiring_within=5515900645224h",
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(wide.status, StatusCode::OK, "{}", wide.text);
+    let bad = s
+        .call(
+            Method::GET,
+            "/v1/tokens?expiring_within=soon",
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+}
