@@ -1,5 +1,6 @@
 //! knowmind as an OAuth 2.1 authorization server for connectors: the client registry
-//! ([`clients`]), consent, codes and tokens ([`grants`]), and the checks they share (redirect
+//! ([`clients`]), consent ([`consent`]), the token endpoint ([`token`]), ending grants
+//! ([`revocation`]), connections ([`connections`]), and the checks they share (redirect
 //! URIs, PKCE, client authentication).
 //!
 //! Access tokens (`kmo_`) are rows of the `tokens` table that name their client and grant, so
@@ -11,7 +12,10 @@
 //! a refresh stays within the cold-verification budget (one scrypt, for the new access token).
 
 mod clients;
-mod grants;
+mod connections;
+mod consent;
+mod revocation;
+mod token;
 
 use std::net::IpAddr;
 
@@ -24,7 +28,9 @@ use token_core::{Scope, Scopes, Token};
 
 use crate::error::Error;
 
-pub use grants::{AuthorizationRequest, Consent, IssuedTokens, RefreshState};
+pub use consent::{AuthorizationRequest, Consent};
+pub use revocation::RefreshState;
+pub use token::IssuedTokens;
 
 /// How long an authorization code lives.
 pub const CODE_LIFETIME: Duration = Duration::seconds(60);
