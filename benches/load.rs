@@ -453,6 +453,7 @@ async fn main() {
             client: String::new(),
             scopes: Scope::Read.into(),
             expires_at: None,
+            allowed_networks: Default::default(),
         };
         tokens.push(
             issuer

@@ -34,6 +34,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         client: "github-actions".into(),
         scopes: Scopes::of(&[Scope::Read, Scope::Write]),
         expires_at: Some(store_now() + Duration::days(90)),
+        allowed_networks: Default::default(),
     };
     let (record, token) = store.create_token(&workspace.id, new, &as_ada).await?;
     println!(
@@ -74,6 +75,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let rotation = Rotation {
         grace: Some(Duration::hours(1)),
         expires_at: None,
+        allowed_networks: None,
     };
     let (rotated, new_token) = store
         .rotate_token(&workspace.id, record.id, rotation, &as_ada)

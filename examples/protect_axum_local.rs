@@ -64,6 +64,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         client: "example".into(),
         scopes: Scope::Read.into(),
         expires_at: None,
+        allowed_networks: Default::default(),
     };
     let (record, token) = store
         .create_token(&workspace.id, new, &Context::system())

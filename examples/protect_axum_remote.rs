@@ -71,6 +71,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         client: String::new(),
         scopes,
         expires_at: None,
+        allowed_networks: Default::default(),
     };
     let (_, introspect) = store
         .create_token(

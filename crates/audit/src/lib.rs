@@ -292,7 +292,8 @@ impl Audit {
         chain::checkpoint_of(&self.db).await
     }
 
-    /// The tokens that events after sequence number `after` revoked or rotated (at most 1,000
+    /// The tokens that events after sequence number `after` revoked, rotated or updated (a
+    /// policy may shorten an expiry or narrow scopes) (at most 1,000
     /// events are read per round trip), and the last sequence number read: how other processes'
     /// caches learn of revocations from the log.
     ///
@@ -314,7 +315,7 @@ impl Audit {
                 let action: String = row.try_get("action")?;
                 if matches!(
                     action.parse::<Action>(),
-                    Ok(Action::TokenRevoked | Action::TokenRotated)
+                    Ok(Action::TokenRevoked | Action::TokenRotated | Action::TokenUpdated)
                 ) {
                     let target: Option<String> = row.try_get("target_id")?;
                     ids.extend(target.and_then(|t| t.parse::<TokenId>().ok()));

@@ -15,6 +15,10 @@ pub enum Action {
     /// A workspace's policy (how it treats its tokens) changed.
     #[serde(rename = "workspace.policy_changed")]
     WorkspacePolicyChanged,
+    /// A workspace's policy was applied to its existing tokens (each change is its own
+    /// `token.updated` or `token.revoked` event).
+    #[serde(rename = "workspace.policy_applied")]
+    WorkspacePolicyApplied,
     /// A member joined a workspace.
     #[serde(rename = "member.added")]
     MemberAdded,
@@ -94,6 +98,7 @@ pub enum Action {
 named!(Action, "action", {
     WorkspaceCreated => "workspace.created",
     WorkspacePolicyChanged => "workspace.policy_changed",
+    WorkspacePolicyApplied => "workspace.policy_applied",
     MemberAdded => "member.added",
     MemberUpdated => "member.updated",
     MemberRemoved => "member.removed",

@@ -46,7 +46,10 @@ pub use tokens::{
     TokenRecord, TokenState, UpdateToken,
 };
 pub use usage::{IpUse, RouteUse, StoredUsage, Usage, UsageOutcome, UsageRecordView, UsageSummary};
-pub use workspace::{Member, ReuseDetection, Role, Workspace, WorkspacePolicy};
+pub use workspace::{
+    Member, PolicyAction, PolicyCheck, PolicyFinding, ReuseDetection, Role, RoleScopes, Workspace,
+    WorkspacePolicy,
+};
 
 /// Implements `as_str`, `Display` and `FromStr` for a field-less enum whose serde names are
 /// `snake_case`, from one list of names.

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use time::OffsetDateTime;
-use token_core::{Scopes, TokenId};
+use token_core::{Networks, Scopes, TokenId};
 
 use crate::named;
 
@@ -113,6 +113,10 @@ pub struct TokenRecord {
     /// For an OAuth access token (`kmo_`): the connector it was issued to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth_client_id: Option<String>,
+    /// The networks it may be used from (CIDR); empty: anywhere. A call from elsewhere is
+    /// refused like an unknown token and recorded as `address_not_allowed`.
+    #[serde(default)]
+    pub allowed_networks: Networks,
 }
 
 /// Who a verified token speaks for.
@@ -256,6 +260,10 @@ pub struct CreateToken {
     /// The member it belongs to; default: the owner of the token making the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<String>,
+    /// The networks it may be used from (CIDR, IPv4 and IPv6, at most 32); empty or left out:
+    /// anywhere. Set when the token is issued or rotated, never widened in place.
+    #[serde(default, skip_serializing_if = "Networks::is_empty")]
+    pub allowed_networks: Networks,
 }
 
 /// `PATCH /v1/tokens/{id}`: a new name or description.
@@ -293,6 +301,9 @@ pub struct RotateToken {
         skip_serializing_if = "Option::is_none"
     )]
     pub expires_at: Option<OffsetDateTime>,
+    /// The new token's networks; left out: the old token's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_networks: Option<Networks>,
 }
 
 #[cfg(test)]

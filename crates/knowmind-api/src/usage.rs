@@ -23,6 +23,8 @@ pub enum UsageOutcome {
     InsufficientScope,
     /// The server was too busy to verify.
     Busy,
+    /// The call came from outside the token's address allow-list.
+    AddressNotAllowed,
 }
 
 named!(UsageOutcome, "outcome", {
@@ -32,6 +34,7 @@ named!(UsageOutcome, "outcome", {
     Expired => "expired",
     InsufficientScope => "insufficient_scope",
     Busy => "busy",
+    AddressNotAllowed => "address_not_allowed",
 });
 
 /// A stored usage record.

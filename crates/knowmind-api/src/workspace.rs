@@ -1,6 +1,7 @@
 //! Workspaces, their members and their policy on the wire.
 
 use time::OffsetDateTime;
+use token_core::{Scope, Scopes, TokenId};
 
 use crate::named;
 
@@ -104,7 +105,122 @@ pub struct WorkspacePolicy {
     #[serde(default = "default_rotation_interval")]
     #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9]+[smhdw]$"))]
     pub rotation_interval: String,
+    /// The scopes a token may carry, by its owner's role.
+    #[serde(default)]
+    pub role_scopes: RoleScopes,
+    /// Whether a token with the `write` scope must carry an address allow-list
+    /// (`allowed_networks`). OAuth connectors, which cannot, are then granted `read` only.
+    #[serde(default)]
+    pub write_requires_allowlist: bool,
+    /// Tokens not used for this long (`90d`; a never-used token counts from its creation) are
+    /// revoked when the policy is applied; `null` (the default): never.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::duration))]
+    pub revoke_unused_after: Option<String>,
 }
+
+/// The scopes a token may carry, by its owner's role. A member never holds `admin`, whatever
+/// this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoleScopes {
+    /// An owner's tokens (default: every scope).
+    #[serde(default = "Scopes::all")]
+    pub owner: Scopes,
+    /// An admin's tokens (default: every scope).
+    #[serde(default = "Scopes::all")]
+    pub admin: Scopes,
+    /// A member's tokens (default: `read`, `write`, `introspect`).
+    #[serde(default = "member_scopes")]
+    pub member: Scopes,
+}
+
+fn member_scopes() -> Scopes {
+    Scopes::of(&[Scope::Read, Scope::Write, Scope::Introspect])
+}
+
+impl RoleScopes {
+    /// The scopes allowed to `role`.
+    pub fn of(&self, role: Role) -> Scopes {
+        match role {
+            Role::Owner => self.owner,
+            Role::Admin => self.admin,
+            Role::Member => self.member,
+        }
+    }
+}
+
+impl Default for RoleScopes {
+    fn default() -> Self {
+        RoleScopes {
+            owner: Scopes::all(),
+            admin: Scopes::all(),
+            member: member_scopes(),
+        }
+    }
+}
+
+/// What `knowmind policy check` reports: the live tokens that do not comply with the
+/// workspace's policy, and what applying it does (or did) to each.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PolicyCheck {
+    /// Whether the actions were carried out (`POST …/apply`) or only described (a dry run).
+    pub applied: bool,
+    /// One per rule a token breaks, oldest token first.
+    pub findings: Vec<PolicyFinding>,
+}
+
+/// A token that breaks a rule of the policy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PolicyFinding {
+    /// The token.
+    pub token_id: TokenId,
+    /// Its name.
+    pub name: String,
+    /// The rule: `max_lifetime`, `require_expiry`, `role_scopes`, `write_requires_allowlist`
+    /// or `revoke_unused_after`.
+    pub rule: String,
+    /// How it breaks the rule.
+    pub detail: String,
+    /// What applying the policy does.
+    pub action: PolicyAction,
+    /// The expiry it gets (`set_expiry`).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub new_expires_at: Option<OffsetDateTime>,
+    /// The scopes it keeps (`narrow_scopes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_scopes: Option<Scopes>,
+}
+
+/// What applying a policy does to a token that breaks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum PolicyAction {
+    /// It gets an expiry: the policy's maximum lifetime from now (or, when only an expiry is
+    /// required, the rotation interval from now), so nothing stops working at once.
+    SetExpiry,
+    /// It loses the scopes its owner's role may no longer hold.
+    NarrowScopes,
+    /// It is revoked (unused too long, or none of its scopes is allowed any more).
+    Revoke,
+    /// Nothing automatic: a person must act (rotate it with an allow-list).
+    None,
+}
+
+named!(PolicyAction, "action", {
+    SetExpiry => "set_expiry",
+    NarrowScopes => "narrow_scopes",
+    Revoke => "revoke",
+    None => "none",
+});
 
 fn default_rotation_interval() -> String {
     "90d".to_owned()
@@ -118,6 +234,9 @@ impl Default for WorkspacePolicy {
             max_lifetime: None,
             require_expiry: false,
             rotation_interval: default_rotation_interval(),
+            role_scopes: RoleScopes::default(),
+            write_requires_allowlist: false,
+            revoke_unused_after: None,
         }
     }
 }

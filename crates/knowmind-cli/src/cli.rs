@@ -139,6 +139,10 @@ pub enum TokenCommand {
         /// Lifetime of the new token, e.g. `90d` (default: as long as the old one's).
         #[arg(long)]
         expires_in: Option<String>,
+        /// The new token may be used only from these networks (CIDR, IPv4 or IPv6; repeat or
+        /// separate with commas). Default: the old token's list.
+        #[arg(long = "allow-from", value_name = "CIDR")]
+        allow_from: Vec<String>,
     },
     /// Revoke tokens (ids, or `self`).
     Revoke {
@@ -189,6 +193,31 @@ pub enum PolicyCommand {
         /// After how long a token is due for rotation (`30d`).
         #[arg(long, group = "change")]
         rotation_interval: Option<String>,
+        /// The scopes an owner's tokens may carry (`read,write,admin,introspect`).
+        #[arg(long, value_name = "SCOPES", group = "change")]
+        owner_scopes: Option<String>,
+        /// The scopes an admin's tokens may carry.
+        #[arg(long, value_name = "SCOPES", group = "change")]
+        admin_scopes: Option<String>,
+        /// The scopes a member's tokens may carry (never `admin`).
+        #[arg(long, value_name = "SCOPES", group = "change")]
+        member_scopes: Option<String>,
+        /// Whether a token with the `write` scope must carry an address allow-list.
+        #[arg(long, value_enum, group = "change")]
+        write_requires_allowlist: Option<Switch>,
+        /// Revoke tokens unused for this long when the policy is applied (`90d`), or `none`.
+        #[arg(long, group = "change")]
+        revoke_unused_after: Option<String>,
+    },
+    /// List the live tokens that break the policy and what applying it would do (a dry run);
+    /// with `--apply`, do it (audited).
+    Check {
+        /// Set expiries, narrow scopes and revoke as listed.
+        #[arg(long)]
+        apply: bool,
+        /// Do not ask for confirmation before applying (required when not on a terminal).
+        #[arg(long, requires = "apply")]
+        yes: bool,
     },
 }
 
@@ -239,6 +268,10 @@ pub struct CreateArgs {
     /// The device or application it is for.
     #[arg(long = "for")]
     pub client: Option<String>,
+    /// Use only from these networks (CIDR, IPv4 or IPv6, e.g. `203.0.113.0/24`; repeat or
+    /// separate with commas). Default: anywhere.
+    #[arg(long = "allow-from", value_name = "CIDR")]
+    pub allow_from: Vec<String>,
 }
 
 /// Token states for `token list`.

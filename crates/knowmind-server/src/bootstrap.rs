@@ -31,6 +31,7 @@ fn admin_token(name: &str, description: &str) -> NewToken {
         client: String::new(),
         scopes: Scope::Admin.into(),
         expires_at: None,
+        allowed_networks: Default::default(),
     }
 }
 

@@ -52,6 +52,28 @@ pub enum Error {
          at most 100 years"
     )]
     InvalidDuration(String),
+    /// An allow-list entry is not an address or a CIDR network.
+    #[error("invalid network {network:?}: {why}")]
+    InvalidNetwork {
+        /// The offending entry, shortened (and redacted if it looks like a token).
+        network: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// An allow-list entry has bits set after its prefix (`192.0.2.7/24`).
+    #[error("network {network:?} has bits set after its prefix: did you mean {meant}?")]
+    HostBitsSet {
+        /// The entry as written.
+        network: String,
+        /// The network it probably means.
+        meant: String,
+    },
+    /// An allow-list is longer than allowed.
+    #[error("at most {max} networks")]
+    TooManyNetworks {
+        /// The most networks a list may hold.
+        max: usize,
+    },
     /// A password is shorter or longer than allowed.
     #[error("a password must be {min} to {max} characters long")]
     PasswordLength {

@@ -39,6 +39,7 @@ mod clock;
 mod error;
 mod grant;
 mod hash;
+mod networks;
 #[cfg(feature = "openapi")]
 mod openapi;
 mod password;
@@ -51,6 +52,7 @@ pub use clock::ManualClock;
 pub use error::{Error, Malformed};
 pub use grant::{Grant, is_expired, parse_duration};
 pub use hash::{HASH_LEN, HashParams, SALT_LEN, TokenHash};
+pub use networks::{Network, Networks};
 #[cfg(feature = "openapi")]
 pub use openapi::TOKEN_ID_PATTERN;
 pub use password::Password;

@@ -8,7 +8,7 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::{Scope, Scopes, TokenId};
+use crate::{Networks, Scope, Scopes, TokenId};
 
 /// What `TokenId::from_str` accepts, as a regular expression.
 pub const TOKEN_ID_PATTERN: &str = "^[0-9A-Za-z]{16}$";
@@ -66,5 +66,30 @@ impl ToSchema for Scopes {
 
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         schemas.push((Scope::name().into_owned(), Scope::schema()));
+    }
+}
+
+impl PartialSchema for Networks {
+    fn schema() -> RefOr<Schema> {
+        ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(
+                        "An IPv4 or IPv6 address or CIDR network with no bits set after its \
+                         prefix, like `192.0.2.0/24` or `2001:db8::/32`; not `/0`.",
+                    )),
+            )
+            .max_items(Some(Networks::MAX))
+            .description(Some(
+                "The networks a token may be used from; empty: anywhere. Duplicates count once.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Networks {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Networks")
     }
 }

@@ -60,7 +60,7 @@ impl FromStr for Scope {
 
 /// The bad scope name as it may appear in an error: at most 32 characters, and never something
 /// that looks like a token (someone will paste one into the wrong field).
-fn shown_name(s: &str) -> String {
+pub(crate) fn shown_name(s: &str) -> String {
     if s.contains(crate::token::PREFIX) {
         return "[redacted: looks like a token]".to_owned();
     }
@@ -101,6 +101,22 @@ impl Scopes {
     /// The set holding exactly `scopes`.
     pub fn of(scopes: &[Scope]) -> Self {
         scopes.iter().copied().collect()
+    }
+
+    /// Every scope.
+    pub fn all() -> Self {
+        Scopes::of(&Scope::ALL)
+    }
+
+    /// The scopes of this set that `other` does not hold, as written (no implications: `write`
+    /// in `other` does not cover `read` here).
+    pub const fn without(self, other: Scopes) -> Scopes {
+        Scopes(self.0 & !other.0)
+    }
+
+    /// The scopes in both sets, as written.
+    pub const fn intersection(self, other: Scopes) -> Scopes {
+        Scopes(self.0 & other.0)
     }
 
     /// Adds `scope`.

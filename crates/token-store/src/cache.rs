@@ -39,6 +39,8 @@ pub(crate) struct Cached {
     pub(crate) rotated: bool,
     /// The stored hash the secret was proven against; a different one means re-verify.
     pub(crate) phc: String,
+    /// The networks it may be used from; empty: anywhere.
+    pub(crate) allowed: token_core::Networks,
 }
 
 impl std::fmt::Debug for Cached {
@@ -47,6 +49,7 @@ impl std::fmt::Debug for Cached {
             .field("principal", &self.principal)
             .field("standing", &self.standing)
             .field("rotated", &self.rotated)
+            .field("allowed", &self.allowed)
             .field("phc", &"[REDACTED]")
             .finish()
     }
@@ -342,6 +345,7 @@ mod tests {
             standing: Standing::Live,
             rotated: false,
             phc: "$scrypt$secret-looking".into(),
+            allowed: token_core::Networks::default(),
         })
     }
 

@@ -243,10 +243,13 @@ pub enum Refusal {
     Revoked,
     /// The token has expired.
     Expired,
+    /// The call comes from outside the token's address allow-list.
+    AddressNotAllowed,
 }
 
 impl Refusal {
-    /// A stable code: `MALFORMED`, `NOT_FOUND`, `WRONG_SECRET`, `REVOKED`, `EXPIRED`.
+    /// A stable code: `MALFORMED`, `NOT_FOUND`, `WRONG_SECRET`, `REVOKED`, `EXPIRED`,
+    /// `ADDRESS_NOT_ALLOWED`.
     pub const fn code(self) -> &'static str {
         match self {
             Refusal::Malformed => "MALFORMED",
@@ -254,6 +257,7 @@ impl Refusal {
             Refusal::WrongSecret => "WRONG_SECRET",
             Refusal::Revoked => "REVOKED",
             Refusal::Expired => "EXPIRED",
+            Refusal::AddressNotAllowed => "ADDRESS_NOT_ALLOWED",
         }
     }
 }
@@ -268,6 +272,7 @@ impl Refusal {
             Refusal::WrongSecret => Some(O::WrongSecret),
             Refusal::Revoked => Some(O::Revoked),
             Refusal::Expired => Some(O::Expired),
+            Refusal::AddressNotAllowed => Some(O::AddressNotAllowed),
         }
     }
 }

@@ -24,10 +24,12 @@ use crate::error::Error;
 use crate::model::{
     Call, Origin, Reach, ReuseDetection, Revocation, Revoked, Rotation, TokenRecord, TokenState,
 };
+use crate::policy::Proposed;
 use crate::rows::{SELECT_TOKEN, insert_token, read_token_row, token_from_row};
 use crate::store::Store;
 use crate::tokens::{check_expiry, token_details};
 use crate::validate;
+use token_core::Networks;
 
 /// Reasons that always revoke the whole family, whatever the caller asked.
 const FAMILY_REASONS: [&str; 2] = ["compromised", "leaked"];
@@ -132,7 +134,7 @@ impl Store {
     /// Inside a transaction holding the family's lock: revokes `target` (if live) and, with
     /// `family`, the family's other live tokens; appends an event per token and tells other
     /// instances. Returns the ids revoked, `target` first.
-    async fn revoke_in(
+    pub(crate) async fn revoke_in(
         &self,
         tx: &mut Connection,
         target: &TokenRecord,
@@ -216,9 +218,21 @@ impl Store {
             ));
         }
         let now = self.now();
-        let expires_at = rotation_expiry(&old, rotation.expires_at, context, now)?;
+        let mut expires_at = rotation_expiry(&old, rotation.expires_at, context, now)?;
+        if rotation.expires_at.is_none() {
+            // The kept lifetime, within what the policy allows now.
+            expires_at = self.rules(workspace_id).await?.fit_expiry(expires_at, now);
+        }
         check_expiry(expires_at, now)?;
-        self.check_lifetime(workspace_id, expires_at, now).await?;
+        let networks = rotation_networks(&old, rotation.allowed_networks, context)?;
+        let proposed = Proposed {
+            role: None,
+            scopes: old.scopes,
+            expires_at,
+            networks: &networks,
+        };
+        self.judge_new_token(workspace_id, &old.owner_id, proposed, now)
+            .await?;
         // scrypt before the transaction: holding SQLite's write lock (or the family's) for 25 ms
         // would stall every other writer.
         let (token, hash) = self.generate().await?;
@@ -233,6 +247,7 @@ impl Store {
             origin: Origin::of(&context.actor.to_string(), Some(old.id)),
             last_used_at: None,
             last_used_ip: None,
+            allowed_networks: networks,
             ..old.clone()
         };
         let revoke_at = now + grace;
@@ -447,6 +462,27 @@ fn rotatable(token: &TokenRecord) -> Result<(), Error> {
 }
 
 /// The new token's expiry: see [`Store::rotate_token`].
+/// The new token's allow-list: the old one's unless another is given. A token rotating itself
+/// may narrow its list, never widen it (or a stolen token could free itself of it).
+fn rotation_networks(
+    old: &TokenRecord,
+    requested: Option<Networks>,
+    context: &Context,
+) -> Result<Networks, Error> {
+    match requested {
+        None => Ok(old.allowed_networks.clone()),
+        Some(new)
+            if context.actor == Actor::Token(old.id) && !new.within(&old.allowed_networks) =>
+        {
+            Err(Error::invalid(
+                "allowed_networks",
+                "a token rotating itself may narrow its allow-list, not widen it",
+            ))
+        }
+        Some(new) => Ok(new),
+    }
+}
+
 fn rotation_expiry(
     old: &TokenRecord,
     requested: Option<Option<OffsetDateTime>>,

@@ -36,6 +36,7 @@
 //!     client: "ada's laptop".into(),
 //!     scopes: Scope::Read.into(),
 //!     expires_at: None,
+//!     allowed_networks: Default::default(),
 //! };
 //! let (record, token) = store.create_token(&workspace.id, new, &Context::system()).await?;
 //! // Show token.expose_secret() to Ada once. Later, a request presents it:

@@ -152,6 +152,8 @@ pub struct NewToken {
     pub scopes: Scopes,
     /// Expiry, in the future; `None` = never.
     pub expires_at: Option<OffsetDateTime>,
+    /// The networks it may be used from; empty: anywhere.
+    pub allowed_networks: token_core::Networks,
 }
 
 /// Changes to a token's descriptive fields; `None` leaves a field as it is.
@@ -164,12 +166,14 @@ pub struct TokenUpdate {
 }
 
 /// How to rotate.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rotation {
     /// Keep the old token working this long (at most 7 days); `None` revokes it at once.
     pub grace: Option<Duration>,
     /// Expiry of the new token. `None` keeps the old token's lifetime (same length, from now).
     pub expires_at: Option<Option<OffsetDateTime>>,
+    /// The new token's networks; `None` keeps the old token's.
+    pub allowed_networks: Option<token_core::Networks>,
 }
 
 /// Which tokens [`crate::Store::list_tokens`] returns.

@@ -35,7 +35,7 @@ pub(crate) static SELECT_TOKEN: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT t.id, t.workspace_id, t.owner_id, t.name, t.description, t.client, t.scopes, \
          t.created_at_us, t.created_by, t.expires_at_us, t.revoked_at_us, t.revoked_reason, \
-         t.revoked_by, t.rotated_from, t.rotated_to, t.family_id, t.oauth_client_id, t.hash, {} \
+         t.revoked_by, t.rotated_from, t.rotated_to, t.family_id, t.oauth_client_id, t.allowed_networks, t.hash, {} \
          FROM tokens t {}",
         audit::LAST_USE_COLUMNS,
         audit::last_use_join("t.id")
@@ -102,6 +102,10 @@ pub(crate) fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenR
             last_used_ip: row.try_get("last_used_ip")?,
             state: state_at(now, standing, expires_at),
             oauth_client_id: row.try_get("oauth_client_id")?,
+            allowed_networks: row
+                .try_get::<String, _>("allowed_networks")?
+                .parse()
+                .map_err(|_| corrupt("allowed networks"))?,
         },
         phc: row.try_get("hash")?,
     })
@@ -114,8 +118,9 @@ pub(crate) async fn insert_token(
 ) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO tokens (id, workspace_id, owner_id, name, description, client, scopes, \
-         created_at_us, created_by, expires_at_us, rotated_from, family_id, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         created_at_us, created_by, expires_at_us, rotated_from, family_id, hash, \
+         allowed_networks) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(r.id.as_str())
     .bind(r.workspace_id.as_str())
@@ -130,6 +135,7 @@ pub(crate) async fn insert_token(
     .bind(r.rotated_from.map(|id| id.to_string()))
     .bind(r.family_id.as_str())
     .bind(hash.as_phc())
+    .bind(r.allowed_networks.to_string())
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -266,6 +266,7 @@ impl Store {
             standing: Standing::of_record(record),
             rotated: record.rotated_to.is_some(),
             phc: hash.as_phc().to_owned(),
+            allowed: record.allowed_networks.clone(),
         };
         self.inner.cache.insert(token, Arc::new(cached), mark);
     }

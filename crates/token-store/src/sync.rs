@@ -1,5 +1,5 @@
 //! Revocation sync: every `max_staleness / 2` the store asks the audit log which tokens the events
-//! appended since the last sync revoked or rotated, and evicts them. The audit log is a gap-free, ordered
+//! appended since the last sync revoked, rotated or updated, and evicts them. The audit log is a gap-free, ordered
 //! change log (sequence numbers are taken under a row lock, so they commit in order), and this is
 //! one indexed range read however many tokens are cached.
 //!

@@ -93,6 +93,7 @@ impl Fixture {
             client: "laptop".into(),
             scopes: Scopes::of(scopes),
             expires_at,
+            allowed_networks: Default::default(),
         };
         self.store
             .create_token(&self.workspace, new, &Context::system())

@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::model::{
     NewToken, Origin, Page, Standing, TokenFilter, TokenRecord, TokenState, TokenUpdate,
 };
+use crate::policy::Proposed;
 use crate::rows::{SELECT_TOKEN, insert_token, token_from_row};
 use crate::store::{Store, changed};
 use crate::validate;
@@ -30,7 +31,13 @@ impl Store {
     ) -> Result<(TokenRecord, Token), Error> {
         let now = self.now();
         let checked = check_new(new, now)?; // before spending scrypt on it
-        self.check_lifetime(workspace_id, checked.expires_at, now)
+        let proposed = Proposed {
+            role: None,
+            scopes: checked.scopes,
+            expires_at: checked.expires_at,
+            networks: &checked.allowed_networks,
+        };
+        self.judge_new_token(workspace_id, &checked.owner_id, proposed, now)
             .await?;
         let (token, hash) = self.generate().await?;
         let record = issued_record(workspace_id, token.id(), checked, context, now)?;
@@ -151,7 +158,7 @@ impl Store {
                 .push(")");
         }
         if filter.rotation_due {
-            let interval = self.rotation_interval(workspace_id).await?;
+            let interval = self.rules(workspace_id).await?.rotation_interval;
             sql.push(" AND t.rotated_to IS NULL AND t.created_at_us <= ")
                 .bind(Arg::Int(now - interval.whole_microseconds() as i64));
         }
@@ -263,6 +270,7 @@ pub(crate) struct Checked {
     pub(crate) client: String,
     pub(crate) scopes: Scopes,
     pub(crate) expires_at: Option<OffsetDateTime>,
+    pub(crate) allowed_networks: token_core::Networks,
 }
 
 pub(crate) fn check_new(new: NewToken, now: OffsetDateTime) -> Result<Checked, Error> {
@@ -278,6 +286,7 @@ pub(crate) fn check_new(new: NewToken, now: OffsetDateTime) -> Result<Checked, E
             .expires_at
             .map(|t| from_micros(to_micros(t)))
             .transpose()?,
+        allowed_networks: new.allowed_networks,
     })
 }
 
@@ -310,6 +319,7 @@ pub(crate) fn issued_record(
         last_used_ip: None,
         state: TokenState::Active,
         oauth_client_id: None,
+        allowed_networks: checked.allowed_networks,
     })
 }
 

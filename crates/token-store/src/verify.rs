@@ -148,6 +148,15 @@ impl Store {
             Err(Failure::Storage(e)) => return Err(e),
         };
         let principal = &known.principal;
+        if !known.allowed.allows(call.client_ip) {
+            tracing::info!(token_id = %token.id(), reason = "ADDRESS_NOT_ALLOWED", "token refused");
+            refused(
+                principal.workspace_id.clone(),
+                UsageOutcome::AddressNotAllowed,
+                401,
+            );
+            return Err(Error::Unauthorized(Refusal::AddressNotAllowed));
+        }
         let grant = Grant {
             scopes: principal.scopes,
             expires_at: principal.expires_at,
@@ -351,6 +360,7 @@ impl Store {
                             standing: known.standing,
                             rotated: known.rotated,
                             phc: new.as_phc().to_owned(),
+                            allowed: known.allowed.clone(),
                         })
                     }
                     None => known,
@@ -442,6 +452,7 @@ fn cached_from_row(row: &TokenRow) -> Arc<Cached> {
         standing: Standing::of_record(&row.record),
         rotated: row.record.rotated_to.is_some(),
         phc: row.phc.clone(),
+        allowed: row.record.allowed_networks.clone(),
     })
 }
 

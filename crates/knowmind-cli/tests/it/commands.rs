@@ -218,6 +218,7 @@ async fn expiring_tokens_are_warned_about() {
         client: String::new(),
         scopes: Scope::Admin.into(),
         expires_at: Some(e.store.now() + time::Duration::days(3)),
+        allowed_networks: Default::default(),
     };
     let (_, token) = e
         .store

@@ -206,6 +206,8 @@ pub fn routes() -> Vec<RouteSpec> {
             &[(409, &["CONFLICT"])],
             routes!(workspace::set_policy),
         ),
+        route(ADMIN, NONE, routes!(workspace::check_policy)),
+        route(ADMIN, NONE, routes!(workspace::apply_policy)),
         route(ADMIN, NONE, routes!(oauth::list_clients)),
         route(ADMIN, NONE, routes!(oauth::register)),
         route(ADMIN, &[NOT_FOUND], routes!(oauth::get_client)),

@@ -82,7 +82,11 @@ async fn rotate_token(
         (None, None) => None, // keep the old token's lifetime
         (expires_in, expires_at) => Some(expiry(store.now(), expires_in, expires_at)?),
     };
-    let rotation = Rotation { grace, expires_at };
+    let rotation = Rotation {
+        grace,
+        expires_at,
+        allowed_networks: body.allowed_networks,
+    };
     let (record, token) = store
         .rotate_token(&who.workspace_id, id, rotation, context)
         .await?;

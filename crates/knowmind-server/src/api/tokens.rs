@@ -83,6 +83,7 @@ pub(super) async fn create(
         client: body.client,
         scopes: body.scopes,
         expires_at,
+        allowed_networks: body.allowed_networks,
     };
     let (record, token) = store.create_token(&who.workspace_id, new, &context).await?;
     Ok(issued(StatusCode::CREATED, record, &token))

@@ -1,6 +1,7 @@
 //! `/v1/workspace`: the workspace's policy.
 
 use axum::extract::State;
+use knowmind_api::PolicyCheck;
 use token_store::WorkspacePolicy;
 
 use super::{AppState, Caller};
@@ -35,6 +36,39 @@ pub(super) async fn set_policy(
     Ok(axum::Json(
         app.store()
             .set_workspace_policy(&who.workspace_id, policy, &context)
+            .await?,
+    ))
+}
+
+/// Check the workspace's tokens against its policy
+///
+/// A dry run: the live tokens that break the policy, and what applying it would do to each
+/// (set an expiry, narrow scopes, revoke, or nothing automatic).
+#[utoipa::path(get, path = "/v1/workspace/policy/check", operation_id = "checkPolicy", tag = "workspace",
+    responses((status = 200, description = "The tokens that break the policy", body = PolicyCheck)))]
+pub(super) async fn check_policy(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+) -> Result<axum::Json<PolicyCheck>, ApiError> {
+    Ok(axum::Json(
+        app.store().check_policy(&who.workspace_id).await?,
+    ))
+}
+
+/// Apply the policy to the workspace's tokens
+///
+/// Does what the check describes, in one transaction: each change is a `token.updated` or
+/// `token.revoked` event, summed up by `workspace.policy_applied`.
+#[utoipa::path(post, path = "/v1/workspace/policy/apply", operation_id = "applyPolicy", tag = "workspace",
+    responses((status = 200, description = "What was done", body = PolicyCheck)))]
+pub(super) async fn apply_policy(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    Caller(context): Caller,
+) -> Result<axum::Json<PolicyCheck>, ApiError> {
+    Ok(axum::Json(
+        app.store()
+            .apply_policy(&who.workspace_id, &context)
             .await?,
     ))
 }

@@ -272,6 +272,7 @@ async fn costly_failures_limit_an_address_but_never_a_token_it_already_proved() 
         client: String::new(),
         scopes: Scope::Read.into(),
         expires_at: None,
+        allowed_networks: Default::default(),
     };
     let (_, uncached) = second
         .create_token(&s.ws, new, &Context::system())

@@ -43,6 +43,7 @@ async fn a_token_revoked_on_one_instance_is_refused_by_the_other() {
         client: String::new(),
         scopes,
         expires_at: None,
+        allowed_networks: Default::default(),
     };
     let (_, admin) = store_a
         .create_token(&ws.id, new(Scope::Admin.into()), &Context::system())
@@ -126,6 +127,7 @@ async fn rotate_and_revoke_racing_on_two_instances_leave_no_live_successor() {
         client: String::new(),
         scopes: Scope::Admin.into(),
         expires_at: None,
+        allowed_networks: Default::default(),
     };
     let (_, admin) = store_a
         .create_token(&ws.id, admin_token, &Context::system())

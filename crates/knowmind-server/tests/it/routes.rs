@@ -554,6 +554,7 @@ async fn introspection_answers_every_code_and_respects_workspaces() {
         client: String::new(),
         scopes: Scope::Read.into(),
         expires_at: None,
+        allowed_networks: Default::default(),
     };
     let (_, theirs) = s
         .store
@@ -604,6 +605,7 @@ async fn introspection_is_confined_to_its_workspace_and_limited_per_introspector
         client: String::new(),
         scopes: Scope::Read.into(),
         expires_at: None,
+        allowed_networks: Default::default(),
     };
     let (live, live_token) = s
         .store

@@ -4,3 +4,14 @@
 ALTER TABLE workspaces ADD COLUMN policy_max_lifetime_s BIGINT;
 ALTER TABLE workspaces ADD COLUMN policy_require_expiry BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE workspaces ADD COLUMN policy_rotation_interval_s BIGINT NOT NULL DEFAULT 7776000;
+-- The scopes a token may carry, by its owner's role (canonical `read,write` text); whether a
+-- token with `write` must carry an address allow-list; after how long unused tokens are revoked
+-- when the policy is applied (NULL: never).
+ALTER TABLE workspaces ADD COLUMN policy_owner_scopes TEXT NOT NULL DEFAULT 'read,write,admin,introspect';
+ALTER TABLE workspaces ADD COLUMN policy_admin_scopes TEXT NOT NULL DEFAULT 'read,write,admin,introspect';
+ALTER TABLE workspaces ADD COLUMN policy_member_scopes TEXT NOT NULL DEFAULT 'read,write,introspect';
+ALTER TABLE workspaces ADD COLUMN policy_write_needs_allowlist BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE workspaces ADD COLUMN policy_revoke_unused_after_s BIGINT;
+
+-- The networks a token may be used from (canonical CIDR, space-separated); '' = anywhere.
+ALTER TABLE tokens ADD COLUMN allowed_networks TEXT NOT NULL DEFAULT '';

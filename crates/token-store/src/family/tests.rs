@@ -30,6 +30,7 @@ fn record(lifetime: Option<Duration>) -> TokenRecord {
         last_used_ip: None,
         state: TokenState::Active,
         oauth_client_id: None,
+        allowed_networks: Default::default(),
     }
 }
 

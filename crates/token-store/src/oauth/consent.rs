@@ -149,6 +149,11 @@ impl Store {
                 "connection": grant,
             }),
         };
+        if consent == Consent::Approve {
+            // Before the transaction: it reads on the pool.
+            self.judge_oauth(&member.workspace_id, &member.id, request.scopes)
+                .await?;
+        }
         let mut tx = self.inner.db.begin_write().await?;
         if consent == Consent::Deny {
             self.inner

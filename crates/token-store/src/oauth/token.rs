@@ -18,9 +18,11 @@ use super::{
 };
 use crate::accounts::BearerSecret;
 use crate::error::Error;
+use crate::policy::Proposed;
 use crate::rows::insert_token;
 use crate::store::Store;
 use crate::workspaces::ensure_member;
+use token_core::Networks;
 
 /// Tokens handed to a client at the token endpoint. The secrets are in the [`Token`]s, whose
 /// `Debug` shows only their ids.
@@ -310,6 +312,33 @@ impl Store {
     /// Issues an access token (and, with a grant, a refresh token) in one transaction with
     /// `consume` (which uses up the code or refresh token) and the `oauth.token_issued` event.
     /// The scrypt hash of the access token is computed before the transaction opens.
+    /// Refuses, as `invalid_scope`, what the workspace's policy does not allow a connector
+    /// acting for `member_id`: scopes beyond the member's role, or `write` where write tokens
+    /// need an address allow-list (a connector has none).
+    pub(super) async fn judge_oauth(
+        &self,
+        workspace_id: &str,
+        member_id: &str,
+        scopes: Scopes,
+    ) -> Result<(), Error> {
+        let now = self.now();
+        let proposed = Proposed {
+            role: None,
+            scopes,
+            expires_at: Some(now + ACCESS_LIFETIME),
+            networks: &Networks::default(),
+        };
+        self.judge_new_token(workspace_id, member_id, proposed, now)
+            .await
+            .map_err(|e| match e {
+                Error::PolicyViolation { rule, detail } => Error::oauth(
+                    "invalid_scope",
+                    format!("{detail} (workspace policy: {rule})"),
+                ),
+                other => other,
+            })
+    }
+
     pub(super) async fn issue(
         &self,
         client: &ClientRow,
@@ -325,6 +354,8 @@ impl Store {
             UsedUp::Refresh { had, .. } => *had,
             _ => scopes,
         };
+        self.judge_oauth(&client.client.workspace_id, member_id, scopes)
+            .await?;
         let (access, hash) = self.generate_kind(TokenKind::OAuthAccess).await?;
         let refresh = match grant {
             Some(_) => Some(
@@ -500,5 +531,6 @@ fn access_record(
         last_used_ip: None,
         state: TokenState::Active,
         oauth_client_id: Some(client.client.id.clone()),
+        allowed_networks: token_core::Networks::default(),
     })
 }

@@ -14,6 +14,7 @@ fn graced(hours: i64) -> Rotation {
     Rotation {
         grace: Some(Duration::hours(hours)),
         expires_at: None,
+        allowed_networks: None,
     }
 }
 

@@ -68,6 +68,7 @@ impl Env {
             client: "laptop".into(),
             scopes: Scopes::of(scopes),
             expires_at: None,
+            allowed_networks: Default::default(),
         }
     }
 
@@ -76,6 +77,22 @@ impl Env {
             .create_token(&self.ws, self.new_token(name, scopes), &self.ctx())
             .await
             .unwrap()
+    }
+
+    /// Adds a member with `role` to the workspace; returns its id.
+    pub async fn add_member(&self, role: token_store::Role) -> String {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let member = token_store::NewMember {
+            name: format!("{role} {n}"),
+            email: format!("{role}-{n}@example.org"),
+            role,
+        };
+        self.store
+            .add_member(&self.ws, member, &self.ctx())
+            .await
+            .unwrap()
+            .id
     }
 
     /// Another store instance on the same database: a second server.

@@ -128,6 +128,7 @@ async fn rotation_with_grace_keeps_the_old_token_until_the_grace_ends() {
         let rotation = Rotation {
             grace: Some(Duration::hours(1)),
             expires_at: None,
+            allowed_networks: None,
         };
         let (fresh, fresh_token) = env
             .store
@@ -179,9 +180,10 @@ async fn a_token_in_its_grace_period_can_be_revoked_at_once_and_not_rotated_twic
         let rotation = Rotation {
             grace: Some(Duration::days(1)),
             expires_at: None,
+            allowed_networks: None,
         };
         env.store
-            .rotate_token(&env.ws, old.id, rotation, &env.ctx())
+            .rotate_token(&env.ws, old.id, rotation.clone(), &env.ctx())
             .await
             .unwrap();
         let twice = env

@@ -86,6 +86,7 @@ async fn bad_rotation_input_is_refused() {
         let long = Rotation {
             grace: Some(Duration::days(8)),
             expires_at: None,
+            allowed_networks: None,
         };
         assert!(matches!(
             env.store
@@ -99,6 +100,7 @@ async fn bad_rotation_input_is_refused() {
         let negative = Rotation {
             grace: Some(Duration::seconds(-1)),
             expires_at: None,
+            allowed_networks: None,
         };
         assert!(matches!(
             env.store
@@ -109,6 +111,7 @@ async fn bad_rotation_input_is_refused() {
         let past = Rotation {
             grace: None,
             expires_at: Some(Some(T0 - Duration::days(1))),
+            allowed_networks: None,
         };
         assert!(matches!(
             env.store

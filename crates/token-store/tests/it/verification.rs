@@ -575,3 +575,83 @@ async fn the_revocation_sync_evicts_tokens_revoked_elsewhere() {
         println!("{}: revocation synced after {:?}", env.name, delay);
     }
 }
+
+#[tokio::test]
+async fn an_allow_list_refuses_calls_from_elsewhere_cached_or_not_with_its_own_outcome() {
+    for env in envs().await {
+        let name = env.name;
+        let new = NewToken {
+            allowed_networks: "203.0.113.0/24, 2001:db8::/32".parse().unwrap(),
+            ..env.new_token("office", &[Scope::Read])
+        };
+        let (record, token) = env
+            .store
+            .create_token(&env.ws, new, &env.ctx())
+            .await
+            .unwrap();
+        let from = |ip: Option<&str>| Call {
+            client_ip: ip.map(|ip| ip.parse().unwrap()),
+            ..call("/v1/notes")
+        };
+        let verify = |ip: Option<&'static str>| {
+            let store = env.store.clone();
+            let secret = token.expose_secret().to_owned();
+            async move { store.verify(&secret, Scope::Read.into(), &from(ip)).await }
+        };
+        // Inside (twice: the second is a cache hit), then outside: refused on the cached path.
+        verify(Some("203.0.113.9")).await.unwrap();
+        verify(Some("2001:db8::7")).await.unwrap();
+        verify(Some("::ffff:203.0.113.10")).await.unwrap();
+        for outside in [Some("198.51.100.1"), Some("2001:db9::1"), None] {
+            match verify(outside).await {
+                Err(Error::Unauthorized(Refusal::AddressNotAllowed)) => {}
+                other => panic!("{name}: {outside:?}: {other:?}"),
+            }
+        }
+        // Outside, it reads like any other refusal.
+        assert_eq!(
+            Error::Unauthorized(Refusal::AddressNotAllowed).to_string(),
+            Error::Unauthorized(Refusal::NotFound).to_string()
+        );
+        // A fresh instance (nothing cached) refuses it too.
+        let second = env.second_instance(StoreOptions::default()).await;
+        assert!(matches!(
+            second
+                .verify(
+                    token.expose_secret(),
+                    Scope::Read.into(),
+                    &from(Some("198.51.100.1"))
+                )
+                .await,
+            Err(Error::Unauthorized(Refusal::AddressNotAllowed))
+        ));
+        env.store.usage_writer().flush().await.unwrap();
+        second.usage_writer().flush().await.unwrap();
+        let outcomes: Vec<_> = env
+            .store
+            .audit()
+            .usage(record.id, None, 20)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|u| u.record.outcome)
+            .collect();
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| **o == UsageOutcome::AddressNotAllowed)
+                .count(),
+            4,
+            "{name}: {outcomes:?}"
+        );
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| **o == UsageOutcome::Accepted)
+                .count(),
+            3,
+            "{name}: {outcomes:?}"
+        );
+    }
+}

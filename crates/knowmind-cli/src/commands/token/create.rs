@@ -4,7 +4,7 @@ use knowmind_api::{CreateToken, Issued};
 use reqwest::Method;
 use token_core::Scopes;
 
-use super::positive_duration;
+use super::{allow_from, positive_duration};
 use crate::cli::CreateArgs;
 use crate::client::{Client, NO_QUERY};
 use crate::error::CliError;
@@ -48,6 +48,7 @@ pub(super) async fn create(
             args.expires_at.as_deref().unwrap_or_default()
         )));
     }
+    let allowed_networks = allow_from(&args.allow_from)?;
     let body = CreateToken {
         name: args.name.clone(),
         scopes,
@@ -56,6 +57,7 @@ pub(super) async fn create(
         expires_in: args.expires_in.clone(),
         expires_at,
         owner_id: None,
+        allowed_networks,
     };
     let created: Issued = client
         .call(Method::POST, "/v1/tokens", NO_QUERY, Some(&body))

@@ -1,6 +1,5 @@
 //! `knowmind token list`: the workspace's tokens, following every page the limit asks for.
 
-
 use knowmind_api::{ListTokens, Origin, StateFilter, TokenRecord};
 
 use crate::cli::StateArg;

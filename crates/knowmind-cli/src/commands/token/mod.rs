@@ -56,6 +56,7 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
             id,
             grace,
             expires_in,
+            allow_from: networks,
         } => {
             if let Some(text) = grace {
                 let grace = token_core::parse_duration(text)
@@ -74,6 +75,9 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
                 grace_period: grace.clone(),
                 expires_in: expires_in.clone(),
                 expires_at: None,
+                allowed_networks: (!networks.is_empty())
+                    .then(|| allow_from(networks))
+                    .transpose()?,
             };
             let rotated: Issued = client
                 .call(
@@ -238,6 +242,13 @@ async fn describe_target(client: &Client, credential: &Credential, path: &str) -
     } else {
         label
     }
+}
+
+/// `--allow-from` values (each may hold several, comma-separated), checked before anything is
+/// sent (exit 2, naming the bad network).
+fn allow_from(values: &[String]) -> Result<token_core::Networks, CliError> {
+    token_core::Networks::parse_all(values.iter().flat_map(|v| v.split(',')))
+        .map_err(|e| CliError::usage(format!("--allow-from: {e}")))
 }
 
 /// A duration flag's value, checked before anything is sent: a whole number and a unit, more

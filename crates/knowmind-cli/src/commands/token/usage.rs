@@ -1,6 +1,5 @@
 //! `knowmind token usage`: a token's security log, the calls made with it.
 
-
 use knowmind_api::Usage;
 
 use super::token_path;

@@ -1,6 +1,5 @@
 //! `knowmind token view`: one token, its state, and its rotation and revocation history.
 
-
 use knowmind_api::TokenDetail;
 
 use super::token_path;
@@ -36,6 +35,14 @@ pub(super) async fn view(client: &Client, style: Style, id: &str) -> Result<(), 
         ("name", record.name.clone()),
         ("for", record.client.clone()),
         ("scopes", scopes_text(record.scopes)),
+        (
+            "allowed from",
+            if record.allowed_networks.is_empty() {
+                "anywhere".to_owned()
+            } else {
+                record.allowed_networks.to_string().replace(' ', ", ")
+            },
+        ),
         ("state", state),
         (
             "created",

@@ -21,6 +21,7 @@ pub(crate) struct NewForm {
     description: String,
     scopes: Vec<String>,
     expires: String,
+    allowed_networks: String,
     form_id: String,
 }
 
@@ -37,6 +38,7 @@ impl NewForm {
                 "description" => form.description = value,
                 "scopes" => form.scopes.push(value),
                 "expires" => form.expires = value,
+                "allowed_networks" => form.allowed_networks = value,
                 "form_id" => form.form_id = value,
                 _ => {}
             }
@@ -122,8 +124,15 @@ pub(crate) async fn create(
             .map(|d| Some(now + d))
             .map_err(|e| e.to_string()),
     };
-    let expires_at = match checked {
-        Ok(expires_at) => expires_at,
+    let checked = checked.and_then(|expires_at| {
+        let networks = form
+            .allowed_networks
+            .parse::<token_core::Networks>()
+            .map_err(|e| format!("Allowed networks: {e}"))?;
+        Ok((expires_at, networks))
+    });
+    let (expires_at, allowed_networks) = match checked {
+        Ok(checked) => checked,
         Err(message) => {
             let page = new_page(&viewer, form, Some(message))?;
             return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
@@ -142,6 +151,7 @@ pub(crate) async fn create(
         client: form.client.clone(),
         scopes: Scopes::of(&scopes.unwrap_or_default()),
         expires_at,
+        allowed_networks,
     };
     match store
         .create_token(viewer.workspace(), new, &viewer.context)
