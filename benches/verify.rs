@@ -1,5 +1,6 @@
-//! token-store verification paths on SQLite, in process: cached valid token, malformed token,
-//! unknown id (one indexed lookup, no scrypt). Then what the shipped `RequireScope` layer adds to
+//! token-store verification paths on SQLite, in process: cached valid token (with and without an
+//! address allow-list of eight networks, the caller in the last), malformed token, unknown id
+//! (one indexed lookup, no scrypt). Then what the shipped `RequireScope` layer adds to
 //! one request through an axum router, without sockets or a database query in the handler.
 //!
 //! `cargo bench -p knowmind-benches --bench verify`; figures in `docs/BENCHMARKS.md`.
@@ -19,7 +20,7 @@ use token_store::testing::Fixture;
 use token_store::{Call, Store, StoreOptions, SystemClock};
 
 /// The shared fixture on the real clock with production hashing.
-fn setup(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (Store, Token) {
+fn setup(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (Store, Token, Token) {
     rt.block_on(async {
         let db = Db::connect(dir.join("bench.db").to_str().unwrap(), &Default::default())
             .await
@@ -32,7 +33,24 @@ fn setup(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (Store, Token) 
         .await
         .unwrap();
         let (_, token) = fixture.issue("bench", &[Scope::Read]).await.unwrap();
-        (fixture.store, token)
+        let listed = token_store::NewToken {
+            owner_id: fixture.owner.clone(),
+            name: "bench-allow-list".into(),
+            description: String::new(),
+            client: String::new(),
+            scopes: Scope::Read.into(),
+            expires_at: None,
+            allowed_networks: "10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 198.51.100.0/24, \
+                               2001:db8::/32, fd00::/8, 203.0.113.0/24, 127.0.0.0/8"
+                .parse()
+                .unwrap(),
+        };
+        let (_, listed) = fixture
+            .store
+            .create_token(&fixture.workspace, listed, &audit::Context::system())
+            .await
+            .unwrap();
+        (fixture.store, token, listed)
     })
 }
 
@@ -83,7 +101,7 @@ fn verify(c: &mut Criterion) {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (store, token) = setup(&rt, dir.path());
+    let (store, token, listed) = setup(&rt, dir.path());
     let call = Call {
         method: "GET".into(),
         route: "/v1/notes".into(),
@@ -91,6 +109,7 @@ fn verify(c: &mut Criterion) {
         ..Call::default()
     };
     let presented = token.expose_secret().to_owned();
+    let presented_listed = listed.expose_secret().to_owned();
     let unknown = Token::generate(&mut token_core::rand::rngs::SysRng)
         .unwrap()
         .expose_secret()
@@ -102,11 +121,15 @@ fn verify(c: &mut Criterion) {
     // 50,000 calls, so the figure is the cost a request pays: parse, cache lookup, scope check,
     // and enqueuing its record. `poll_now` measures the pipeline as a handler on the runtime runs
     // it; the `_block_on` variants add tokio's `block_on` from a non-runtime thread.
-    for (name, polled) in [("cached_valid", true), ("cached_valid_block_on", false)] {
+    for (name, polled, presented) in [
+        ("cached_valid", true, &presented),
+        ("cached_valid_allow_list", true, &presented_listed),
+        ("cached_valid_block_on", false, &presented),
+    ] {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 drained_every_50k(&rt, &store, iters, || {
-                    let verify = store.verify(&presented, Scope::Read.into(), &call);
+                    let verify = store.verify(presented, Scope::Read.into(), &call);
                     let verified = if polled {
                         poll_now(&rt, verify)
                     } else {
@@ -170,7 +193,7 @@ fn layer(c: &mut Criterion) {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (store, token) = setup(&rt, dir.path());
+    let (store, token, _) = setup(&rt, dir.path());
     let bearer = format!("Bearer {}", token.expose_secret());
     let plain = Router::new().route("/v1/notes", get(|| async { "[]" }));
     let guarded = Router::new()

@@ -1202,3 +1202,84 @@ async fn token_list_shows_what_is_due_or_expiring() {
         .await;
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }
+
+#[tokio::test]
+async fn policy_check_lists_then_applies_and_allow_lists_are_checked_before_sending() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+    let bad = e
+        .run(
+            &[
+                "token",
+                "create",
+                "x",
+                "--scope",
+                "read",
+                "--allow-from",
+                "10.0.0.1/8",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("did you mean 10.0.0.0/8"),
+        "{}",
+        stderr(&bad)
+    );
+    let created = e
+        .run(
+            &[
+                "--json",
+                "token",
+                "create",
+                "office",
+                "--scope",
+                "read",
+                "--allow-from",
+                "192.0.2.0/24,2001:db8::/32",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    let id = json(&created)["id"].as_str().unwrap().to_owned();
+    let view = e.run(&["token", "view", &id], None, &[]).await;
+    assert!(
+        stdout(&view).contains("192.0.2.0/24, 2001:db8::/32"),
+        "{}",
+        stdout(&view)
+    );
+    let set = e
+        .run(&["policy", "set", "--max-lifetime", "30d"], None, &[])
+        .await;
+    assert!(set.status.success(), "{}", stderr(&set));
+    let dry = e.run(&["policy", "check"], None, &[]).await;
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert!(stdout(&dry).contains(&id), "{}", stdout(&dry));
+    assert!(stdout(&dry).contains("max_lifetime"), "{}", stdout(&dry));
+    assert!(stdout(&dry).contains("Dry run"), "{}", stdout(&dry));
+    // Applying changes tokens: not without a terminal to confirm on, or --yes.
+    let unconfirmed = e.run(&["policy", "check", "--apply"], None, &[]).await;
+    assert!(!unconfirmed.status.success(), "{}", stdout(&unconfirmed));
+    let still = e.run(&["--json", "policy", "check"], None, &[]).await;
+    assert!(!json(&still)["findings"].as_array().unwrap().is_empty());
+    let applied = e
+        .run(
+            &["--json", "policy", "check", "--apply", "--yes"],
+            None,
+            &[],
+        )
+        .await;
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    assert_eq!(json(&applied)["applied"], true);
+    let clean = e.run(&["policy", "check"], None, &[]).await;
+    assert!(
+        stdout(&clean).contains("Every live token complies"),
+        "{}",
+        stdout(&clean)
+    );
+}

@@ -238,6 +238,13 @@ async fn the_workspace_policy_is_read_changed_and_audited() {
             "oauth_registration": false,
             "max_lifetime": null,
             "require_expiry": false,
+            "role_scopes": {
+                "owner": ["read", "write", "admin", "introspect"],
+                "admin": ["read", "write", "admin", "introspect"],
+                "member": ["read", "write", "introspect"],
+            },
+            "write_requires_allowlist": false,
+            "revoke_unused_after": null,
             "rotation_interval": "90d"
         })
     );
@@ -287,4 +294,145 @@ async fn the_workspace_policy_is_read_changed_and_audited() {
             .status,
         StatusCode::UNAUTHORIZED
     );
+}
+
+#[tokio::test]
+async fn an_allow_list_holds_over_http_and_the_policy_check_applies_over_http() {
+    let s = server().await;
+    // The test peer is 203.0.113.5.
+    let (away_id, away) = create(
+        &s,
+        json!({"name": "away", "scopes": ["read"], "allowed_networks": ["192.0.2.0/24"]}),
+    )
+    .await;
+    let (_, home) = create(
+        &s,
+        json!({"name": "home", "scopes": ["read"], "allowed_networks": ["203.0.113.0/24", "::1"]}),
+    )
+    .await;
+    let refused = s.call(Method::GET, "/v1/notes", Some(&away), None).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.text);
+    let unknown = s
+        .call(Method::GET, "/v1/notes", Some("kmt_not-a-token"), None)
+        .await;
+    assert_eq!(
+        refused.json, unknown.json,
+        "refused like any unusable token"
+    );
+    assert_eq!(
+        s.call(Method::GET, "/v1/notes", Some(&home), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    s.store.usage_writer().flush().await.unwrap();
+    let usage = s
+        .call(
+            Method::GET,
+            &format!("/v1/tokens/{away_id}/usage"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        usage.json["recent"][0]["outcome"], "address_not_allowed",
+        "{}",
+        usage.text
+    );
+    let record = s
+        .call(
+            Method::GET,
+            &format!("/v1/tokens/{away_id}"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(record.json["allowed_networks"], json!(["192.0.2.0/24"]));
+    let bad = s
+        .call(
+            Method::POST,
+            "/v1/tokens",
+            Some(&s.admin),
+            Some(json!({"name": "x", "scopes": ["read"], "allowed_networks": ["10.0.0.1/8"]})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+    assert!(bad.text.contains("did you mean 10.0.0.0/8"), "{}", bad.text);
+
+    // Write tokens need an allow-list; a 30-day maximum applies to tokens made before it.
+    let set = s
+        .call(
+            Method::PUT,
+            "/v1/workspace/policy",
+            Some(&s.admin),
+            Some(json!({"reuse_detection": "alert", "write_requires_allowlist": true, "max_lifetime": "30d"})),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text);
+    let refused = s
+        .call(
+            Method::POST,
+            "/v1/tokens",
+            Some(&s.admin),
+            Some(json!({"name": "w", "scopes": ["write"], "expires_in": "7d"})),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text
+    );
+    assert_eq!(refused.json["code"], "POLICY_VIOLATION", "{}", refused.text);
+    assert!(
+        refused.text.contains("write_requires_allowlist"),
+        "{}",
+        refused.text
+    );
+    let check = s
+        .call(
+            Method::GET,
+            "/v1/workspace/policy/check",
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(check.status, StatusCode::OK, "{}", check.text);
+    assert_eq!(check.json["applied"], false);
+    let findings = check.json["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().any(|f| f["token_id"] == away_id.as_str()
+            && f["rule"] == "max_lifetime"
+            && f["action"] == "set_expiry"),
+        "{}",
+        check.text
+    );
+    let applied = s
+        .call(
+            Method::POST,
+            "/v1/workspace/policy/apply",
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(applied.status, StatusCode::OK, "{}", applied.text);
+    assert_eq!(applied.json["applied"], true);
+    let record = s
+        .call(
+            Method::GET,
+            &format!("/v1/tokens/{away_id}"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert!(record.json["expires_at"].is_string(), "{}", record.text);
+    let again = s
+        .call(
+            Method::GET,
+            "/v1/workspace/policy/check",
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(again.json["findings"], json!([]), "{}", again.text);
 }
