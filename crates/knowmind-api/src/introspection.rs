@@ -75,4 +75,11 @@ pub struct Introspection {
     /// For an OAuth access token (valid tokens only): the connector it was issued to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth_client_id: Option<String>,
+    /// When it is due for rotation under its workspace's policy (valid tokens only).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub rotation_due_at: Option<OffsetDateTime>,
 }

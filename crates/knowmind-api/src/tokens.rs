@@ -117,6 +117,14 @@ pub struct TokenRecord {
     /// refused like an unknown token and recorded as `address_not_allowed`.
     #[serde(default)]
     pub allowed_networks: Networks,
+    /// When it is due for rotation under the workspace's policy (its creation plus the rotation
+    /// interval); none once it is rotated or revoked, and for OAuth access tokens.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub rotation_due_at: Option<OffsetDateTime>,
 }
 
 /// Who a verified token speaks for.
@@ -137,6 +145,13 @@ pub struct Principal {
     /// For an OAuth access token: the connector (OAuth client) making the call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth_client_id: Option<String>,
+    /// When it is due for rotation under its workspace's policy.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub rotation_due_at: Option<OffsetDateTime>,
 }
 
 /// What a revocation did.

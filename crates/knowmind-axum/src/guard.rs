@@ -23,6 +23,11 @@ use crate::remote::RemoteVerifier;
 /// token that expires.
 pub const TOKEN_EXPIRATION_HEADER: &str = "knowmind-token-expiration";
 
+/// Response header carrying when the token is due for rotation under its workspace's policy
+/// (RFC 3339), on every authenticated response of a token that will be due (not yet rotated;
+/// OAuth access tokens, which live an hour, have none).
+pub const TOKEN_ROTATION_DUE_HEADER: &str = "knowmind-token-rotation-due";
+
 /// What a route asks of the presented token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -262,25 +267,29 @@ fn call_of(req: &Request, client_ip: Option<IpAddr>) -> Call {
     }
 }
 
-/// Runs `inner` with the principal in the request's extensions, and adds the token's expiry to
-/// the response.
+/// Runs `inner` with the principal in the request's extensions, and adds the token's expiry and
+/// rotation date to the response.
 async fn serve<S>(principal: SharedPrincipal, mut req: Request, mut inner: S) -> Response
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
     let expires_at = principal.expires_at;
+    let rotation_due_at = principal.rotation_due_at;
     req.extensions_mut().insert(Authenticated(principal));
     let mut response = match inner.call(req).await {
         Ok(response) => response,
         Err(never) => match never {},
     };
-    if let Some(value) = expires_at
-        .and_then(|at| at.format(&Rfc3339).ok())
-        .and_then(|text| HeaderValue::from_str(&text).ok())
-    {
-        response
-            .headers_mut()
-            .insert(TOKEN_EXPIRATION_HEADER, value);
+    for (name, at) in [
+        (TOKEN_EXPIRATION_HEADER, expires_at),
+        (TOKEN_ROTATION_DUE_HEADER, rotation_due_at),
+    ] {
+        if let Some(value) = at
+            .and_then(|at| at.format(&Rfc3339).ok())
+            .and_then(|text| HeaderValue::from_str(&text).ok())
+        {
+            response.headers_mut().insert(name, value);
+        }
     }
     response
 }

@@ -32,7 +32,10 @@ mod problem;
 mod remote;
 
 pub use extract::{ApiJson, ApiQuery, OptionalJson};
-pub use guard::{Access, Guard, RefusalObserver, TOKEN_EXPIRATION_HEADER, bearer, peer_ip};
+pub use guard::{
+    Access, Guard, RefusalObserver, TOKEN_EXPIRATION_HEADER, TOKEN_ROTATION_DUE_HEADER, bearer,
+    peer_ip,
+};
 pub use layer::{Authenticated, RequireScope, RequireScopeService};
 pub use problem::ApiError;
 pub use remote::{RemoteError, RemoteVerifier};

@@ -88,6 +88,8 @@ struct Answer {
     expires_at: Option<OffsetDateTime>,
     #[serde(default)]
     oauth_client_id: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    rotation_due_at: Option<OffsetDateTime>,
 }
 
 impl RemoteVerifier {
@@ -204,6 +206,7 @@ impl RemoteVerifier {
                     scopes,
                     expires_at: answer.expires_at,
                     oauth_client_id: answer.oauth_client_id,
+                    rotation_due_at: answer.rotation_due_at,
                 };
                 // Trusted for the TTL, but never past the token's own expiry.
                 let ttl = match answer.expires_at {

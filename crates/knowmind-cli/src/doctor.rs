@@ -9,7 +9,7 @@ use crate::cli::Cli;
 use crate::client::NO_QUERY;
 use crate::error::CliError;
 use crate::output::Style;
-use crate::{EXPIRY_WARNING_DAYS, ROTATION_DAYS, config, credentials, now};
+use crate::{EXPIRY_WARNING_DAYS, config, credentials, now};
 
 struct Report {
     style: Style,
@@ -222,9 +222,9 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
                         "rotate it with an expiry: `knowmind token rotate self --expires-in 90d`",
                     ),
                 }
-                if now - me.record.created_at > time::Duration::days(ROTATION_DAYS) {
+                if me.record.rotation_due_at.is_some_and(|due| due <= now) {
                     report.problem(
-                        &format!("the token is older than {ROTATION_DAYS} days"),
+                        "the token is due for rotation under the workspace's policy",
                         "run `knowmind token rotate self`",
                     );
                 }

@@ -43,8 +43,6 @@ use crate::output::Style;
 
 /// Warn when the token in use expires within this many days.
 pub const EXPIRY_WARNING_DAYS: i64 = 14;
-/// Recommended rotation age of a token, in days.
-pub const ROTATION_DAYS: i64 = 90;
 
 /// Runs a parsed command line.
 ///
@@ -153,8 +151,9 @@ fn warn_expiry(client: &Client, style: Style) {
     }
 }
 
-/// After a command: warns when the token in use expires soon or is older than the rotation
-/// policy (one extra request for its record; skipped with `--quiet`).
+/// After a command: warns when the token in use expires soon or is due for rotation under the
+/// workspace's policy, as the server dates it (one extra request for its record; skipped with
+/// `--quiet`).
 async fn warn_about_token(client: &Client, style: Style) {
     if style.quiet {
         return;
@@ -173,8 +172,11 @@ async fn warn_about_token(client: &Client, style: Style) {
                 .map(|to| format!(" ({to})"))
                 .unwrap_or_default()
         ));
-    } else if now - me.record.created_at > time::Duration::days(ROTATION_DAYS) {
-        style.warn(&format!("the token in use is older than {ROTATION_DAYS} days; rotate it with `knowmind token rotate self`"));
+    } else if let Some(due) = me.record.rotation_due_at.filter(|due| *due <= now) {
+        style.warn(&format!(
+            "the token in use was due for rotation {} (the workspace's rotation interval); rotate it with `knowmind token rotate self`",
+            crate::output::when(Some(due), now)
+        ));
     }
 }
 

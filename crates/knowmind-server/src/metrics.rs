@@ -5,6 +5,7 @@ use axum::http::Method;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -33,6 +34,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: DurationFamily,
     auth_refusals: Family<OutcomeLabels, Counter>,
+    rotation_due: Gauge,
+    expiring_soon: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -67,11 +70,26 @@ impl Default for Metrics {
             "Requests refused by authentication, by kind",
             auth_refusals.clone(),
         );
+        let rotation_due = Gauge::default();
+        let expiring_soon = Gauge::default();
+        registry.register(
+            "tokens_rotation_due",
+            "Live API tokens past their workspace's rotation interval and not yet rotated (all \
+             workspaces; every instance reports the same database)",
+            rotation_due.clone(),
+        );
+        registry.register(
+            "tokens_expiring_soon",
+            "Live API tokens that expire within 14 days (all workspaces)",
+            expiring_soon.clone(),
+        );
         Metrics {
             registry,
             requests,
             durations,
             auth_refusals,
+            rotation_due,
+            expiring_soon,
         }
     }
 }
@@ -102,6 +120,14 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// Sets the token gauges (counts only: no ids, no workspaces).
+    pub fn token_counts(&self, counts: token_store::TokenCounts) {
+        self.rotation_due
+            .set(i64::try_from(counts.rotation_due).unwrap_or(i64::MAX));
+        self.expiring_soon
+            .set(i64::try_from(counts.expiring_soon).unwrap_or(i64::MAX));
     }
 
     /// The Prometheus text exposition.

@@ -303,7 +303,7 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
             store: store.clone(),
             guard,
             notes,
-            metrics,
+            metrics: metrics.clone(),
             public_url: args.public_url.clone(),
         },
         timeout,
@@ -311,6 +311,7 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     tracing::info!(address = %bound, "listening");
     let checkpoints = common.data_dir.join(CHECKPOINTS_DIR);
     let background = [
+        tokio::spawn(count_tokens(store.clone(), metrics.clone())),
         tokio::spawn(prune_usage_hourly(store.clone())),
         tokio::spawn(write_checkpoints(store.clone(), checkpoints.clone(), every)),
     ];
@@ -348,6 +349,18 @@ async fn check_newest_checkpoint(common: &Common, store: &Store) -> anyhow::Resu
         );
     }
     Ok(())
+}
+
+/// Keeps the token gauges current: one aggregate query a minute.
+async fn count_tokens(store: Store, metrics: Arc<Metrics>) {
+    let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every_minute.tick().await;
+        match store.token_counts().await {
+            Ok(counts) => metrics.token_counts(counts),
+            Err(e) => tracing::warn!(error = %e, "counting tokens for the metrics failed"),
+        }
+    }
 }
 
 async fn prune_usage_hourly(store: Store) {

@@ -357,6 +357,7 @@ mod tests {
             scopes: token_core::Scope::Read.into(),
             expires_at: None,
             oauth_client_id: None,
+            rotation_due_at: None,
         }
     }
 

@@ -231,7 +231,8 @@ impl Store {
             expires_at,
             networks: &networks,
         };
-        self.judge_new_token(workspace_id, &old.owner_id, proposed, now)
+        let rules = self
+            .judge_new_token(workspace_id, &old.owner_id, proposed, now)
             .await?;
         // scrypt before the transaction: holding SQLite's write lock (or the family's) for 25 ms
         // would stall every other writer.
@@ -248,6 +249,7 @@ impl Store {
             last_used_at: None,
             last_used_ip: None,
             allowed_networks: networks,
+            rotation_due_at: now.checked_add(rules.rotation_interval),
             ..old.clone()
         };
         let revoke_at = now + grace;

@@ -84,8 +84,8 @@ pub use error::{Error, Refusal, StorageError};
 pub use limiter::{FailureLimiter, Source};
 pub use model::{
     Call, Member, MemberUpdate, NewMember, NewToken, Origin, Page, Principal, ROTATED, Reach,
-    ReuseDetection, Revocation, Revoked, Role, Rotation, Standing, TokenFilter, TokenRecord,
-    TokenState, TokenUpdate, Workspace, WorkspacePolicy, state_at,
+    ReuseDetection, Revocation, Revoked, Role, Rotation, Standing, TokenCounts, TokenFilter,
+    TokenRecord, TokenState, TokenUpdate, Workspace, WorkspacePolicy, state_at,
 };
 pub use oauth::{
     ACCESS_LIFETIME, AuthorizationRequest, CODE_LIFETIME, ClientCredentials, Consent, GRANTABLE,

@@ -199,6 +199,16 @@ pub struct TokenFilter {
     pub expiring_within: Option<Duration>,
 }
 
+/// How many live API tokens, in all workspaces, need attention soon: for a metrics gauge
+/// (counts only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenCounts {
+    /// Past their workspace's rotation interval, not yet rotated.
+    pub rotation_due: u64,
+    /// Expiring within 14 days.
+    pub expiring_soon: u64,
+}
+
 /// The call a token is presented for: recorded with the usage record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Call {

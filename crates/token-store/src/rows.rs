@@ -26,6 +26,7 @@ pub(crate) fn principal_of(record: &TokenRecord) -> Principal {
         scopes: record.scopes,
         expires_at: record.expires_at,
         oauth_client_id: record.oauth_client_id.clone(),
+        rotation_due_at: record.rotation_due_at,
     }
 }
 
@@ -35,8 +36,9 @@ pub(crate) static SELECT_TOKEN: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT t.id, t.workspace_id, t.owner_id, t.name, t.description, t.client, t.scopes, \
          t.created_at_us, t.created_by, t.expires_at_us, t.revoked_at_us, t.revoked_reason, \
-         t.revoked_by, t.rotated_from, t.rotated_to, t.family_id, t.oauth_client_id, t.allowed_networks, t.hash, {} \
-         FROM tokens t {}",
+         t.revoked_by, t.rotated_from, t.rotated_to, t.family_id, t.oauth_client_id, \
+         t.allowed_networks, t.hash, w.policy_rotation_interval_s, {} \
+         FROM tokens t JOIN workspaces w ON w.id = t.workspace_id {}",
         audit::LAST_USE_COLUMNS,
         audit::last_use_join("t.id")
     )
@@ -79,6 +81,16 @@ pub(crate) fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenR
     let standing = Standing::of(revoked_at, revoked_reason.as_deref());
     let created_by: String = row.try_get("created_by")?;
     let rotated_from = opt_id("rotated_from")?;
+    let created_at = from_micros(row.try_get("created_at_us")?)?;
+    let rotated_to = opt_id("rotated_to")?;
+    let oauth_client_id: Option<String> = row.try_get("oauth_client_id")?;
+    let interval = time::Duration::seconds(row.try_get("policy_rotation_interval_s")?);
+    // Due once: a rotated or revoked token is replaced or dead, and an OAuth access token
+    // lives an hour.
+    let rotation_due_at =
+        (rotated_to.is_none() && revoked_at.is_none() && oauth_client_id.is_none())
+            .then(|| created_at.checked_add(interval))
+            .flatten();
     Ok(TokenRow {
         record: TokenRecord {
             id,
@@ -88,7 +100,7 @@ pub(crate) fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenR
             description: row.try_get("description")?,
             client: row.try_get("client")?,
             scopes: scopes.parse::<Scopes>().map_err(|_| corrupt("scopes"))?,
-            created_at: from_micros(row.try_get("created_at_us")?)?,
+            created_at,
             origin: Origin::of(&created_by, rotated_from),
             created_by,
             expires_at,
@@ -96,16 +108,17 @@ pub(crate) fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenR
             revoked_reason,
             revoked_by: row.try_get("revoked_by")?,
             rotated_from,
-            rotated_to: opt_id("rotated_to")?,
+            rotated_to,
             family_id: opt_id("family_id")?.unwrap_or(id),
             last_used_at: opt_time("last_used_us")?,
             last_used_ip: row.try_get("last_used_ip")?,
             state: state_at(now, standing, expires_at),
-            oauth_client_id: row.try_get("oauth_client_id")?,
+            oauth_client_id,
             allowed_networks: row
                 .try_get::<String, _>("allowed_networks")?
                 .parse()
                 .map_err(|_| corrupt("allowed networks"))?,
+            rotation_due_at,
         },
         phc: row.try_get("hash")?,
     })

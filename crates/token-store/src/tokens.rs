@@ -3,12 +3,14 @@
 use audit::{Action, Context, NewEvent};
 use knowmind_db::{Arg, Connection, Sql, from_micros, to_micros};
 use serde_json::json;
+use sqlx::Row;
 use time::OffsetDateTime;
 use token_core::{Scopes, Token, TokenHash, TokenId};
 
 use crate::error::Error;
 use crate::model::{
-    NewToken, Origin, Page, Standing, TokenFilter, TokenRecord, TokenState, TokenUpdate,
+    NewToken, Origin, Page, Standing, TokenCounts, TokenFilter, TokenRecord, TokenState,
+    TokenUpdate,
 };
 use crate::policy::Proposed;
 use crate::rows::{SELECT_TOKEN, insert_token, token_from_row};
@@ -37,10 +39,12 @@ impl Store {
             expires_at: checked.expires_at,
             networks: &checked.allowed_networks,
         };
-        self.judge_new_token(workspace_id, &checked.owner_id, proposed, now)
+        let rules = self
+            .judge_new_token(workspace_id, &checked.owner_id, proposed, now)
             .await?;
         let (token, hash) = self.generate().await?;
-        let record = issued_record(workspace_id, token.id(), checked, context, now)?;
+        let mut record = issued_record(workspace_id, token.id(), checked, context, now)?;
+        record.rotation_due_at = record.created_at.checked_add(rules.rotation_interval);
         let mut tx = self.inner.db.begin_write().await?;
         ensure_member(&mut tx, workspace_id, &record.owner_id, record.scopes).await?;
         self.insert_issued(&mut tx, &record, &hash, context, now)
@@ -65,6 +69,36 @@ impl Store {
             .with_details(token_details(record));
         self.inner.audit.append(tx, context, &event, now).await?;
         Ok(())
+    }
+
+    /// How many live API tokens, in every workspace, are due for rotation or expire within 14
+    /// days (one aggregate query).
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub async fn token_counts(&self) -> Result<TokenCounts, Error> {
+        let now = to_micros(self.now());
+        let soon = now.saturating_add(14 * 86_400 * 1_000_000);
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN t.created_at_us + w.policy_rotation_interval_s * 1000000 \
+             <= $1 THEN 1 ELSE 0 END), 0) AS due, \
+             COALESCE(SUM(CASE WHEN t.expires_at_us <= $2 THEN 1 ELSE 0 END), 0) AS expiring \
+             FROM tokens t JOIN workspaces w ON w.id = t.workspace_id \
+             WHERE t.revoked_at_us IS NULL AND t.rotated_to IS NULL \
+             AND t.oauth_client_id IS NULL \
+             AND (t.expires_at_us IS NULL OR t.expires_at_us > $1)",
+        )
+        .bind(now)
+        .bind(soon)
+        .fetch_one(self.inner.db.pool())
+        .await?;
+        let count = |column: &str| -> Result<u64, Error> {
+            Ok(u64::try_from(row.try_get::<i64, _>(column)?).unwrap_or(0))
+        };
+        Ok(TokenCounts {
+            rotation_due: count("due")?,
+            expiring_soon: count("expiring")?,
+        })
     }
 
     /// A token of a workspace.
@@ -320,6 +354,7 @@ pub(crate) fn issued_record(
         state: TokenState::Active,
         oauth_client_id: None,
         allowed_networks: checked.allowed_networks,
+        rotation_due_at: None,
     })
 }
 

@@ -12,8 +12,7 @@ use crate::client::{Client, NO_BODY, NO_QUERY};
 use crate::error::CliError;
 use crate::output::{Style, when};
 use crate::{
-    ROTATION_DAYS, config, connect, credentials, now, print_json, rfc3339, scopes_text, server,
-    warn_expiry,
+    config, connect, credentials, now, print_json, rfc3339, scopes_text, server, warn_expiry,
 };
 
 pub(crate) async fn login(cli: &Cli, style: Style, with_token: bool) -> Result<(), CliError> {
@@ -136,11 +135,11 @@ pub(crate) async fn status(cli: &Cli, style: Style) -> Result<(), CliError> {
         .collect();
     let now = now();
     let grace = crate::grace_end(&me, now);
-    // Due at the rotation age, or when the token ends if that comes first.
-    let rotation_due = crate::real_end(&me, now)
-        .map_or(me.created_at + time::Duration::days(ROTATION_DAYS), |at| {
-            at.min(me.created_at + time::Duration::days(ROTATION_DAYS))
-        });
+    // Due when the workspace's policy says, or when the token ends if that comes first.
+    let rotation_due = match (crate::real_end(&me, now), me.rotation_due_at) {
+        (Some(end), Some(due)) => Some(end.min(due)),
+        (end, due) => end.or(due),
+    };
     if style.json {
         print_json(&json!({
             "server": client.server(),
@@ -154,7 +153,7 @@ pub(crate) async fn status(cli: &Cli, style: Style) -> Result<(), CliError> {
             "grace_ends_at": grace.and_then(rfc3339),
             "rotated_to": me.rotated_to,
             "created_at": rfc3339(me.created_at),
-            "rotation_due": rfc3339(rotation_due),
+            "rotation_due": rotation_due.map(rfc3339),
             "default_server": config.default,
             "saved_servers": config.servers.keys().collect::<Vec<_>>(),
         }));
@@ -175,14 +174,14 @@ pub(crate) async fn status(cli: &Cli, style: Style) -> Result<(), CliError> {
             None => outln!("expires:      {}", when(me.expires_at, now)),
         }
         if grace.is_none() {
-            outln!("rotation due: {}", when(Some(rotation_due), now));
+            outln!("rotation due: {}", when(rotation_due, now));
         }
         if !saved.is_empty() {
             outln!("saved for:    {}", saved.join(", "));
         }
     }
-    if grace.is_none() && rotation_due < now {
-        style.warn(&format!("the token is older than {ROTATION_DAYS} days; rotate it with `knowmind token rotate self`"));
+    if grace.is_none() && rotation_due.is_some_and(|due| due < now) {
+        style.warn("the token is due for rotation under the workspace's policy; rotate it with `knowmind token rotate self`");
     }
     warn_expiry(&client, style);
     Ok(())

@@ -244,32 +244,62 @@ async fn expiring_tokens_are_warned_about() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn old_tokens_are_warned_about_on_every_command() {
+async fn tokens_due_for_rotation_under_the_workspace_policy_are_warned_about() {
     let e = env().await;
     let admin = e.issue(&[Scope::Admin]).await;
     assert!(e.login(&admin).await.status.success());
     let fresh = e.run(&["token", "list"], None, &[]).await;
-    assert!(!stderr(&fresh).contains("older than"), "{}", stderr(&fresh));
+    assert!(
+        !stderr(&fresh).contains("due for rotation"),
+        "{}",
+        stderr(&fresh)
+    );
     let backdated = e
         .store
         .get_token(&e.fixture.workspace, admin[4..20].parse().unwrap())
         .await
         .unwrap();
-    let hundred_days_ago = knowmind_db::to_micros(backdated.created_at - time::Duration::days(100));
+    let forty_days_ago = knowmind_db::to_micros(backdated.created_at - time::Duration::days(40));
     sqlx::query("UPDATE tokens SET created_at_us = $1 WHERE id = $2")
-        .bind(hundred_days_ago)
+        .bind(forty_days_ago)
         .bind(&admin[4..20])
         .execute(e.store.db().pool())
         .await
         .unwrap();
+    // 40 days old: not due under the default 90-day interval…
+    let standard = e.run(&["token", "list"], None, &[]).await;
+    assert!(standard.status.success());
+    assert!(
+        !stderr(&standard).contains("due for rotation"),
+        "{}",
+        stderr(&standard)
+    );
+    let status = e.run(&["--json", "auth", "status"], None, &[]).await;
+    let due = json(&status)["rotation_due"].as_str().unwrap().to_owned();
+    assert!(
+        due.starts_with(
+            &(backdated.created_at + time::Duration::days(50))
+                .date()
+                .to_string()
+        ),
+        "{due}"
+    );
+    // …and due under the regulated 30 days, as the server dates it.
+    let regulated = e
+        .run(&["policy", "set", "--rotation-interval", "30d"], None, &[])
+        .await;
+    assert!(regulated.status.success(), "{}", stderr(&regulated));
     let old = e.run(&["token", "list"], None, &[]).await;
     assert!(old.status.success());
     assert!(
-        stderr(&old).contains("older than 90 days"),
+        stderr(&old).contains("due for rotation"),
         "{}",
         stderr(&old)
     );
-    assert!(!stderr(&e.run(&["token", "list", "--quiet"], None, &[]).await).contains("older than"));
+    assert!(
+        !stderr(&e.run(&["token", "list", "--quiet"], None, &[]).await)
+            .contains("due for rotation")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

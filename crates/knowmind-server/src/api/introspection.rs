@@ -62,6 +62,7 @@ pub(super) async fn introspect(
                 scopes: Some(p.scopes),
                 expires_at: p.expires_at,
                 oauth_client_id: p.oauth_client_id.clone(),
+                rotation_due_at: p.rotation_due_at,
             };
             verified.finish(200);
             result

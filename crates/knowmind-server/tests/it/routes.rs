@@ -362,7 +362,7 @@ async fn the_plaintext_appears_only_in_create_and_rotate_responses() {
 }
 
 #[tokio::test]
-async fn responses_say_when_the_token_expires() {
+async fn responses_say_when_the_token_expires_and_when_it_is_due_for_rotation() {
     let s = server().await;
     let token = s
         .issue_with(&[Scope::Read], Some(datetime!(2027-01-01 00:00 UTC)))
@@ -371,6 +371,19 @@ async fn responses_say_when_the_token_expires() {
     assert_eq!(
         reply.headers.get("knowmind-token-expiration").unwrap(),
         "2027-01-01T00:00:00Z"
+    );
+    // Issued at the test clock's 2026-11-27 12:00; the default interval is 90 days.
+    assert_eq!(
+        reply.headers.get("knowmind-token-rotation-due").unwrap(),
+        "2027-02-25T12:00:00Z"
+    );
+    let me = s
+        .call(Method::GET, "/v1/tokens/self", Some(&token), None)
+        .await;
+    assert_eq!(
+        me.json["rotation_due_at"], "2027-02-25T12:00:00Z",
+        "{}",
+        me.text
     );
     let forever = s.issue(&[Scope::Read]).await;
     assert!(

@@ -31,6 +31,7 @@ fn record(lifetime: Option<Duration>) -> TokenRecord {
         state: TokenState::Active,
         oauth_client_id: None,
         allowed_networks: Default::default(),
+        rotation_due_at: None,
     }
 }
 

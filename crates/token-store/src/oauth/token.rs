@@ -336,7 +336,8 @@ impl Store {
                     format!("{detail} (workspace policy: {rule})"),
                 ),
                 other => other,
-            })
+            })?;
+        Ok(())
     }
 
     pub(super) async fn issue(
@@ -532,5 +533,6 @@ fn access_record(
         state: TokenState::Active,
         oauth_client_id: Some(client.client.id.clone()),
         allowed_networks: token_core::Networks::default(),
+        rotation_due_at: None,
     })
 }

@@ -322,14 +322,15 @@ impl Store {
     }
 
     /// Refuses a new or rotated token that the workspace's policy does not allow, before any
-    /// scrypt is spent on it: [`Error::PolicyViolation`] naming the rule.
+    /// scrypt is spent on it: [`Error::PolicyViolation`] naming the rule. Returns the rules
+    /// that allowed it (the rotation interval dates the new token's rotation).
     pub(crate) async fn judge_new_token(
         &self,
         workspace_id: &str,
         owner_id: &str,
         token: Proposed<'_>,
         now: OffsetDateTime,
-    ) -> Result<(), Error> {
+    ) -> Result<Rules, Error> {
         let rules = self.rules(workspace_id).await?;
         let role = sqlx::query(
             "SELECT role FROM members WHERE id = $1 AND workspace_id = $2 \
@@ -343,7 +344,8 @@ impl Store {
         .transpose()?
         .map(|role| role.parse::<Role>())
         .transpose()?;
-        rules.judge(&Proposed { role, ..token }, now)
+        rules.judge(&Proposed { role, ..token }, now)?;
+        Ok(rules)
     }
 }
 

@@ -206,6 +206,15 @@ async fn tokens_due_for_rotation_or_expiring_soon_are_listed() {
         })
         .await;
         assert!(later.is_empty(), "{name}");
+        // The metrics gauge's counts agree (this database holds one workspace).
+        assert_eq!(
+            env.store.token_counts().await.unwrap(),
+            token_store::TokenCounts {
+                rotation_due: 2,
+                expiring_soon: 1,
+            },
+            "{name}"
+        );
         // A rotated token is no longer due; its successor is new.
         env.store
             .rotate_token(&env.ws, old.id, Rotation::default(), &env.ctx())
