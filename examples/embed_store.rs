@@ -76,6 +76,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         grace: Some(Duration::hours(1)),
         expires_at: None,
         allowed_networks: None,
+        handover: None,
     };
     let (rotated, new_token) = store
         .rotate_token(&workspace.id, record.id, rotation, &as_ada)

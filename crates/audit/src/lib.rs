@@ -315,7 +315,11 @@ impl Audit {
                 let action: String = row.try_get("action")?;
                 if matches!(
                     action.parse::<Action>(),
-                    Ok(Action::TokenRevoked | Action::TokenRotated | Action::TokenUpdated)
+                    Ok(Action::TokenRevoked
+                        | Action::TokenRotated
+                        | Action::TokenUpdated
+                        | Action::TokenHandoverCompleted
+                        | Action::TokenHandoverTimedOut)
                 ) {
                     let target: Option<String> = row.try_get("target_id")?;
                     ids.extend(target.and_then(|t| t.parse::<TokenId>().ok()));

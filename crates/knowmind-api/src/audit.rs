@@ -64,6 +64,14 @@ pub enum Action {
     /// A token was replaced by a new one.
     #[serde(rename = "token.rotated")]
     TokenRotated,
+    /// A rotation's new token was used for the first time: the old token stops after the
+    /// overlap (target: the old token).
+    #[serde(rename = "token.handover_completed")]
+    TokenHandoverCompleted,
+    /// A rotation's new token was never used before the hand-over's deadline: the old token
+    /// stopped at the deadline (target: the old token).
+    #[serde(rename = "token.handover_timed_out")]
+    TokenHandoverTimedOut,
     /// A token's stored hash was upgraded to the current scrypt parameters.
     #[serde(rename = "token.rehashed")]
     TokenRehashed,
@@ -114,6 +122,8 @@ named!(Action, "action", {
     TokenUpdated => "token.updated",
     TokenRevoked => "token.revoked",
     TokenRotated => "token.rotated",
+    TokenHandoverCompleted => "token.handover_completed",
+    TokenHandoverTimedOut => "token.handover_timed_out",
     TokenRehashed => "token.rehashed",
     TokenReuse => "token.reuse",
     OAuthClientRegistered => "oauth.client_registered",

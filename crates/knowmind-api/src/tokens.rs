@@ -117,6 +117,10 @@ pub struct TokenRecord {
     /// refused like an unknown token and recorded as `address_not_allowed`.
     #[serde(default)]
     pub allowed_networks: Networks,
+    /// For a token rotated with a verified hand-over: where the hand-over stands (its successor
+    /// is `rotated_to`; it stops working at `revoked_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<HandoverState>,
     /// When it is due for rotation under the workspace's policy (its creation plus the rotation
     /// interval); none once it is rotated or revoked, and for OAuth access tokens.
     #[serde(
@@ -126,6 +130,28 @@ pub struct TokenRecord {
     )]
     pub rotation_due_at: Option<OffsetDateTime>,
 }
+
+/// Where a rotation's verified hand-over stands, on the old token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum HandoverState {
+    /// Waiting for the new token's first use; the old one works until the deadline.
+    Pending,
+    /// The new token was used: the old one works for the overlap, then stops.
+    Overlap,
+    /// The overlap ended: the old token is revoked.
+    Done,
+    /// The new token was never used before the deadline: the old token stopped then.
+    TimedOut,
+}
+
+named!(HandoverState, "handover", {
+    Pending => "pending",
+    Overlap => "overlap",
+    Done => "done",
+    TimedOut => "timed_out",
+});
 
 /// Who a verified token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -319,6 +345,17 @@ pub struct RotateToken {
     /// The new token's networks; left out: the old token's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_networks: Option<Networks>,
+    /// Rotate with a verified hand-over: the old token keeps working until the new one is first
+    /// used, then for `handover_overlap`, and at the latest until this deadline (`7d`; 1m to
+    /// 30d). Not with `grace_period`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::duration))]
+    pub handover_deadline: Option<String>,
+    /// How long the old token keeps working after the new one's first use (default `5m`, at
+    /// most `1h`); only with `handover_deadline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::duration))]
+    pub handover_overlap: Option<String>,
 }
 
 #[cfg(test)]

@@ -143,6 +143,14 @@ pub enum TokenCommand {
         /// separate with commas). Default: the old token's list.
         #[arg(long = "allow-from", value_name = "CIDR")]
         allow_from: Vec<String>,
+        /// Verified hand-over: keep the old token working until the new one has been used (then
+        /// for --overlap), and at the latest for this long (e.g. `7d`).
+        #[arg(long, value_name = "DEADLINE", conflicts_with = "grace")]
+        handover: Option<String>,
+        /// With --handover: how long the old token keeps working after the new one's first use
+        /// (default `5m`, at most `1h`).
+        #[arg(long, requires = "handover")]
+        overlap: Option<String>,
     },
     /// Revoke tokens (ids, or `self`).
     Revoke {

@@ -312,6 +312,7 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     let checkpoints = common.data_dir.join(CHECKPOINTS_DIR);
     let background = [
         tokio::spawn(count_tokens(store.clone(), metrics.clone())),
+        tokio::spawn(sweep_handovers(store.clone())),
         tokio::spawn(prune_usage_hourly(store.clone())),
         tokio::spawn(write_checkpoints(store.clone(), checkpoints.clone(), every)),
     ];
@@ -349,6 +350,24 @@ async fn check_newest_checkpoint(common: &Common, store: &Store) -> anyhow::Resu
         );
     }
     Ok(())
+}
+
+/// Moves rotations' hand-overs on (overlap ended, deadline passed) every 15 seconds, on every
+/// instance: each hand-over moves once, whichever instance gets there first.
+async fn sweep_handovers(store: Store) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(15));
+    loop {
+        ticker.tick().await;
+        match store.sweep_handovers().await {
+            Ok(sweep) if sweep == token_store::HandoverSweep::default() => {}
+            Ok(sweep) => tracing::info!(
+                done = sweep.done,
+                timed_out = sweep.timed_out,
+                "rotation hand-overs moved on"
+            ),
+            Err(e) => tracing::warn!(error = %e, "hand-over sweep failed"),
+        }
+    }
 }
 
 /// Keeps the token gauges current: one aggregate query a minute.

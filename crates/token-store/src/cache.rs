@@ -41,6 +41,8 @@ pub(crate) struct Cached {
     pub(crate) phc: String,
     /// The networks it may be used from; empty: anywhere.
     pub(crate) allowed: token_core::Networks,
+    /// For a rotation's new token while its hand-over is pending: the token it replaces.
+    pub(crate) handover_of: Option<TokenId>,
 }
 
 impl std::fmt::Debug for Cached {
@@ -50,6 +52,7 @@ impl std::fmt::Debug for Cached {
             .field("standing", &self.standing)
             .field("rotated", &self.rotated)
             .field("allowed", &self.allowed)
+            .field("handover_of", &self.handover_of)
             .field("phc", &"[REDACTED]")
             .finish()
     }
@@ -346,6 +349,7 @@ mod tests {
             rotated: false,
             phc: "$scrypt$secret-looking".into(),
             allowed: token_core::Networks::default(),
+            handover_of: None,
         })
     }
 

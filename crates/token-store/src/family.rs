@@ -21,6 +21,7 @@ use time::{Duration, OffsetDateTime};
 use token_core::{Token, TokenId};
 
 use crate::error::Error;
+use crate::model::Handover;
 use crate::model::{
     Call, Origin, Reach, ReuseDetection, Revocation, Revoked, Rotation, TokenRecord, TokenState,
 };
@@ -29,6 +30,7 @@ use crate::rows::{SELECT_TOKEN, insert_token, read_token_row, token_from_row};
 use crate::store::Store;
 use crate::tokens::{check_expiry, token_details};
 use crate::validate;
+use knowmind_api::HandoverState;
 use token_core::Networks;
 
 /// Reasons that always revoke the whole family, whatever the caller asked.
@@ -217,6 +219,9 @@ impl Store {
                 "must be between 0 and 7 days",
             ));
         }
+        if let Some(handover) = rotation.handover {
+            check_handover(handover, rotation.grace)?;
+        }
         let now = self.now();
         let mut expires_at = rotation_expiry(&old, rotation.expires_at, context, now)?;
         if rotation.expires_at.is_none() {
@@ -252,7 +257,8 @@ impl Store {
             rotation_due_at: now.checked_add(rules.rotation_interval),
             ..old.clone()
         };
-        let revoke_at = now + grace;
+        // With a hand-over, the old token's end is the hard deadline until the new one is used.
+        let revoke_at = now + rotation.handover.map_or(grace, |h| h.deadline);
         let mut tx = self.inner.db.begin_write().await?;
         self.lock_family(&mut tx, old.family_id).await?;
         // Under the lock: a revocation or rotation may have committed since the read above.
@@ -263,15 +269,25 @@ impl Store {
         insert_token(&mut tx, &new, &hash).await?;
         let done = sqlx::query(
             "UPDATE tokens SET revoked_at_us = $1, revoked_reason = $5, revoked_by = $2, \
-             rotated_to = $3 WHERE id = $4 AND rotated_to IS NULL AND revoked_at_us IS NULL",
+             rotated_to = $3, handover = $6, handover_overlap_s = $7 \
+             WHERE id = $4 AND rotated_to IS NULL AND revoked_at_us IS NULL",
         )
         .bind(to_micros(revoke_at))
         .bind(context.actor.to_string())
         .bind(new.id.as_str())
         .bind(old.id.as_str())
         .bind(crate::model::ROTATED)
+        .bind(rotation.handover.map(|_| HandoverState::Pending.as_str()))
+        .bind(rotation.handover.map(|h| h.overlap.whole_seconds()))
         .execute(&mut *tx)
         .await?;
+        if rotation.handover.is_some() {
+            sqlx::query("UPDATE tokens SET handover_of = $1 WHERE id = $2")
+                .bind(old.id.as_str())
+                .bind(new.id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
         if done.rows_affected() != 1 {
             return Err(Error::Conflict(
                 "the token was rotated or revoked concurrently".into(),
@@ -281,6 +297,10 @@ impl Store {
             NewEvent::on_token(workspace_id, Action::TokenRotated, old.id).with_details(json!({
                 "new_token_id": new.id,
                 "grace_seconds": grace.whole_seconds(),
+                "handover": rotation.handover.map(|h| json!({
+                    "deadline_seconds": h.deadline.whole_seconds(),
+                    "overlap_seconds": h.overlap.whole_seconds(),
+                })),
                 "old_revoked_at": revoke_at.unix_timestamp(),
                 "expires_at": new.expires_at.map(|t| t.unix_timestamp()),
             }));
@@ -299,7 +319,13 @@ impl Store {
         let mark = self.mark();
         tx.commit().await?;
         self.inner.cache.evict(old.id);
-        self.remember(&token, &new, &hash, &mark);
+        self.remember(
+            &token,
+            &new,
+            &hash,
+            &mark,
+            rotation.handover.map(|_| old.id),
+        );
         Ok((new, token))
     }
 
@@ -464,6 +490,30 @@ fn rotatable(token: &TokenRecord) -> Result<(), Error> {
 }
 
 /// The new token's expiry: see [`Store::rotate_token`].
+/// A hand-over's limits: a deadline from 1 minute to 30 days (it is when a never-used new token
+/// leaves the old one dead), an overlap of at most an hour, and no grace period beside it.
+fn check_handover(handover: Handover, grace: Option<Duration>) -> Result<(), Error> {
+    if grace.is_some() {
+        return Err(Error::invalid(
+            "grace_period",
+            "a rotation with a hand-over has no grace period: the old token works until the new one is used",
+        ));
+    }
+    if handover.deadline < Duration::MINUTE || handover.deadline > Duration::days(30) {
+        return Err(Error::invalid(
+            "handover_deadline",
+            "must be between 1 minute and 30 days",
+        ));
+    }
+    if handover.overlap.is_negative() || handover.overlap > Duration::HOUR {
+        return Err(Error::invalid(
+            "handover_overlap",
+            "must be between 0 and 1 hour",
+        ));
+    }
+    Ok(())
+}
+
 /// The new token's allow-list: the old one's unless another is given. A token rotating itself
 /// may narrow its list, never widen it (or a stolen token could free itself of it).
 fn rotation_networks(

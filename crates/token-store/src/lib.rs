@@ -56,6 +56,7 @@ mod cache;
 mod clock;
 mod error;
 mod family;
+mod handover;
 mod hash_pool;
 mod limiter;
 mod listener;
@@ -81,10 +82,11 @@ pub use accounts::{
 pub use cache::SharedPrincipal;
 pub use clock::SystemClock;
 pub use error::{Error, Refusal, StorageError};
+pub use handover::HandoverSweep;
 pub use limiter::{FailureLimiter, Source};
 pub use model::{
-    Call, Member, MemberUpdate, NewMember, NewToken, Origin, Page, Principal, ROTATED, Reach,
-    ReuseDetection, Revocation, Revoked, Role, Rotation, Standing, TokenCounts, TokenFilter,
+    Call, Handover, Member, MemberUpdate, NewMember, NewToken, Origin, Page, Principal, ROTATED,
+    Reach, ReuseDetection, Revocation, Revoked, Role, Rotation, Standing, TokenCounts, TokenFilter,
     TokenRecord, TokenState, TokenUpdate, Workspace, WorkspacePolicy, state_at,
 };
 pub use oauth::{

@@ -174,6 +174,23 @@ pub struct Rotation {
     pub expires_at: Option<Option<OffsetDateTime>>,
     /// The new token's networks; `None` keeps the old token's.
     pub allowed_networks: Option<token_core::Networks>,
+    /// Retire the old token only once the new one has been used (instead of `grace`).
+    pub handover: Option<Handover>,
+}
+
+/// A rotation's verified hand-over: the old token works until the new one is first used, then
+/// for `overlap`, and at the latest until `deadline` from the rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handover {
+    /// When the old token stops if the new one is never used (1 minute to 30 days).
+    pub deadline: Duration,
+    /// How long the old token keeps working after the new one's first use (at most an hour).
+    pub overlap: Duration,
+}
+
+impl Handover {
+    /// The overlap when none is given: long enough for in-flight work to finish.
+    pub const DEFAULT_OVERLAP: Duration = Duration::minutes(5);
 }
 
 /// Which tokens [`crate::Store::list_tokens`] returns.

@@ -16,6 +16,8 @@ use crate::model::{Origin, Principal, Standing, TokenRecord, state_at};
 pub(crate) struct TokenRow {
     pub(crate) record: TokenRecord,
     pub(crate) phc: String,
+    /// For a rotation's new token while its hand-over is pending: the token it replaces.
+    pub(crate) handover_of: Option<TokenId>,
 }
 
 pub(crate) fn principal_of(record: &TokenRecord) -> Principal {
@@ -37,7 +39,7 @@ pub(crate) static SELECT_TOKEN: LazyLock<String> = LazyLock::new(|| {
         "SELECT t.id, t.workspace_id, t.owner_id, t.name, t.description, t.client, t.scopes, \
          t.created_at_us, t.created_by, t.expires_at_us, t.revoked_at_us, t.revoked_reason, \
          t.revoked_by, t.rotated_from, t.rotated_to, t.family_id, t.oauth_client_id, \
-         t.allowed_networks, t.hash, w.policy_rotation_interval_s, {} \
+         t.allowed_networks, t.hash, t.handover, t.handover_of, w.policy_rotation_interval_s, {} \
          FROM tokens t JOIN workspaces w ON w.id = t.workspace_id {}",
         audit::LAST_USE_COLUMNS,
         audit::last_use_join("t.id")
@@ -119,8 +121,13 @@ pub(crate) fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenR
                 .parse()
                 .map_err(|_| corrupt("allowed networks"))?,
             rotation_due_at,
+            handover: row
+                .try_get::<Option<String>, _>("handover")?
+                .map(|state| state.parse())
+                .transpose()?,
         },
         phc: row.try_get("hash")?,
+        handover_of: opt_id("handover_of")?,
     })
 }
 

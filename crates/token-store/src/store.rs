@@ -254,12 +254,14 @@ impl Store {
 
     /// Caches a token issued on this process, so its first use needs no scrypt — unless it was
     /// revoked (on any instance) since `mark`, taken before its transaction committed.
+    /// `handover_of`: the token a rotation's new token replaces while its hand-over is pending.
     pub(crate) fn remember(
         &self,
         token: &Token,
         record: &TokenRecord,
         hash: &TokenHash,
         mark: &crate::cache::ReadMark<'_>,
+        handover_of: Option<TokenId>,
     ) {
         let cached = crate::cache::Cached {
             principal: principal_of(record),
@@ -267,6 +269,7 @@ impl Store {
             rotated: record.rotated_to.is_some(),
             phc: hash.as_phc().to_owned(),
             allowed: record.allowed_networks.clone(),
+            handover_of,
         };
         self.inner.cache.insert(token, Arc::new(cached), mark);
     }

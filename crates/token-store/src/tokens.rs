@@ -51,7 +51,7 @@ impl Store {
             .await?;
         let mark = self.mark();
         tx.commit().await?;
-        self.remember(&token, &record, &hash, &mark);
+        self.remember(&token, &record, &hash, &mark, None);
         Ok((record, token))
     }
 
@@ -355,6 +355,7 @@ pub(crate) fn issued_record(
         oauth_client_id: None,
         allowed_networks: checked.allowed_networks,
         rotation_due_at: None,
+        handover: None,
     })
 }
 

@@ -177,6 +177,14 @@ impl Store {
                 return Err(Error::Unauthorized(Refusal::Expired));
             }
         }
+        // The first accepted use of a rotation's new token completes its hand-over (once; a
+        // failure leaves it for the next call, and the deadline still holds).
+        if let Some(old) = known.handover_of
+            && let Err(e) =
+                Box::pin(self.complete_handover(&token, &known, old, call.client_ip, now)).await
+        {
+            tracing::warn!(token_id = %token.id(), error = %e, "hand-over not recorded; the next call retries");
+        }
         // An accepted call is served only if its record has room: if the writer cannot keep up,
         // say so rather than serve the call unrecorded.
         let slot = usage_writer.reserve().map_err(|_| Error::Busy)?;
@@ -361,6 +369,7 @@ impl Store {
                             rotated: known.rotated,
                             phc: new.as_phc().to_owned(),
                             allowed: known.allowed.clone(),
+                            handover_of: known.handover_of,
                         })
                     }
                     None => known,
@@ -453,6 +462,7 @@ fn cached_from_row(row: &TokenRow) -> Arc<Cached> {
         rotated: row.record.rotated_to.is_some(),
         phc: row.phc.clone(),
         allowed: row.record.allowed_networks.clone(),
+        handover_of: row.handover_of,
     })
 }
 

@@ -67,7 +67,7 @@ impl Store {
         hand_over(&token).map_err(|reason| Error::HandOver { reason })?;
         let mark = self.mark();
         tx.commit().await?;
-        self.remember(&token, &record, &hash, &mark);
+        self.remember(&token, &record, &hash, &mark, None);
         Ok((workspace, record, token))
     }
 

@@ -1313,3 +1313,31 @@ async fn policy_check_lists_then_applies_and_allow_lists_are_checked_before_send
         stdout(&clean)
     );
 }
+
+#[tokio::test]
+async fn rotate_with_handover_says_when_the_old_token_stops_and_view_shows_it() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+    let reader = e.issue(&[Scope::Read]).await;
+    let id = &reader[4..20];
+    let lone = e
+        .run(&["token", "rotate", id, "--overlap", "5m"], None, &[])
+        .await;
+    assert_eq!(lone.status.code(), Some(2), "{}", stderr(&lone));
+    let rotated = e
+        .run(&["token", "rotate", id, "--handover", "2d"], None, &[])
+        .await;
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert!(
+        stderr(&rotated).contains("keeps working until the new one has been used"),
+        "{}",
+        stderr(&rotated)
+    );
+    let view = e.run(&["token", "view", id], None, &[]).await;
+    assert!(
+        stdout(&view).contains("rotated with hand-over"),
+        "{}",
+        stdout(&view)
+    );
+}

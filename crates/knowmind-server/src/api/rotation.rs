@@ -82,10 +82,32 @@ async fn rotate_token(
         (None, None) => None, // keep the old token's lifetime
         (expires_in, expires_at) => Some(expiry(store.now(), expires_in, expires_at)?),
     };
+    let duration = |field: &str, text: &str| {
+        parse_duration(text).map_err(|e| ApiError::invalid(format!("{field}: {e}")))
+    };
+    let handover = match (
+        body.handover_deadline.as_deref(),
+        body.handover_overlap.as_deref(),
+    ) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(ApiError::invalid(
+                "handover_overlap needs handover_deadline: a hand-over must have a deadline",
+            ));
+        }
+        (Some(deadline), overlap) => Some(token_store::Handover {
+            deadline: duration("handover_deadline", deadline)?,
+            overlap: overlap
+                .map(|o| duration("handover_overlap", o))
+                .transpose()?
+                .unwrap_or(token_store::Handover::DEFAULT_OVERLAP),
+        }),
+    };
     let rotation = Rotation {
         grace,
         expires_at,
         allowed_networks: body.allowed_networks,
+        handover,
     };
     let (record, token) = store
         .rotate_token(&who.workspace_id, id, rotation, context)
@@ -96,8 +118,9 @@ async fn rotate_token(
 /// Rotate a token
 ///
 /// Issues its successor (the plaintext is in this response only). The old token keeps working
-/// for `grace_period`, then is revoked. The new token never gets more lifetime than the old one
-/// had. The body is optional.
+/// for `grace_period`, then is revoked; or, with `handover_deadline`, until the successor has
+/// been used and `handover_overlap` (5 minutes) has passed, at the latest until the deadline.
+/// The new token never gets more lifetime than the old one had. The body is optional.
 #[utoipa::path(post, path = "/v1/tokens/{id}/rotate", operation_id = "rotateToken", tag = "tokens",
     params(TokenPath), request_body(content = Option<RotateToken>),
     responses((status = 201, description = "The successor, with its plaintext", body = Issued)))]

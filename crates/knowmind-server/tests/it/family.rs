@@ -436,3 +436,90 @@ async fn an_allow_list_holds_over_http_and_the_policy_check_applies_over_http() 
         .await;
     assert_eq!(again.json["findings"], json!([]), "{}", again.text);
 }
+
+#[tokio::test]
+async fn a_rotation_with_handover_keeps_the_old_token_until_the_new_one_is_used() {
+    let s = server().await;
+    let (id, old) = create(&s, json!({"name": "laptop", "scopes": ["read"]})).await;
+    for (body, why) in [
+        (
+            json!({"handover_overlap": "5m"}),
+            "an overlap without a deadline",
+        ),
+        (
+            json!({"handover_deadline": "1d", "grace_period": "1h"}),
+            "a grace period beside a hand-over",
+        ),
+        (
+            json!({"handover_deadline": "31d"}),
+            "a deadline over 30 days",
+        ),
+        (json!({"handover_deadline": "soon"}), "a malformed deadline"),
+    ] {
+        let refused = s
+            .call(
+                Method::POST,
+                &format!("/v1/tokens/{id}/rotate"),
+                Some(&s.admin),
+                Some(body),
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{why}: {}",
+            refused.text
+        );
+    }
+    let rotated = s
+        .call(
+            Method::POST,
+            &format!("/v1/tokens/{id}/rotate"),
+            Some(&s.admin),
+            Some(json!({"handover_deadline": "1d", "handover_overlap": "10m"})),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.text);
+    let new = rotated.json["token"].as_str().unwrap().to_owned();
+    let state = || async {
+        s.call(
+            Method::GET,
+            &format!("/v1/tokens/{id}"),
+            Some(&s.admin),
+            None,
+        )
+        .await
+        .json
+    };
+    assert_eq!(state().await["handover"], "pending");
+    assert_eq!(
+        s.call(Method::GET, "/v1/notes", Some(&old), None)
+            .await
+            .status,
+        StatusCode::OK,
+        "the old token works while the new one is unused"
+    );
+    assert_eq!(
+        s.call(Method::GET, "/v1/notes", Some(&new), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let overlap = state().await;
+    assert_eq!(overlap["handover"], "overlap", "{overlap}");
+    // The test clock stands still: the old token ends 10 minutes after the first use.
+    assert_eq!(overlap["revoked_at"], "2026-11-27T12:10:00Z", "{overlap}");
+    let events = s
+        .call(
+            Method::GET,
+            "/v1/audit/events?action=token.handover_completed",
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        events.json["items"][0]["details"]["new_token_first_used_from"], "203.0.113.5",
+        "{}",
+        events.text
+    );
+}

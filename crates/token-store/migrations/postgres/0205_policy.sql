@@ -15,3 +15,13 @@ ALTER TABLE workspaces ADD COLUMN policy_revoke_unused_after_s BIGINT;
 
 -- The networks a token may be used from (canonical CIDR, space-separated); '' = anywhere.
 ALTER TABLE tokens ADD COLUMN allowed_networks TEXT NOT NULL DEFAULT '';
+
+-- Rotation with verified hand-over. On the old token: the hand-over's state (`pending` until the
+-- new token is first used, `overlap` until the old one's end, then `done`; `timed_out` when the
+-- new token was never used before the deadline) and the overlap in seconds; its revoked_at_us
+-- is the hard deadline, brought forward to first use + overlap. On the new token: the token it
+-- replaces while the hand-over is pending, so that its first accepted use completes it.
+ALTER TABLE tokens ADD COLUMN handover TEXT;
+ALTER TABLE tokens ADD COLUMN handover_overlap_s BIGINT;
+ALTER TABLE tokens ADD COLUMN handover_of TEXT;
+CREATE INDEX tokens_handover ON tokens (handover, revoked_at_us) WHERE handover IS NOT NULL;

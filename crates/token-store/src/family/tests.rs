@@ -32,6 +32,7 @@ fn record(lifetime: Option<Duration>) -> TokenRecord {
         oauth_client_id: None,
         allowed_networks: Default::default(),
         rotation_due_at: None,
+        handover: None,
     }
 }
 

@@ -491,7 +491,7 @@ impl Store {
             .await?;
         let mark = self.mark();
         tx.commit().await?;
-        self.remember(&access, &record, &hash, &mark);
+        self.remember(&access, &record, &hash, &mark, None);
         Ok(IssuedTokens {
             access,
             refresh,
@@ -534,5 +534,6 @@ fn access_record(
         oauth_client_id: Some(client.client.id.clone()),
         allowed_networks: token_core::Networks::default(),
         rotation_due_at: None,
+        handover: None,
     })
 }

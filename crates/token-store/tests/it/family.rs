@@ -15,6 +15,7 @@ fn graced(hours: i64) -> Rotation {
         grace: Some(Duration::hours(hours)),
         expires_at: None,
         allowed_networks: None,
+        handover: None,
     }
 }
 

@@ -10,6 +10,7 @@
 mod accounts;
 mod atomicity;
 mod family;
+mod handover;
 mod leaks;
 mod lifecycle;
 mod oauth;

@@ -129,6 +129,7 @@ async fn rotation_with_grace_keeps_the_old_token_until_the_grace_ends() {
             grace: Some(Duration::hours(1)),
             expires_at: None,
             allowed_networks: None,
+            handover: None,
         };
         let (fresh, fresh_token) = env
             .store
@@ -181,6 +182,7 @@ async fn a_token_in_its_grace_period_can_be_revoked_at_once_and_not_rotated_twic
             grace: Some(Duration::days(1)),
             expires_at: None,
             allowed_networks: None,
+            handover: None,
         };
         env.store
             .rotate_token(&env.ws, old.id, rotation.clone(), &env.ctx())

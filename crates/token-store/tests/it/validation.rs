@@ -87,6 +87,7 @@ async fn bad_rotation_input_is_refused() {
             grace: Some(Duration::days(8)),
             expires_at: None,
             allowed_networks: None,
+            handover: None,
         };
         assert!(matches!(
             env.store
@@ -101,6 +102,7 @@ async fn bad_rotation_input_is_refused() {
             grace: Some(Duration::seconds(-1)),
             expires_at: None,
             allowed_networks: None,
+            handover: None,
         };
         assert!(matches!(
             env.store
@@ -112,6 +114,7 @@ async fn bad_rotation_input_is_refused() {
             grace: None,
             expires_at: Some(Some(T0 - Duration::days(1))),
             allowed_networks: None,
+            handover: None,
         };
         assert!(matches!(
             env.store

@@ -57,6 +57,8 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
             grace,
             expires_in,
             allow_from: networks,
+            handover,
+            overlap,
         } => {
             if let Some(text) = grace {
                 let grace = token_core::parse_duration(text)
@@ -70,6 +72,13 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
             if let Some(text) = expires_in {
                 positive_duration("--expires-in", text)?;
             }
+            if let Some(text) = handover {
+                positive_duration("--handover", text)?;
+            }
+            if let Some(text) = overlap {
+                token_core::parse_duration(text)
+                    .map_err(|e| CliError::usage(format!("--overlap: {e}")))?;
+            }
             let path = token_path(id)?;
             let body = RotateToken {
                 grace_period: grace.clone(),
@@ -78,6 +87,8 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
                 allowed_networks: (!networks.is_empty())
                     .then(|| allow_from(networks))
                     .transpose()?,
+                handover_deadline: handover.clone(),
+                handover_overlap: overlap.clone(),
             };
             let rotated: Issued = client
                 .call(
@@ -120,12 +131,17 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &TokenCommand) -> Resu
                             rotated.record.id,
                             rotated.record.name,
                             old.as_deref().unwrap_or("-"),
-                            match grace {
-                                Some(g) => format!(
+                            match (handover, grace) {
+                                (Some(deadline), _) => format!(
+                                    "keeps working until the new one has been used, then for {}; \
+                                     if the new one is never used, it stops in {deadline}",
+                                    overlap.as_deref().unwrap_or("5m")
+                                ),
+                                (None, Some(g)) => format!(
                                     "keeps working for a grace period that ends {}",
                                     when(Some(now() + g), now())
                                 ),
-                                None => "stopped working now".to_owned(),
+                                (None, None) => "stopped working now".to_owned(),
                             }
                         );
                     }

@@ -7,6 +7,7 @@ use crate::client::{Client, NO_QUERY};
 use crate::error::CliError;
 use crate::output::{Style, relative, when};
 use crate::{now, print_json, scopes_text};
+use knowmind_api::HandoverState;
 
 pub(super) async fn view(client: &Client, style: Style, id: &str) -> Result<(), CliError> {
     let detail: TokenDetail = client
@@ -21,14 +22,32 @@ pub(super) async fn view(client: &Client, style: Style, id: &str) -> Result<(), 
     // A rotated token works until its grace period ends: that is its real end.
     let in_grace = record.revoked_reason.as_deref() == Some("rotated")
         && record.revoked_at.is_some_and(|at| at > now);
-    let state = if in_grace {
-        format!(
+    let successor = record
+        .rotated_to
+        .map(|id| id.to_string())
+        .unwrap_or_default();
+    let state = match record.handover {
+        Some(HandoverState::Pending) if in_grace => format!(
+            "{} (rotated with hand-over: works until {successor} is first used, at the latest until {})",
+            record.state,
+            when(record.revoked_at, now)
+        ),
+        Some(HandoverState::Overlap) if in_grace => format!(
+            "{} (hand-over: {successor} is in use; this one stops {})",
+            record.state,
+            when(record.revoked_at, now)
+        ),
+        Some(HandoverState::TimedOut) => format!(
+            "{} (hand-over timed out: {successor} was never used)",
+            record.state
+        ),
+        Some(_) => format!("{} (handed over to {successor})", record.state),
+        None if in_grace => format!(
             "{} (rotated; its grace period ends {})",
             record.state,
             when(record.revoked_at, now)
-        )
-    } else {
-        record.state.to_string()
+        ),
+        None => record.state.to_string(),
     };
     let mut lines = vec![
         ("id", record.id.to_string()),

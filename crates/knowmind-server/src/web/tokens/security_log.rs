@@ -6,6 +6,7 @@ use audit::{EventFilter, UsageSummary};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use knowmind_api::HandoverState;
 use time::{Duration, OffsetDateTime};
 use token_store::TokenRecord;
 
