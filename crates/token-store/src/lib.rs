@@ -66,6 +66,7 @@ mod options;
 mod policy;
 mod rehash;
 mod rows;
+mod sealed;
 mod store;
 mod sync;
 #[cfg(feature = "test-util")]

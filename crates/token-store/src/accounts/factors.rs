@@ -116,7 +116,7 @@ impl Store {
             .await?;
         let member = &signed_in.member;
         let setup = TotpSetup::generate(&member.email)?;
-        let sealed = totp::seal(key, &member.id, setup.secret())?;
+        let sealed = crate::sealed::seal(key, &member.id, setup.secret())?;
         let mut tx = self.inner.db.begin_write().await?;
         if has_second_factor(&mut tx, &member.id).await? {
             return Err(Error::Conflict(
@@ -165,7 +165,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(wrong)?;
-        let secret = totp::open(key, &member.id, &row.try_get::<String, _>("secret_sealed")?)?;
+        let secret = crate::sealed::open(key, &member.id, &row.try_get::<String, _>("secret_sealed")?)?;
         let step = totp::matching_step(&secret, code, now).ok_or_else(wrong)?;
         sqlx::query(
             "UPDATE member_totp SET confirmed_at_us = $1, last_step = $2 WHERE member_id = $3",
@@ -329,7 +329,7 @@ impl Store {
         .ok_or(Error::NotSignedIn)?;
         let sealed: String = row.try_get("secret_sealed")?;
         let last_step: i64 = row.try_get("last_step")?;
-        let secret_bytes = totp::open(key, &member.id, &sealed)?;
+        let secret_bytes = crate::sealed::open(key, &member.id, &sealed)?;
         let factor = match totp::matching_step(&secret_bytes, code, now) {
             Some(step) if step > last_step => {
                 // Conditional, so that of two sign-ins racing with one code only one wins.

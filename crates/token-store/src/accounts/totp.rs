@@ -10,8 +10,6 @@
 
 use std::fmt;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -166,47 +164,7 @@ fn base32(bytes: &[u8]) -> Zeroizing<String> {
     out
 }
 
-/// Seals a member's secret: hex of nonce ‖ ciphertext, bound to the member.
-pub(crate) fn seal(key: &[u8; 32], member_id: &str, secret: &[u8]) -> Result<String, Error> {
-    let cipher = XChaCha20Poly1305::new(key.into());
-    let mut nonce = [0u8; 24];
-    SysRng
-        .try_fill_bytes(&mut nonce)
-        .map_err(|_| Error::System("the operating system's random generator failed"))?;
-    let sealed = cipher
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            Payload {
-                msg: secret,
-                aad: member_id.as_bytes(),
-            },
-        )
-        .map_err(|_| Error::System("sealing failed"))?;
-    Ok(format!("{}{}", hex::encode(nonce), hex::encode(sealed)))
-}
 
-/// Opens what [`seal`] made for the same member under the same key.
-pub(crate) fn open(
-    key: &[u8; 32],
-    member_id: &str,
-    sealed: &str,
-) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let bytes = hex::decode(sealed).map_err(|_| Error::corrupt("sealed second factor"))?;
-    if bytes.len() < 24 {
-        return Err(Error::corrupt("sealed second factor"));
-    }
-    let (nonce, ciphertext) = bytes.split_at(24);
-    XChaCha20Poly1305::new(key.into())
-        .decrypt(
-            XNonce::from_slice(nonce),
-            Payload {
-                msg: ciphertext,
-                aad: member_id.as_bytes(),
-            },
-        )
-        .map(Zeroizing::new)
-        .map_err(|_| Error::corrupt("sealed second factor (wrong key, or not this member's)"))
-}
 
 /// New recovery codes (`xxxx-xxxx-xxxx-xxxx`, base32, 80 bits each) and their stored hashes.
 pub(crate) fn recovery_codes() -> Result<Vec<(Zeroizing<String>, String)>, Error> {
@@ -295,19 +253,6 @@ mod tests {
         assert_eq!(base32(b"foobar").as_str(), "MZXW6YTBOI");
     }
 
-    #[test]
-    fn sealed_secrets_open_only_for_their_member_and_key() {
-        let key = [9u8; 32];
-        let sealed = seal(&key, "mem_a", b"shared secret").unwrap();
-        assert!(!sealed.contains(&hex::encode(b"shared secret")));
-        assert_eq!(
-            open(&key, "mem_a", &sealed).unwrap().as_slice(),
-            b"shared secret"
-        );
-        assert!(open(&key, "mem_b", &sealed).is_err());
-        assert!(open(&[8u8; 32], "mem_a", &sealed).is_err());
-        assert!(open(&key, "mem_a", "zz").is_err());
-    }
 
     #[test]
     fn recovery_codes_are_distinct_and_checked_by_hash() {
