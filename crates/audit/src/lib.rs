@@ -191,6 +191,44 @@ impl Audit {
         }))
     }
 
+    /// Events of `workspace_id` after sequence number `after`, oldest first, at most `limit`
+    /// (1 to 1,000): how webhooks read the log as their outbox.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn events_after(
+        &self,
+        workspace_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>, Error> {
+        let limit = i64::from(limit.clamp(1, 1_000));
+        let mut sql = filtered(
+            self.db.backend(),
+            &EventFilter {
+                workspace_id: Some(workspace_id.to_owned()),
+                ..EventFilter::default()
+            },
+        );
+        sql.push(" AND seq > ")
+            .bind(Arg::Int(after))
+            .push(" ORDER BY seq LIMIT ")
+            .bind(Arg::Int(limit));
+        let rows = sql.query().fetch_all(self.db.pool()).await?;
+        rows.iter().map(chain::event_from_row).collect()
+    }
+
+    /// The sequence number of the newest event (0 for an empty log), read through `conn`.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn head_seq(conn: &mut knowmind_db::Connection) -> Result<i64, Error> {
+        let row = sqlx::query("SELECT seq FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(row.try_get("seq")?)
+    }
+
     /// Writes every event matching `filter` as JSON Lines, oldest first; returns how many.
     ///
     /// # Errors

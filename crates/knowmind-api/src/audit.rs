@@ -72,6 +72,12 @@ pub enum Action {
     /// stopped at the deadline (target: the old token).
     #[serde(rename = "token.handover_timed_out")]
     TokenHandoverTimedOut,
+    /// A token expires soon (14, 7 or 1 days: `details.days`); written once per threshold.
+    #[serde(rename = "token.expiring")]
+    TokenExpiring,
+    /// A token passed its workspace's rotation interval without being rotated; written once.
+    #[serde(rename = "token.rotation_due")]
+    TokenRotationDue,
     /// A token's stored hash was upgraded to the current scrypt parameters.
     #[serde(rename = "token.rehashed")]
     TokenRehashed,
@@ -101,6 +107,12 @@ pub enum Action {
     /// it, so the whole grant was revoked.
     #[serde(rename = "oauth.reuse_detected")]
     OAuthReuseDetected,
+    /// A webhook endpoint was registered.
+    #[serde(rename = "webhook.created")]
+    WebhookCreated,
+    /// A webhook endpoint was removed (its pending deliveries are dropped).
+    #[serde(rename = "webhook.removed")]
+    WebhookRemoved,
 }
 
 named!(Action, "action", {
@@ -124,6 +136,8 @@ named!(Action, "action", {
     TokenRotated => "token.rotated",
     TokenHandoverCompleted => "token.handover_completed",
     TokenHandoverTimedOut => "token.handover_timed_out",
+    TokenExpiring => "token.expiring",
+    TokenRotationDue => "token.rotation_due",
     TokenRehashed => "token.rehashed",
     TokenReuse => "token.reuse",
     OAuthClientRegistered => "oauth.client_registered",
@@ -133,6 +147,8 @@ named!(Action, "action", {
     OAuthTokenRevoked => "oauth.token_revoked",
     OAuthConnectionRevoked => "oauth.connection_revoked",
     OAuthReuseDetected => "oauth.reuse_detected",
+    WebhookCreated => "webhook.created",
+    WebhookRemoved => "webhook.removed",
 });
 
 /// How it ended: the `outcome` of an audit event.

@@ -25,6 +25,7 @@ pub mod schema;
 pub mod text;
 mod tokens;
 mod usage;
+mod webhooks;
 mod workspace;
 
 pub use audit::{
@@ -46,6 +47,7 @@ pub use tokens::{
     TokenDetail, TokenRecord, TokenState, UpdateToken,
 };
 pub use usage::{IpUse, RouteUse, StoredUsage, Usage, UsageOutcome, UsageRecordView, UsageSummary};
+pub use webhooks::{Delivery, DeliveryAttempt, DeliveryState, NewWebhook, Webhook, WebhookCreated};
 pub use workspace::{
     Member, PolicyAction, PolicyCheck, PolicyFinding, ReuseDetection, Role, RoleScopes, Workspace,
     WorkspacePolicy,

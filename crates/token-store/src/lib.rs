@@ -74,6 +74,7 @@ pub mod testing;
 mod tokens;
 mod validate;
 mod verify;
+mod webhooks;
 mod workspaces;
 
 pub use accounts::{
@@ -97,3 +98,4 @@ pub use oauth::{
 pub use options::StoreOptions;
 pub use store::Store;
 pub use verify::Verified;
+pub use webhooks::{ClaimedDelivery, DEFAULT_EVENTS, DeliveryOutcome, verify_signature};

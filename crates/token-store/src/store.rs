@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) sessions: crate::accounts::SessionOptions,
     /// Seals members' TOTP secrets; derived from the audit key (none without one).
     pub(crate) factor_key: Option<zeroize::Zeroizing<[u8; 32]>>,
+    /// Seals webhook signing secrets; derived from the audit key (none without one).
+    pub(crate) webhook_key: Option<zeroize::Zeroizing<[u8; 32]>>,
     /// When each revoked token was last reported as reused by its holder (monotonic), to report
     /// it once a minute at most.
     pub(crate) reuse_reported: Mutex<HashMap<TokenId, std::time::Duration>>,
@@ -129,6 +131,10 @@ impl Store {
             .audit_key
             .as_ref()
             .map(|key| key.derive("member second factor secrets"));
+        let webhook_key = options
+            .audit_key
+            .as_ref()
+            .map(|key| key.derive("webhook signing secrets"));
         let audit = match options.audit_key {
             Some(key) => Audit::with_key(db.clone(), key),
             None => Audit::new(db.clone()),
@@ -168,6 +174,7 @@ impl Store {
                 ),
                 sessions: options.sessions,
                 factor_key,
+                webhook_key,
                 reuse_reported: Mutex::new(HashMap::new()),
                 listening: listening_rx,
                 tasks,

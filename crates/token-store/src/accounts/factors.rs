@@ -165,7 +165,8 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(wrong)?;
-        let secret = crate::sealed::open(key, &member.id, &row.try_get::<String, _>("secret_sealed")?)?;
+        let secret =
+            crate::sealed::open(key, &member.id, &row.try_get::<String, _>("secret_sealed")?)?;
         let step = totp::matching_step(&secret, code, now).ok_or_else(wrong)?;
         sqlx::query(
             "UPDATE member_totp SET confirmed_at_us = $1, last_step = $2 WHERE member_id = $3",

@@ -164,8 +164,6 @@ fn base32(bytes: &[u8]) -> Zeroizing<String> {
     out
 }
 
-
-
 /// New recovery codes (`xxxx-xxxx-xxxx-xxxx`, base32, 80 bits each) and their stored hashes.
 pub(crate) fn recovery_codes() -> Result<Vec<(Zeroizing<String>, String)>, Error> {
     (0..RECOVERY_CODES)
@@ -252,7 +250,6 @@ mod tests {
         assert_eq!(base32(b"f").as_str(), "MY");
         assert_eq!(base32(b"foobar").as_str(), "MZXW6YTBOI");
     }
-
 
     #[test]
     fn recovery_codes_are_distinct_and_checked_by_hash() {

@@ -18,6 +18,7 @@ mod policy;
 mod rotation;
 mod validation;
 mod verification;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -38,13 +39,22 @@ pub struct Env {
     pub ws: String,
     pub ada: String,
     pub test_db: TestDb,
+    /// The audit key the store was opened with: every instance of one deployment shares it.
+    pub audit_key: Option<Arc<audit::AuditKey>>,
 }
 
 pub async fn envs() -> Vec<Env> {
     let mut all = Vec::new();
     for test_db in knowmind_db::testing::databases().await.unwrap() {
-        let f = Fixture::on(test_db.db.clone(), |o| o).await.unwrap();
+        let mut audit_key = None;
+        let f = Fixture::on(test_db.db.clone(), |o| {
+            audit_key = o.audit_key.clone();
+            o
+        })
+        .await
+        .unwrap();
         all.push(Env {
+            audit_key,
             name: test_db.name,
             store: f.store,
             clock: f.clock,
@@ -94,6 +104,14 @@ impl Env {
             .await
             .unwrap()
             .id
+    }
+
+    /// Options for another instance of this deployment: the same clock and audit key.
+    pub fn instance_options(&self) -> StoreOptions {
+        StoreOptions {
+            audit_key: self.audit_key.clone(),
+            ..options(&self.clock)
+        }
     }
 
     /// Another store instance on the same database: a second server.
