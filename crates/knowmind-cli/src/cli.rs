@@ -55,6 +55,9 @@ pub enum Command {
     /// OAuth connectors: the clients registered in the workspace and members' connections.
     #[command(subcommand)]
     Oauth(OauthCommand),
+    /// Webhook endpoints: where knowmind tells you about expiring, rotated and revoked tokens.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Check this machine's knowmind setup and say how to fix what is wrong.
     Doctor {
         /// Fix what can be fixed safely (file permissions).
@@ -335,6 +338,41 @@ pub enum OauthCommand {
     /// Members' connections (remembered consents) to clients.
     #[command(subcommand)]
     Connections(ConnectionsCommand),
+}
+
+/// `knowmind webhook` commands.
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Register an endpoint; its signing secret is printed once, on standard output.
+    Add {
+        /// Where to POST (`https://…`; `http://` only to a loopback address).
+        url: String,
+        /// An event type to deliver (repeat for several; `*` for all). Default: token expiring,
+        /// rotation due, hand-over completed or timed out, revoked, reused.
+        #[arg(long = "event", value_name = "TYPE")]
+        events: Vec<String>,
+        /// What it is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List the workspace's endpoints, with pending and failed deliveries.
+    List,
+    /// An endpoint's delivery log: each event, its attempts and what the endpoint answered.
+    Deliveries {
+        /// The endpoint id (`whk_…`).
+        id: String,
+        /// How many, newest first (at most 200).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Remove an endpoint: nothing more is sent to it.
+    Remove {
+        /// The endpoint id (`whk_…`).
+        id: String,
+        /// Do not ask for confirmation (required when not on a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// `knowmind oauth clients`.

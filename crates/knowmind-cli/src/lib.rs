@@ -79,6 +79,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Audit(command) => commands::audit::run(&cli, style, command).await,
         Command::Policy(command) => commands::policy::run(&cli, style, command).await,
         Command::Oauth(command) => commands::oauth::run(&cli, style, command).await,
+        Command::Webhook(command) => commands::webhook::run(&cli, style, command).await,
     }
 }
 

@@ -183,6 +183,10 @@ pub struct ServeArgs {
     /// has grown).
     #[arg(long, env = "KNOWMIND_CHECKPOINT_INTERVAL", default_value = "10m", value_parser = duration)]
     pub checkpoint_interval: time::Duration,
+    /// How often this instance looks for webhook deliveries to send (new events, retries that
+    /// are due). Every instance sends; a delivery is leased to one at a time.
+    #[arg(long, env = "KNOWMIND_WEBHOOK_INTERVAL", default_value = "2s", value_parser = duration)]
+    pub webhook_interval: time::Duration,
     /// Threads for scrypt (default: the number of CPUs).
     #[arg(long, env = "KNOWMIND_HASH_THREADS")]
     pub hash_threads: Option<usize>,

@@ -17,3 +17,4 @@ mod observe;
 mod secret_file;
 pub mod serve;
 mod web;
+pub mod webhooks;

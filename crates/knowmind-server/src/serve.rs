@@ -298,6 +298,8 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         shutdown_grace: timeout,
     };
     let every = positive(args.checkpoint_interval, "--checkpoint-interval")?;
+    let webhook_every = positive(args.webhook_interval, "--webhook-interval")?;
+    let webhook_http = crate::webhooks::client().context("setting up the webhook HTTP client")?;
     let app = router(
         AppState {
             store: store.clone(),
@@ -313,6 +315,11 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     let background = [
         tokio::spawn(count_tokens(store.clone(), metrics.clone())),
         tokio::spawn(sweep_handovers(store.clone())),
+        tokio::spawn(crate::webhooks::run(
+            store.clone(),
+            webhook_http,
+            webhook_every,
+        )),
         tokio::spawn(prune_usage_hourly(store.clone())),
         tokio::spawn(write_checkpoints(store.clone(), checkpoints.clone(), every)),
     ];

@@ -5,3 +5,4 @@ pub(crate) mod auth;
 pub(crate) mod oauth;
 pub(crate) mod policy;
 pub(crate) mod token;
+pub(crate) mod webhook;

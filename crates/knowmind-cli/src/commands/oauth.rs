@@ -24,7 +24,7 @@ fn attention(client: &OAuthClient) -> Option<&'static str> {
 }
 
 /// A path segment that can be a client or connection id, or a usage error.
-fn id_segment<'a>(id: &'a str, prefix: &str, what: &str) -> Result<&'a str, CliError> {
+pub(crate) fn id_segment<'a>(id: &'a str, prefix: &str, what: &str) -> Result<&'a str, CliError> {
     if id.starts_with(prefix)
         && id.len() <= 40
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')

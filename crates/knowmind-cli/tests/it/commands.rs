@@ -1341,3 +1341,54 @@ async fn rotate_with_handover_says_when_the_old_token_stops_and_view_shows_it() 
         stdout(&view)
     );
 }
+
+#[tokio::test]
+async fn webhooks_are_added_listed_logged_and_removed() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+    let added = e
+        .run(
+            &[
+                "webhook",
+                "add",
+                "http://127.0.0.1:9/hook",
+                "--event",
+                "token.revoked",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    assert!(added.status.success(), "{}", stderr(&added));
+    let secret = stdout(&added).trim().to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert!(!stderr(&added).contains(&secret));
+    let list = e.run(&["--json", "webhook", "list"], None, &[]).await;
+    let hooks = json(&list);
+    let id = hooks[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(hooks[0]["events"], serde_json::json!(["token.revoked"]));
+    assert!(!stdout(&list).contains(&secret));
+    let insecure = e
+        .run(&["webhook", "add", "http://example.org/hook"], None, &[])
+        .await;
+    assert_eq!(insecure.status.code(), Some(1), "{}", stderr(&insecure));
+    assert!(stderr(&insecure).contains("https"), "{}", stderr(&insecure));
+    let log = e.run(&["webhook", "deliveries", &id], None, &[]).await;
+    assert!(log.status.success(), "{}", stderr(&log));
+    assert!(
+        stdout(&log).contains("Nothing delivered"),
+        "{}",
+        stdout(&log)
+    );
+    let bad_id = e.run(&["webhook", "deliveries", "nope"], None, &[]).await;
+    assert_eq!(bad_id.status.code(), Some(2));
+    let removed = e.run(&["webhook", "remove", &id, "--yes"], None, &[]).await;
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    let empty = e.run(&["webhook", "list"], None, &[]).await;
+    assert!(
+        stdout(&empty).contains("No webhook endpoints"),
+        "{}",
+        stdout(&empty)
+    );
+}

@@ -10,6 +10,7 @@ mod openapi;
 mod ops;
 mod rotation;
 mod tokens;
+mod webhooks;
 mod workspace;
 
 use std::sync::Arc;
@@ -207,6 +208,10 @@ pub fn routes() -> Vec<RouteSpec> {
             routes!(workspace::set_policy),
         ),
         route(ADMIN, NONE, routes!(workspace::check_policy)),
+        route(ADMIN, NONE, routes!(webhooks::list)),
+        route(ADMIN, &[(409, &["CONFLICT"])], routes!(webhooks::create)),
+        route(ADMIN, &[NOT_FOUND], routes!(webhooks::remove)),
+        route(ADMIN, &[NOT_FOUND], routes!(webhooks::deliveries)),
         route(ADMIN, NONE, routes!(workspace::apply_policy)),
         route(ADMIN, NONE, routes!(oauth::list_clients)),
         route(ADMIN, NONE, routes!(oauth::register)),

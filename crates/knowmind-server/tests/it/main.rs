@@ -22,6 +22,7 @@ mod instances;
 mod oauth;
 mod openapi;
 mod routes;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
