@@ -17,6 +17,7 @@ mod members;
 mod oauth;
 mod render;
 mod session;
+mod settings;
 mod sign_in;
 mod tokens;
 
@@ -66,6 +67,15 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/oauth/clients/{id}/remove", post(oauth::remove))
         .route("/connections", get(oauth::connections))
         .route("/connections/{id}/revoke", post(oauth::revoke_connection))
+        .route("/settings", get(settings::show))
+        .route("/settings/policy", post(settings::save_policy))
+        .route("/settings/policy/apply", post(settings::apply_policy))
+        .route("/settings/webhooks", post(settings::add_webhook))
+        .route("/settings/webhooks/{id}", get(settings::deliveries))
+        .route(
+            "/settings/webhooks/{id}/remove",
+            post(settings::remove_webhook),
+        )
         .route("/audit", get(audit_log::list))
         .route("/audit/export", get(audit_log::export))
         .route("/account", get(account::show))

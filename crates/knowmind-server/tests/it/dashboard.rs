@@ -895,6 +895,19 @@ fn every_form(
             ],
         ),
         ("/dashboard/oauth/clients/cli_x/remove".into(), vec![]),
+        (
+            "/dashboard/settings/policy".into(),
+            vec![
+                ("rotation_interval", "30d".into()),
+                ("member_scopes", "read".into()),
+            ],
+        ),
+        ("/dashboard/settings/policy/apply".into(), vec![]),
+        (
+            "/dashboard/settings/webhooks".into(),
+            vec![("url", "https://hooks.example.org/".into())],
+        ),
+        ("/dashboard/settings/webhooks/whk_x/remove".into(), vec![]),
         ("/dashboard/connections/con_x/revoke".into(), vec![]),
         (
             "/dashboard/oauth/authorize".into(),
@@ -1230,4 +1243,130 @@ async fn oauth_clients_are_registered_seen_and_removed_and_members_see_their_con
         .await
         .unwrap();
     assert_eq!(events.items[0].details["reason"], "unknown connector");
+}
+
+#[tokio::test]
+async fn settings_set_the_policy_show_and_apply_it_and_manage_webhooks() {
+    let server = server().await;
+    let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+    let mut member = enrol_and_sign_in(&server, "mia@example.org", Role::Member).await;
+    assert_eq!(
+        member.get("/dashboard/settings").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let page = owner.get("/dashboard/settings").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains(r#"value="90d""#), "{}", page.text);
+    let csrf = hidden(&page.text, "csrf");
+    // The regulated preset: the never-expiring tokens made at enrolment now break it.
+    let saved = owner
+        .post(
+            "/dashboard/settings/policy",
+            &[
+                ("csrf", &csrf),
+                ("preset", "regulated"),
+                ("rotation_interval", "90d"),
+                ("member_scopes", "read, write"),
+                ("reuse_detection", "alert"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let policy = server.store.workspace_policy(&server.ws).await.unwrap();
+    assert_eq!(
+        (
+            policy.rotation_interval.as_str(),
+            policy.max_lifetime.as_deref(),
+            policy.require_expiry
+        ),
+        ("30d", Some("90d"), true)
+    );
+    let shown = owner.get("/dashboard/settings").await;
+    assert!(shown.text.contains("max_lifetime"), "{}", shown.text);
+    assert!(shown.text.contains("Apply the policy"), "{}", shown.text);
+    let bad = owner
+        .post(
+            "/dashboard/settings/policy",
+            &[
+                ("csrf", &csrf),
+                ("rotation_interval", "soon"),
+                ("member_scopes", "read"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+    assert!(bad.text.contains("rotation_interval"), "{}", bad.text);
+    let applied = owner
+        .post("/dashboard/settings/policy/apply", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(applied.status, StatusCode::SEE_OTHER);
+    assert!(
+        server
+            .store
+            .check_policy(&server.ws)
+            .await
+            .unwrap()
+            .findings
+            .is_empty(),
+        "applied"
+    );
+    let after = owner.get("/dashboard/settings").await;
+    assert!(
+        after.text.contains("Every live token complies"),
+        "{}",
+        after.text
+    );
+
+    // A webhook endpoint: its secret is on the answering page only.
+    let added = owner
+        .post(
+            "/dashboard/settings/webhooks",
+            &[
+                ("csrf", &csrf),
+                ("url", "https://hooks.example.org/knowmind"),
+                ("events", "lifecycle"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    let secret = regex::Regex::new(r#"value="(whsec_[0-9a-f]{64})""#)
+        .unwrap()
+        .captures(&added.text)
+        .unwrap()[1]
+        .to_owned();
+    let listed = owner.get("/dashboard/settings").await;
+    assert!(!listed.text.contains(&secret), "shown once");
+    let hook = server
+        .store
+        .list_webhooks(&server.ws)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(listed.text.contains(&hook.id));
+    let log = owner
+        .get(&format!("/dashboard/settings/webhooks/{}", hook.id))
+        .await;
+    assert_eq!(log.status, StatusCode::OK, "{}", log.text);
+    let insecure = owner
+        .post(
+            "/dashboard/settings/webhooks",
+            &[("csrf", &csrf), ("url", "http://hooks.example.org/")],
+        )
+        .await;
+    assert_eq!(insecure.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let removed = owner
+        .post(
+            &format!("/dashboard/settings/webhooks/{}/remove", hook.id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+    assert!(
+        server
+            .store
+            .list_webhooks(&server.ws)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
