@@ -189,8 +189,9 @@ impl Store {
         Ok(revoked)
     }
 
-    /// Replaces a token with a new one: same name, description, scopes, owner, client and
-    /// family. The old token is revoked at once, or when `rotation.grace` ends; both tokens
+    /// Replaces a token with a new one: same description, scopes, owner, client, allow-list and
+    /// family, and its name pattern carried forward (a date in it becomes the rotation's date, a
+    /// `-v3` suffix becomes `-v4`). The old token is revoked at once, or when `rotation.grace` ends; both tokens
     /// remember the link. One transaction, under the family's lock.
     ///
     /// The new token's lifetime is the old one's original lifetime (`expires_at − created_at`),
@@ -253,6 +254,7 @@ impl Store {
             origin: Origin::of(&context.actor.to_string(), Some(old.id)),
             last_used_at: None,
             last_used_ip: None,
+            name: crate::names::rotated_name(&old.name, now),
             allowed_networks: networks,
             rotation_due_at: now.checked_add(rules.rotation_interval),
             ..old.clone()

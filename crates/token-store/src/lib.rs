@@ -61,6 +61,7 @@ mod hash_pool;
 mod limiter;
 mod listener;
 mod model;
+mod names;
 mod oauth;
 mod options;
 mod policy;

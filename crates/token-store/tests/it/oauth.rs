@@ -532,3 +532,80 @@ async fn no_access_token_outlives_a_removal_that_races_refreshes() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_workspace_policy_limits_what_connectors_are_granted() {
+    for env in envs().await {
+        let name = env.name;
+        let ada = env.store.get_member(&env.ws, &env.ada).await.unwrap();
+        let (client, issued) = connected(&env, &ada).await;
+        let policy = token_store::WorkspacePolicy {
+            write_requires_allowlist: true,
+            ..Default::default()
+        };
+        env.store
+            .set_workspace_policy(&env.ws, policy, &env.ctx())
+            .await
+            .unwrap();
+        // A connector has no address to list: it may ask for read, not write.
+        let asked_write = env
+            .store
+            .answer_authorization(
+                &ada,
+                &request(&client.id, &[Scope::Read, Scope::Write]),
+                Consent::Approve,
+                &env.ctx(),
+            )
+            .await;
+        match asked_write {
+            Err(Error::OAuth { error, description }) => {
+                assert_eq!(error, "invalid_scope", "{name}");
+                assert!(
+                    description.contains("write_requires_allowlist"),
+                    "{name}: {description}"
+                );
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        // Read still works, and so does refreshing a read grant.
+        let refreshed = env
+            .store
+            .refresh(
+                &public(&client.id),
+                issued.refresh.as_ref().unwrap().expose_secret(),
+                None,
+                &env.ctx(),
+            )
+            .await;
+        assert!(refreshed.is_ok(), "{name}: {refreshed:?}");
+        // Members limited to read by role cannot hand a connector write either.
+        let policy = token_store::WorkspacePolicy {
+            role_scopes: knowmind_api::RoleScopes {
+                owner: Scope::Read.into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        env.store
+            .set_workspace_policy(&env.ws, policy, &env.ctx())
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                env.store
+                    .answer_authorization(
+                        &ada,
+                        &request(&client.id, &[Scope::Write]),
+                        Consent::Approve,
+                        &env.ctx(),
+                    )
+                    .await,
+                Err(Error::OAuth {
+                    error: "invalid_scope",
+                    ..
+                })
+            ),
+            "{name}"
+        );
+    }
+}

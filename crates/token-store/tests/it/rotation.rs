@@ -212,3 +212,25 @@ async fn a_token_in_its_grace_period_can_be_revoked_at_once_and_not_rotated_twic
         );
     }
 }
+
+#[tokio::test]
+async fn rotation_carries_the_name_pattern_forward() {
+    for env in envs().await {
+        let name = env.name;
+        let (old, _) = env.create("laptop-2026-11", &[Scope::Read]).await;
+        env.clock.advance(Duration::days(90)); // 2027-02-25
+        let (new, _) = env
+            .store
+            .rotate_token(&env.ws, old.id, Rotation::default(), &env.ctx())
+            .await
+            .unwrap();
+        assert_eq!(new.name, "laptop-2027-02", "{name}");
+        let (versioned, _) = env.create("deploy-v3", &[Scope::Read]).await;
+        let (next, _) = env
+            .store
+            .rotate_token(&env.ws, versioned.id, Rotation::default(), &env.ctx())
+            .await
+            .unwrap();
+        assert_eq!(next.name, "deploy-v4", "{name}");
+    }
+}
