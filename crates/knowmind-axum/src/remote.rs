@@ -6,6 +6,7 @@
 //! the question is sent: the knowmind server counts failures per introspect token, and one
 //! client sending garbage must not use up this service's budget there.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -132,11 +133,23 @@ impl RemoteVerifier {
         })
     }
 
-    fn cache_key(&self, presented: &str, required: Scopes) -> [u8; 32] {
+    /// The cache key of an answer: the token, the scopes asked for, and the client's address
+    /// (a token may be allowed from some addresses only, so an answer for one address says
+    /// nothing about another).
+    fn cache_key(&self, presented: &str, required: Scopes, client_ip: Option<IpAddr>) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(self.inner.key.as_ref());
         h.update(presented.as_bytes());
         h.update(required.to_string().as_bytes());
+        match client_ip.map(|ip| ip.to_canonical()) {
+            Some(IpAddr::V4(ip)) => {
+                h.update([4].iter().chain(&ip.octets()).copied().collect::<Vec<u8>>())
+            }
+            Some(IpAddr::V6(ip)) => {
+                h.update([6].iter().chain(&ip.octets()).copied().collect::<Vec<u8>>())
+            }
+            None => h.update([0]),
+        }
         h.finalize().into()
     }
 
@@ -155,7 +168,7 @@ impl RemoteVerifier {
         if presented.parse::<token_core::Token>().is_err() {
             return Err(ApiError::unauthorized()); // malformed: no need to ask
         }
-        let key = self.cache_key(presented, required);
+        let key = self.cache_key(presented, required, call.client_ip);
         let now = Instant::now();
         if let Some((_, principal)) = self.inner.cache.get(&key).filter(|(until, _)| *until > now) {
             return Ok(principal);

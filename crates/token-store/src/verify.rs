@@ -45,6 +45,11 @@ impl Verified {
         &self.token.principal
     }
 
+    /// The networks the token may be used from (empty: anywhere).
+    pub fn allowed_networks(&self) -> &token_core::Networks {
+        &self.token.allowed
+    }
+
     /// Who the token speaks for, shared: a reference count, not a copy of its strings (the
     /// cache entry holds the same one).
     pub fn shared_principal(&self) -> SharedPrincipal {

@@ -105,6 +105,13 @@ pub(super) async fn introspect(
                 drop(verified);
                 return Ok(inactive());
             }
+            if !verified.allowed_networks().is_empty() {
+                // RFC 7662 has no field for the end client's address, and the address seen here
+                // is the resource server's: an allow-listed token cannot be judged, so it is not
+                // active here (`/v1/tokens/verify` takes the client's address).
+                verified.finish(403);
+                return Ok(inactive());
+            }
             verified.finish(200);
             let mut answer = json!({
                 "active": true,

@@ -196,3 +196,60 @@ async fn the_remote_cache_never_outlives_a_tokens_expiry() {
         "past its expiry: never served from the cache"
     );
 }
+
+/// An answer cached for a call from one address says nothing about a call from another: a
+/// token allowed from one network is refused from elsewhere even while the remote verifier holds
+/// an answer for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_remote_cache_keeps_allow_lists_per_address() {
+    let s = server().await;
+    let knowmind = spawn(app_for(s.store.clone()).await).await;
+    let introspect = SecretString::from(s.issue(&[Scope::Introspect]).await);
+    let remote = RemoteVerifier::new(
+        &format!("http://{knowmind}"),
+        introspect,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let new = NewToken {
+        owner_id: s.fixture.owner.clone(),
+        name: "office".into(),
+        description: String::new(),
+        client: String::new(),
+        scopes: Scope::Read.into(),
+        expires_at: None,
+        allowed_networks: "203.0.113.0/24".parse().unwrap(),
+    };
+    let (_, token) = s
+        .store
+        .create_token(&s.ws, new, &Context::system())
+        .await
+        .unwrap();
+    let from = |ip: &str| token_store::Call {
+        client_ip: Some(ip.parse().unwrap()),
+        ..token_store::Call::default()
+    };
+    for _ in 0..2 {
+        assert!(
+            remote
+                .verify(
+                    token.expose_secret(),
+                    Scope::Read.into(),
+                    &from("203.0.113.7")
+                )
+                .await
+                .is_ok()
+        );
+    }
+    let elsewhere = remote
+        .verify(
+            token.expose_secret(),
+            Scope::Read.into(),
+            &from("198.51.100.1"),
+        )
+        .await;
+    assert!(
+        elsewhere.is_err(),
+        "not answered from the cache: {elsewhere:?}"
+    );
+}

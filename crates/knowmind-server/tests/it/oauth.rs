@@ -1057,6 +1057,35 @@ mod refusals {
         )
         .await;
         assert_eq!(garbage.json, serde_json::json!({"active": false}));
+        // An allow-listed API token cannot be judged without its client's address (RFC 7662
+        // has no field for it): not active here, whatever address the resource server has.
+        let listed = token_store::NewToken {
+            owner_id: owner_id.clone(),
+            name: "office".into(),
+            description: String::new(),
+            client: String::new(),
+            scopes: Scope::Read.into(),
+            expires_at: None,
+            allowed_networks: "203.0.113.0/24".parse().unwrap(),
+        };
+        let (_, listed) = server
+            .store
+            .create_token(&server.ws, listed, &audit::Context::system())
+            .await
+            .unwrap();
+        let answer = form_post(
+            &server,
+            "/oauth/introspect",
+            bearer.clone(),
+            &[("token", listed.expose_secret())],
+        )
+        .await;
+        assert_eq!(
+            answer.json,
+            serde_json::json!({"active": false}),
+            "{}",
+            answer.text
+        );
 
         // Another client's revocation changes nothing; the owner client's refresh-token
         // revocation takes the whole connection.
