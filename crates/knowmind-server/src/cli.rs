@@ -187,6 +187,11 @@ pub struct ServeArgs {
     /// are due). Every instance sends; a delivery is leased to one at a time.
     #[arg(long, env = "KNOWMIND_WEBHOOK_INTERVAL", default_value = "2s", value_parser = duration)]
     pub webhook_interval: time::Duration,
+    /// Let webhook endpoints be internal addresses (loopback, private networks; plain http to
+    /// loopback): for development and single-tenant deployments. Off, only public https
+    /// endpoints are accepted, so a workspace admin cannot make the server call its neighbours.
+    #[arg(long, env = "KNOWMIND_WEBHOOK_ALLOW_INTERNAL")]
+    pub webhook_allow_internal: bool,
     /// Threads for scrypt (default: the number of CPUs).
     #[arg(long, env = "KNOWMIND_HASH_THREADS")]
     pub hash_threads: Option<usize>,

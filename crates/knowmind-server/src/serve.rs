@@ -248,6 +248,7 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         hash_queue: 2 * args.hash_threads.unwrap_or(defaults.hash_threads),
         failures_per_minute: args.auth_failures_per_minute,
         reported_failures_per_minute: args.introspect_failures_per_minute,
+        webhook_allow_internal: args.webhook_allow_internal,
         ..defaults
     };
     let (store, notes) = open(common, options, Key::Create).await?;
@@ -299,7 +300,8 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     };
     let every = positive(args.checkpoint_interval, "--checkpoint-interval")?;
     let webhook_every = positive(args.webhook_interval, "--webhook-interval")?;
-    let webhook_http = crate::webhooks::client().context("setting up the webhook HTTP client")?;
+    let webhook_http = crate::webhooks::client(args.webhook_allow_internal)
+        .context("setting up the webhook HTTP client")?;
     let app = router(
         AppState {
             store: store.clone(),

@@ -2,8 +2,11 @@
 //! (once a minute), fans new audit events out to the endpoints that want them, claims the due
 //! deliveries (a lease: no other instance sends them meanwhile) and POSTs them, signed, then
 //! records each attempt. Redirects are not followed (a delivery goes where the endpoint was
-//! registered, nowhere else) and a send gives up after 10 seconds.
+//! registered, nowhere else), a name must resolve to addresses a delivery may go to (never
+//! link-local; internal ones only where the server allows them), a connection is given 3
+//! seconds and a send 10.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use token_store::{ClaimedDelivery, DeliveryOutcome, Store};
@@ -11,16 +14,43 @@ use token_store::{ClaimedDelivery, DeliveryOutcome, Store};
 /// How many deliveries one round sends (at once).
 const BATCH: u32 = 20;
 
-/// The HTTP client deliveries go out with.
+/// The HTTP client deliveries go out with; `allow_internal` as the store's option.
 ///
 /// # Errors
 /// If the TLS backend cannot be set up.
-pub fn client() -> reqwest::Result<reqwest::Client> {
+pub fn client(allow_internal: bool) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(3))
         .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(Resolver { allow_internal }))
         .user_agent(concat!("knowmind-webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
+}
+
+/// Resolves an endpoint's name and keeps only the addresses a delivery may go to, at every
+/// delivery (a name's answer can change after registration).
+struct Resolver {
+    allow_internal: bool,
+}
+
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_internal = self.allow_internal;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| token_store::webhook_address_allowed(a.ip(), allow_internal))
+                .collect();
+            if addrs.is_empty() {
+                return Err(
+                    "the endpoint's name resolves to no address a delivery may go to".into(),
+                );
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// Runs rounds every `every`, the first after one period.
@@ -116,6 +146,7 @@ fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".to_owned()
     } else if e.is_connect() {
+        // Also a name that resolves only to addresses a delivery may not go to.
         "could not connect".to_owned()
     } else if e.is_redirect() {
         "redirected (not followed)".to_owned()

@@ -147,8 +147,8 @@ impl Store {
     ) -> Result<Vec<TokenId>, Error> {
         // Live: not revoked, or rotated and still in its grace period (see `Standing`).
         let rows = sqlx::query(
-            "UPDATE tokens SET revoked_at_us = $1, revoked_reason = $2, revoked_by = $3 \
-             WHERE workspace_id = $4 \
+            "UPDATE tokens SET revoked_at_us = $1, revoked_reason = $2, revoked_by = $3, \
+             handover = NULL WHERE workspace_id = $4 \
              AND (revoked_at_us IS NULL OR (revoked_reason = 'rotated' AND revoked_at_us > $1)) \
              AND (id = $5 OR ($6 = 1 AND family_id = $7 \
                   AND (expires_at_us IS NULL OR expires_at_us > $1))) \

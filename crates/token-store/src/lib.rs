@@ -99,4 +99,6 @@ pub use oauth::{
 pub use options::StoreOptions;
 pub use store::Store;
 pub use verify::Verified;
-pub use webhooks::{ClaimedDelivery, DEFAULT_EVENTS, DeliveryOutcome, verify_signature};
+pub use webhooks::{
+    ClaimedDelivery, DEFAULT_EVENTS, DeliveryOutcome, verify_signature, webhook_address_allowed,
+};

@@ -43,6 +43,10 @@ pub struct StoreOptions {
     pub reported_failures_per_minute: u32,
     /// Dashboard sessions: idle and absolute timeouts, failed sign-ins per account.
     pub sessions: SessionOptions,
+    /// Whether webhook endpoints may be internal addresses (loopback, private networks;
+    /// plain `http` only to loopback): for development and single-tenant deployments. Off, only
+    /// public `https` endpoints are accepted. Link-local addresses are refused either way.
+    pub webhook_allow_internal: bool,
 }
 
 impl Default for StoreOptions {
@@ -61,6 +65,7 @@ impl Default for StoreOptions {
             failures_per_minute: 20,
             reported_failures_per_minute: 300,
             sessions: SessionOptions::default(),
+            webhook_allow_internal: false,
         }
     }
 }
@@ -82,6 +87,7 @@ impl std::fmt::Debug for StoreOptions {
                 &self.reported_failures_per_minute,
             )
             .field("sessions", &self.sessions)
+            .field("webhook_allow_internal", &self.webhook_allow_internal)
             .finish_non_exhaustive()
     }
 }

@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) sessions: crate::accounts::SessionOptions,
     /// Seals members' TOTP secrets; derived from the audit key (none without one).
     pub(crate) factor_key: Option<zeroize::Zeroizing<[u8; 32]>>,
+    /// Whether webhook endpoints may be internal addresses.
+    pub(crate) webhook_allow_internal: bool,
     /// Seals webhook signing secrets; derived from the audit key (none without one).
     pub(crate) webhook_key: Option<zeroize::Zeroizing<[u8; 32]>>,
     /// When each revoked token was last reported as reused by its holder (monotonic), to report
@@ -173,6 +175,7 @@ impl Store {
                     options.clock.clone(),
                 ),
                 sessions: options.sessions,
+                webhook_allow_internal: options.webhook_allow_internal,
                 factor_key,
                 webhook_key,
                 reuse_reported: Mutex::new(HashMap::new()),

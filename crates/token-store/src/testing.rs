@@ -24,6 +24,8 @@ pub fn options(clock: &Arc<ManualClock>) -> StoreOptions {
         hash_params: HashParams::insecure_for_tests(),
         clock: clock.clone(),
         audit_key: audit::AuditKey::generate().ok().map(Arc::new),
+        // Tests deliver webhooks to receivers on 127.0.0.1.
+        webhook_allow_internal: true,
         ..StoreOptions::default()
     }
 }

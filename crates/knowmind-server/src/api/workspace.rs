@@ -68,7 +68,7 @@ pub(super) async fn apply_policy(
 ) -> Result<axum::Json<PolicyCheck>, ApiError> {
     Ok(axum::Json(
         app.store()
-            .apply_policy(&who.workspace_id, &context)
+            .apply_policy(&who.workspace_id, None, &context)
             .await?,
     ))
 }

@@ -60,6 +60,8 @@ struct SettingsPage {
     policy: WorkspacePolicy,
     member_scopes: String,
     findings: Vec<FindingRow>,
+    /// The listed tokens' ids, space-separated, for the Apply form.
+    listed: String,
     webhooks: Vec<Webhook>,
     created: Option<NewSecret>,
     error: Option<String>,
@@ -78,6 +80,11 @@ async fn page(
         chrome: Chrome::of(viewer, "Settings", "settings").with_notice(notice),
         member_scopes: policy.role_scopes.member.to_string().replace(',', ", "),
         policy,
+        listed: findings
+            .iter()
+            .map(|f| f.token_id.to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
         findings: findings.into_iter().map(finding_row).collect(),
         webhooks: app.store.list_webhooks(viewer.workspace()).await?,
         created,
@@ -186,14 +193,28 @@ pub(super) async fn save_policy(
     }
 }
 
-/// `POST /dashboard/settings/policy/apply`: what the page listed, judged again and done.
+#[derive(serde::Deserialize)]
+pub(super) struct ApplyForm {
+    /// The ids of the tokens the page listed, space-separated.
+    #[serde(default)]
+    tokens: String,
+}
+
+/// `POST /dashboard/settings/policy/apply`: the tokens the page listed (and no others, should
+/// the policy have been tightened meanwhile), judged again and brought into line.
 pub(super) async fn apply_policy(
     State(app): State<AppState>,
     viewer: Viewer,
+    Form(form): Form<ApplyForm>,
 ) -> Result<Response, PageError> {
     viewer.require_admin()?;
+    let listed: Vec<token_core::TokenId> = form
+        .tokens
+        .split_whitespace()
+        .filter_map(|id| id.parse().ok())
+        .collect();
     app.store
-        .apply_policy(viewer.workspace(), &viewer.context)
+        .apply_policy(viewer.workspace(), Some(&listed), &viewer.context)
         .await?;
     Ok(Redirect::to("/dashboard/settings?done=applied").into_response())
 }

@@ -1296,8 +1296,13 @@ async fn settings_set_the_policy_show_and_apply_it_and_manage_webhooks() {
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
     assert!(bad.text.contains("rotation_interval"), "{}", bad.text);
+    let listed = hidden(&shown.text, "tokens");
+    assert!(!listed.is_empty());
     let applied = owner
-        .post("/dashboard/settings/policy/apply", &[("csrf", &csrf)])
+        .post(
+            "/dashboard/settings/policy/apply",
+            &[("csrf", &csrf), ("tokens", &listed)],
+        )
         .await;
     assert_eq!(applied.status, StatusCode::SEE_OTHER);
     assert!(

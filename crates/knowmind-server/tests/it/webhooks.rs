@@ -97,7 +97,7 @@ async fn a_failing_receiver_gets_each_event_once_it_recovers_signed_and_with_one
         .call(Method::POST, "/v1/tokens/self/revoke", Some(&token), None)
         .await;
     assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
-    let http = knowmind_server::webhooks::client().unwrap();
+    let http = knowmind_server::webhooks::client(true).unwrap();
     let round = || knowmind_server::webhooks::round(&s.store, &http);
     assert_eq!(round().await.unwrap(), 1);
     assert_eq!(round().await.unwrap(), 0, "the retry waits");
@@ -239,7 +239,7 @@ async fn two_instances_deliver_each_event_exactly_once() {
         .await
         .unwrap();
     }
-    let http = knowmind_server::webhooks::client().unwrap();
+    let http = knowmind_server::webhooks::client(true).unwrap();
     loop {
         let (x, y) = tokio::join!(
             knowmind_server::webhooks::round(&a, &http),
@@ -263,7 +263,14 @@ async fn a_kill_9_between_a_change_and_its_delivery_loses_nothing() {
     let data = dir.path().join("data");
     let (receiver, url) = Receiver::start(0).await;
     // Deliveries paused: the first round would come an hour after start.
-    let paused = binary::start(&data, &[("KNOWMIND_WEBHOOK_INTERVAL", "1h")]).await;
+    let paused = binary::start(
+        &data,
+        &[
+            ("KNOWMIND_WEBHOOK_INTERVAL", "1h"),
+            ("KNOWMIND_WEBHOOK_ALLOW_INTERNAL", "true"),
+        ],
+    )
+    .await;
     let admin = paused.bootstrap_token();
     let (status, created, _) = http(
         paused.addr,
@@ -298,7 +305,14 @@ async fn a_kill_9_between_a_change_and_its_delivery_loses_nothing() {
         receiver.seen().is_empty(),
         "nothing was sent before the kill"
     );
-    let running = binary::start(&data, &[("KNOWMIND_WEBHOOK_INTERVAL", "1s")]).await;
+    let running = binary::start(
+        &data,
+        &[
+            ("KNOWMIND_WEBHOOK_INTERVAL", "1s"),
+            ("KNOWMIND_WEBHOOK_ALLOW_INTERNAL", "true"),
+        ],
+    )
+    .await;
     let mut events = Vec::new();
     for _ in 0..200 {
         events = receiver.seen().iter().map(|r| r.event.clone()).collect();
@@ -315,4 +329,50 @@ async fn a_kill_9_between_a_change_and_its_delivery_loses_nothing() {
         running.log.display()
     );
     running.stop().await;
+}
+
+/// A name that resolves to an internal address is not called when the server does not allow
+/// internal endpoints, whatever it resolved to when it was registered.
+#[tokio::test]
+async fn deliveries_never_reach_internal_addresses_through_a_name() {
+    let s = server().await;
+    let (receiver, url) = Receiver::start(0).await;
+    let by_name = url.replace("127.0.0.1", "localhost");
+    let created = s
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            Some(&s.admin),
+            Some(serde_json::json!({"url": by_name, "events": ["token.revoked"]})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let token = s.issue(&[Scope::Read]).await;
+    s.call(Method::POST, "/v1/tokens/self/revoke", Some(&token), None)
+        .await;
+    let public_only = knowmind_server::webhooks::client(false).unwrap();
+    assert_eq!(
+        knowmind_server::webhooks::round(&s.store, &public_only)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        receiver.seen().is_empty(),
+        "nothing reached the loopback receiver"
+    );
+    let hook_id = created.json["id"].as_str().unwrap();
+    let log = s
+        .call(
+            Method::GET,
+            &format!("/v1/webhooks/{hook_id}/deliveries"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        log.json["items"][0]["attempts"][0]["error"], "could not connect",
+        "{}",
+        log.text
+    );
 }

@@ -36,18 +36,23 @@ impl Store {
     /// Applies the policy to the workspace's live tokens, as [`Store::check_policy`] describes,
     /// in one transaction: each change is a `token.updated` or `token.revoked` event, and a
     /// `workspace.policy_applied` event sums them up. Other instances' caches learn of each
-    /// change as they learn of revocations.
+    /// change as they learn of revocations. With `only`, just those tokens are touched (what a
+    /// person saw listed; a policy tightened since does not reach further).
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown workspace; [`Error::Storage`].
     pub async fn apply_policy(
         &self,
         workspace_id: &str,
+        only: Option<&[TokenId]>,
         context: &Context,
     ) -> Result<PolicyCheck, Error> {
         let now = self.now();
         let mut tx = self.inner.db.begin_write().await?;
-        let (findings, records) = findings(&mut tx, workspace_id, now).await?;
+        let (mut findings, records) = findings(&mut tx, workspace_id, now).await?;
+        if let Some(only) = only {
+            findings.retain(|f| only.contains(&f.token_id));
+        }
         let mut changed_ids = Vec::new();
         let revoked: Vec<TokenId> = findings
             .iter()

@@ -65,7 +65,7 @@ impl Store {
         new: NewWebhook,
         context: &Context,
     ) -> Result<WebhookCreated, Error> {
-        let url = check_url(&new.url)?;
+        let url = check_url(&new.url, self.inner.webhook_allow_internal)?;
         let events = check_events(&new.events)?;
         let description = validate::text("description", &new.description, 200)?;
         let key = self.webhook_key()?;
@@ -74,6 +74,11 @@ impl Store {
         let sealed = crate::sealed::seal(key, &id, secret.as_bytes())?;
         let now = self.now();
         let mut tx = self.inner.db.begin_write().await?;
+        // The workspace's row lock serialises registrations, so the cap holds on PostgreSQL too.
+        sqlx::query("UPDATE workspaces SET id = id WHERE id = $1")
+            .bind(workspace_id)
+            .execute(&mut *tx)
+            .await?;
         let count: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM webhook_endpoints \
              WHERE workspace_id = $1 AND removed_at_us IS NULL",
@@ -111,7 +116,9 @@ impl Store {
             target_kind: Some("webhook"),
             target_id: Some(id.clone()),
             outcome: Outcome::Success,
-            details: json!({ "url": url, "events": events }),
+            // The origin only: a path or query may hold the receiver's own secret, and the
+            // audit log keeps what it is given forever.
+            details: json!({ "origin": origin(&url), "events": events }),
         };
         self.inner
             .audit
@@ -294,10 +301,42 @@ fn webhook_of(row: &AnyRow) -> Result<Webhook, Error> {
     })
 }
 
-/// A deliverable URL: `https`, or `http` to a loopback address (development); no credentials
-/// (they would sit in the database and in every log of the receiver); never a link-local
-/// address (cloud metadata services live there); at most 2,000 characters.
-fn check_url(text: &str) -> Result<String, Error> {
+/// A URL's scheme, host and port, for logs and the audit log.
+pub(crate) fn origin(url: &str) -> String {
+    url::Url::parse(url).map_or_else(|_| "?".to_owned(), |u| u.origin().ascii_serialization())
+}
+
+/// Whether a delivery may go to `ip`: link-local addresses (cloud metadata services) never;
+/// loopback, private, unique-local and unspecified ones only where the server allows internal
+/// endpoints.
+pub fn webhook_address_allowed(ip: std::net::IpAddr, allow_internal: bool) -> bool {
+    use std::net::IpAddr;
+    let ip = ip.to_canonical();
+    let link_local = match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    };
+    let internal = match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 0
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64) // CGNAT 100.64/10
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00
+        }
+    };
+    !link_local && (allow_internal || !internal)
+}
+
+/// A deliverable URL: `https` (or, where internal endpoints are allowed, `http` to a loopback
+/// address); no credentials (they would sit in the database and in every log of the
+/// receiver); an address literal must be public (see [`webhook_address_allowed`]; names are
+/// checked when they are resolved, at each delivery); at most 2,000 characters.
+fn check_url(text: &str, allow_internal: bool) -> Result<String, Error> {
     let invalid = |why: &str| Error::invalid("url", why);
     if text.len() > 2_000 {
         return Err(invalid("at most 2,000 characters"));
@@ -316,9 +355,12 @@ fn check_url(text: &str) -> Result<String, Error> {
     };
     match url.scheme() {
         "https" => {}
-        "http" if loopback => {}
-        "http" => return Err(invalid("must be https (http only to a loopback address)")),
+        "http" if loopback && allow_internal => {}
+        "http" => return Err(invalid("must be https")),
         _ => return Err(invalid("must be an https URL")),
+    }
+    if loopback && !allow_internal && ip.is_none() {
+        return Err(invalid("must not point at this server's own machine"));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(invalid(
@@ -328,13 +370,12 @@ fn check_url(text: &str) -> Result<String, Error> {
     if url.fragment().is_some() {
         return Err(invalid("must not have a fragment"));
     }
-    let link_local = match ip.map(|ip| ip.to_canonical()) {
-        Some(std::net::IpAddr::V4(v4)) => v4.is_link_local(),
-        Some(std::net::IpAddr::V6(v6)) => (v6.segments()[0] & 0xffc0) == 0xfe80,
-        None => false,
-    };
-    if link_local {
-        return Err(invalid("must not point at a link-local address"));
+    if let Some(ip) = ip
+        && !webhook_address_allowed(ip, allow_internal)
+    {
+        return Err(invalid(
+            "must not point at a link-local or internal address (loopback, private networks)",
+        ));
     }
     Ok(url.to_string())
 }
@@ -377,13 +418,23 @@ mod tests {
 
     #[test]
     fn only_safe_urls_are_accepted() {
-        for good in [
-            "https://hooks.example.org/knowmind",
+        assert!(check_url("https://hooks.example.org/knowmind", false).is_ok());
+        // Internal endpoints only where the server allows them.
+        for internal in [
             "http://127.0.0.1:8080/hook",
             "http://[::1]/hook",
             "http://localhost:3000/",
+            "https://10.1.2.3/hook",
+            "https://[fd00:ec2::254]/",
+            "https://0.0.0.0/",
+            "https://100.64.0.1/",
         ] {
-            assert!(check_url(good).is_ok(), "{good}");
+            assert!(check_url(internal, true).is_ok(), "{internal}");
+            let err = check_url(internal, false).unwrap_err().to_string();
+            assert!(
+                err.contains("https") || err.contains("internal") || err.contains("own machine"),
+                "{internal}: {err}"
+            );
         }
         for (bad, why) in [
             ("http://hooks.example.org/", "https"),
@@ -394,7 +445,7 @@ mod tests {
             ("https://example.org/#x", "fragment"),
             ("not a url", "absolute"),
         ] {
-            let err = check_url(bad).unwrap_err().to_string();
+            let err = check_url(bad, true).unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");
         }
     }

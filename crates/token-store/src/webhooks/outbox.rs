@@ -21,6 +21,9 @@ const BACKOFF_SECONDS: [i64; 10] = [
 /// may take; a crashed sender's deliveries are sent again after it).
 const LEASE_SECONDS: i64 = 60;
 
+/// How many deliveries to one endpoint one claim takes at most.
+const PER_ENDPOINT: usize = 3;
+
 /// How many audit events one fan-out round reads per endpoint.
 const FAN_OUT_BATCH: u32 = 500;
 
@@ -38,6 +41,8 @@ pub struct ClaimedDelivery {
     pub payload: String,
     /// Which attempt this is (1 for the first).
     pub attempt: i64,
+    /// The lease it was claimed under: an attempt is recorded only while it holds.
+    lease: i64,
     secret: Zeroizing<Vec<u8>>,
 }
 
@@ -46,7 +51,7 @@ impl std::fmt::Debug for ClaimedDelivery {
         f.debug_struct("ClaimedDelivery")
             .field("id", &self.id)
             .field("endpoint_id", &self.endpoint_id)
-            .field("url", &self.url)
+            .field("url", &super::origin(&self.url))
             .field("event_type", &self.event_type)
             .field("attempt", &self.attempt)
             .field("secret", &"[REDACTED]")
@@ -97,7 +102,7 @@ pub fn verify_signature(
     let Some(t) = timestamp else {
         return false;
     };
-    if (now.unix_timestamp() - t).abs() > tolerance.whole_seconds() {
+    if now.unix_timestamp().abs_diff(t) > tolerance.whole_seconds().unsigned_abs() {
         return false;
     }
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
@@ -214,30 +219,52 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`]; a corrupt sealed secret.
     pub async fn claim_deliveries(&self, limit: u32) -> Result<Vec<ClaimedDelivery>, Error> {
+        // Without an audit key there are no secrets to sign with (and no endpoints).
+        let Some(key) = self.inner.webhook_key.as_deref().copied() else {
+            return Ok(Vec::new());
+        };
         let now = to_micros(self.now());
-        let key = *self.webhook_key()?;
+        let lease = now + LEASE_SECONDS * 1_000_000;
         let lock = match self.inner.db.backend() {
             Backend::Postgres => " FOR UPDATE OF d SKIP LOCKED",
             Backend::Sqlite => "",
         };
+        let limit = usize::try_from(limit.clamp(1, 100)).unwrap_or(100);
         let mut tx = self.inner.db.begin_write().await?;
-        let rows = sqlx::query(&format!(
-            "UPDATE webhook_deliveries SET leased_until_us = $1 WHERE id IN (\
-             SELECT d.id FROM webhook_deliveries d \
+        // A window of due deliveries, locked; then a fair share of it: at most
+        // PER_ENDPOINT per endpoint, so one endpoint that never answers cannot hold up the rest.
+        let due = sqlx::query(&format!(
+            "SELECT d.id, d.endpoint_id FROM webhook_deliveries d \
              JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-             WHERE d.state = 'pending' AND d.next_attempt_us <= $2 \
-             AND (d.leased_until_us IS NULL OR d.leased_until_us <= $2) \
+             WHERE d.state = 'pending' AND d.next_attempt_us <= $1 \
+             AND (d.leased_until_us IS NULL OR d.leased_until_us <= $1) \
              AND e.removed_at_us IS NULL \
-             ORDER BY d.next_attempt_us, d.event_seq LIMIT $3{lock}) \
-             RETURNING id, endpoint_id, event_type, payload, attempts"
+             ORDER BY d.next_attempt_us, d.event_seq LIMIT $2{lock}"
         ))
-        .bind(now + LEASE_SECONDS * 1_000_000)
         .bind(now)
-        .bind(i64::from(limit.clamp(1, 100)))
+        .bind(i64::try_from(limit * 5).unwrap_or(500))
         .fetch_all(&mut *tx)
         .await?;
-        let mut claimed = Vec::with_capacity(rows.len());
-        for row in &rows {
+        let mut per_endpoint: std::collections::HashMap<String, usize> = Default::default();
+        let mut chosen = Vec::new();
+        for row in &due {
+            let endpoint: String = row.try_get("endpoint_id")?;
+            let taken = per_endpoint.entry(endpoint).or_default();
+            if *taken < PER_ENDPOINT && chosen.len() < limit {
+                *taken += 1;
+                chosen.push(row.try_get::<String, _>("id")?);
+            }
+        }
+        let mut claimed = Vec::with_capacity(chosen.len());
+        for id in chosen {
+            let row = sqlx::query(
+                "UPDATE webhook_deliveries SET leased_until_us = $1 WHERE id = $2 \
+                 RETURNING endpoint_id, event_type, payload, attempts",
+            )
+            .bind(lease)
+            .bind(id.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
             let endpoint_id: String = row.try_get("endpoint_id")?;
             let endpoint =
                 sqlx::query("SELECT url, secret_sealed FROM webhook_endpoints WHERE id = $1")
@@ -245,13 +272,27 @@ impl Store {
                     .fetch_one(&mut *tx)
                     .await?;
             let sealed: String = endpoint.try_get("secret_sealed")?;
+            let Ok(secret) = crate::sealed::open(&key, &endpoint_id, &sealed) else {
+                // Sealed under another key (the audit key was replaced): this endpoint cannot
+                // be signed for. Its delivery fails; the others go on.
+                tracing::warn!(endpoint = %endpoint_id, "a webhook secret cannot be opened; the delivery is given up");
+                sqlx::query(
+                    "UPDATE webhook_deliveries SET state = 'failed', leased_until_us = NULL \
+                     WHERE id = $1",
+                )
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                continue;
+            };
             claimed.push(ClaimedDelivery {
-                id: row.try_get("id")?,
+                id,
                 url: endpoint.try_get("url")?,
                 event_type: row.try_get("event_type")?,
                 payload: row.try_get("payload")?,
                 attempt: row.try_get::<i64, _>("attempts")? + 1,
-                secret: crate::sealed::open(&key, &endpoint_id, &sealed)?,
+                lease,
+                secret,
                 endpoint_id,
             });
         }
@@ -300,13 +341,15 @@ impl Store {
         };
         sqlx::query(
             "UPDATE webhook_deliveries SET state = $1, attempts = $2, next_attempt_us = $3, \
-             leased_until_us = NULL, delivered_at_us = $4 WHERE id = $5 AND state = 'pending'",
+             leased_until_us = NULL, delivered_at_us = $4 \
+             WHERE id = $5 AND state = 'pending' AND leased_until_us = $6",
         )
         .bind(state)
         .bind(delivery.attempt)
         .bind(to_micros(next))
         .bind(delivered.then(|| to_micros(now)))
         .bind(delivery.id.as_str())
+        .bind(delivery.lease)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

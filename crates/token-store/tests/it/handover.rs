@@ -88,6 +88,23 @@ async fn a_new_token_never_used_leaves_the_old_one_dead_at_the_deadline() {
         assert_eq!(timed_out[0]["new_token_id"], new.id.to_string(), "{name}");
         let old = env.store.get_token(&env.ws, old.id).await.unwrap();
         assert_eq!(old.handover, Some(HandoverState::TimedOut), "{name}");
+        // Revoked for another reason while pending: the hand-over is over, not pending forever.
+        let (other, _) = env.create("desktop", &[Scope::Read]).await;
+        env.store
+            .rotate_token(&env.ws, other.id, handover(Duration::hours(1)), &env.ctx())
+            .await
+            .unwrap();
+        env.store
+            .revoke_token(
+                &env.ws,
+                other.id,
+                &token_store::Revocation::default(),
+                &env.ctx(),
+            )
+            .await
+            .unwrap();
+        let other = env.store.get_token(&env.ws, other.id).await.unwrap();
+        assert_eq!(other.handover, None, "{name}");
     }
 }
 

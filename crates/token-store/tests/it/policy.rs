@@ -436,7 +436,11 @@ async fn applying_a_policy_expires_narrows_and_revokes_what_breaks_it_audited() 
             [("role_scopes", A::Revoke), ("max_lifetime", A::SetExpiry)],
             "{name}"
         );
-        let applied = env.store.apply_policy(&env.ws, &env.ctx()).await.unwrap();
+        let applied = env
+            .store
+            .apply_policy(&env.ws, None, &env.ctx())
+            .await
+            .unwrap();
         assert!(applied.applied);
         assert_eq!(applied.findings.len(), dry.findings.len(), "{name}");
         let now = env.store.now();

@@ -334,3 +334,58 @@ async fn two_instances_never_duplicate_a_delivery_or_a_notice() {
         other.close().await;
     }
 }
+
+#[tokio::test]
+async fn one_busy_endpoint_cannot_take_every_claim() {
+    for env in envs().await {
+        let name = env.name;
+        let busy = env
+            .store
+            .create_webhook(&env.ws, hook("https://busy.example.org/"), &env.ctx())
+            .await
+            .unwrap();
+        for i in 0..8 {
+            let (record, _) = env.create(&format!("t{i}"), &[Scope::Read]).await;
+            env.store
+                .revoke_token(&env.ws, record.id, &Revocation::default(), &env.ctx())
+                .await
+                .unwrap();
+        }
+        env.store.fan_out_webhooks().await.unwrap();
+        let quiet = env
+            .store
+            .create_webhook(&env.ws, hook("https://quiet.example.org/"), &env.ctx())
+            .await
+            .unwrap();
+        let (record, _) = env.create("last", &[Scope::Read]).await;
+        env.store
+            .revoke_token(&env.ws, record.id, &Revocation::default(), &env.ctx())
+            .await
+            .unwrap();
+        env.store.fan_out_webhooks().await.unwrap();
+        let claimed = env.store.claim_deliveries(20).await.unwrap();
+        let to = |id: &str| claimed.iter().filter(|d| d.endpoint_id == id).count();
+        assert_eq!(to(&busy.webhook.id), 3, "{name}: a fair share");
+        assert_eq!(to(&quiet.webhook.id), 1, "{name}");
+        // An attempt recorded after its lease ran out (another instance took it) changes
+        // nothing.
+        env.clock.advance(Duration::seconds(61));
+        let again = env.store.claim_deliveries(20).await.unwrap();
+        assert!(!again.is_empty());
+        env.store
+            .record_attempt(&claimed[0], &answered(200))
+            .await
+            .unwrap();
+        let log = env
+            .store
+            .webhook_deliveries(&env.ws, &claimed[0].endpoint_id, 50)
+            .await
+            .unwrap();
+        let first = log.iter().find(|d| d.id == claimed[0].id).unwrap();
+        assert_eq!(
+            first.state,
+            DeliveryState::Pending,
+            "{name}: the lease had passed"
+        );
+    }
+}
