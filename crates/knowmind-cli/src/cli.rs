@@ -58,6 +58,12 @@ pub enum Command {
     /// Webhook endpoints: where knowmind tells you about expiring, rotated and revoked tokens.
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Find knowmind tokens in files, in what is staged for a commit, or in a repository's
+    /// whole history. Exit 0 when clean, 1 when tokens were found, 2 on usage errors.
+    Scan(ScanArgs),
+    /// The git pre-commit hook that stops tokens at commit time.
+    #[command(subcommand)]
+    Hook(HookCommand),
     /// Check this machine's knowmind setup and say how to fix what is wrong.
     Doctor {
         /// Fix what can be fixed safely (file permissions).
@@ -338,6 +344,66 @@ pub enum OauthCommand {
     /// Members' connections (remembered consents) to clients.
     #[command(subcommand)]
     Connections(ConnectionsCommand),
+}
+
+/// `knowmind scan`.
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    /// Files or directories to scan (default: the current directory).
+    #[arg(conflicts_with_all = ["staged", "git_history"])]
+    pub paths: Vec<std::path::PathBuf>,
+    /// Scan what is staged for the next commit (what the pre-commit hook runs).
+    #[arg(long, conflicts_with = "git_history")]
+    pub staged: bool,
+    /// Scan every blob of the repository's history: every branch and tag, and the reflog.
+    #[arg(long)]
+    pub git_history: bool,
+    /// The repository for --staged and --git-history (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<std::path::PathBuf>,
+    /// Also scan files that .gitignore and .ignore exclude.
+    #[arg(long)]
+    pub no_ignore: bool,
+    /// Also scan binary files.
+    #[arg(long)]
+    pub binary: bool,
+    /// Output: human (grouped by file), json, or sarif (SARIF 2.1.0, for code-scanning UIs).
+    #[arg(long, value_enum, default_value_t = ScanFormat::Human)]
+    pub format: ScanFormat,
+    /// Ask the server which of the found tokens are still live (sends their ids, never the
+    /// tokens; needs a token that may read them).
+    #[arg(long)]
+    pub check_live: bool,
+    /// Revoke the found tokens: sends them to the server's public revocation endpoint.
+    #[arg(long)]
+    pub revoke: bool,
+}
+
+/// `scan --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScanFormat {
+    /// Grouped by file.
+    Human,
+    /// A JSON array of findings.
+    Json,
+    /// SARIF 2.1.0.
+    Sarif,
+}
+
+/// `knowmind hook` commands.
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Install the pre-commit hook in the current repository (where `core.hooksPath` says).
+    Install {
+        /// Replace a pre-commit hook that knowmind did not install.
+        #[arg(long, conflicts_with = "chain")]
+        force: bool,
+        /// Keep an existing pre-commit hook and run it after knowmind's check.
+        #[arg(long)]
+        chain: bool,
+    },
+    /// Remove the hook `install` put there (and restore a chained one); nothing else.
+    Uninstall,
 }
 
 /// `knowmind webhook` commands.

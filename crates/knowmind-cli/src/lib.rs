@@ -27,6 +27,7 @@ pub mod credentials;
 pub mod doctor;
 pub mod error;
 pub mod output;
+mod scan;
 
 use clap::CommandFactory;
 use knowmind_api::TokenDetail;
@@ -66,6 +67,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Doctor { fix } => doctor::run(&cli, style, *fix).await,
+        Command::Scan(args) => commands::scan::run(&cli, style, args).await,
+        Command::Hook(command) => commands::hook::run(style, command),
         Command::Auth(AuthCommand::Login { with_token }) => {
             commands::auth::login(&cli, style, *with_token).await
         }

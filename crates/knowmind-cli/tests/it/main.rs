@@ -23,6 +23,7 @@ use token_store::{Store, StoreOptions};
 
 mod commands;
 mod credentials;
+mod scan;
 mod terminal;
 
 pub struct Env {
