@@ -43,8 +43,8 @@ pub use queries::{
     VerifyEvents,
 };
 pub use tokens::{
-    CreateToken, HandoverState, Issued, Origin, Principal, Relative, Revoked, RotateToken,
-    TokenDetail, TokenRecord, TokenState, UpdateToken,
+    CreateToken, HandoverState, Issued, Origin, Principal, Relative, ReportedCredentials, Revoked,
+    RotateToken, TokenDetail, TokenRecord, TokenState, UpdateToken,
 };
 pub use usage::{IpUse, RouteUse, StoredUsage, Usage, UsageOutcome, UsageRecordView, UsageSummary};
 pub use webhooks::{Delivery, DeliveryAttempt, DeliveryState, NewWebhook, Webhook, WebhookCreated};

@@ -400,3 +400,27 @@ mod tests {
         assert!(!format!("{issued:?}").contains("secret-looking"));
     }
 }
+
+/// Tokens someone found where they should not be (`POST /v1/credentials/revoke`).
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReportedCredentials {
+    /// The tokens, as found (1 to 1,000).
+    pub credentials: Vec<String>,
+    /// Where they were found (a URL, a file), kept with the revocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl fmt::Debug for ReportedCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReportedCredentials")
+            .field(
+                "credentials",
+                &format_args!("[{} REDACTED]", self.credentials.len()),
+            )
+            .field("source", &self.source)
+            .finish()
+    }
+}

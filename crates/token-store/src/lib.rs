@@ -58,6 +58,7 @@ mod error;
 mod family;
 mod handover;
 mod hash_pool;
+mod leaks;
 mod limiter;
 mod listener;
 mod model;
@@ -86,6 +87,7 @@ pub use cache::SharedPrincipal;
 pub use clock::SystemClock;
 pub use error::{Error, Refusal, StorageError};
 pub use handover::HandoverSweep;
+pub use leaks::LeakReport;
 pub use limiter::{FailureLimiter, Source};
 pub use model::{
     Call, Handover, Member, MemberUpdate, NewMember, NewToken, Origin, Page, Principal, ROTATED,

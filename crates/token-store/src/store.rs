@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     pub(crate) reporter_limiter: FailureLimiter,
     /// OAuth clients registering themselves, per address (counted, never given back).
     pub(crate) registration_limiter: FailureLimiter,
+    /// Reports of leaked tokens, per address (counted, never given back).
+    pub(crate) leak_limiter: FailureLimiter,
     /// Failed dashboard sign-ins per account.
     pub(crate) account_limiter: FailureLimiter,
     pub(crate) sessions: crate::accounts::SessionOptions,
@@ -166,6 +168,11 @@ impl Store {
                 ),
                 registration_limiter: FailureLimiter::new(
                     10,
+                    std::time::Duration::from_secs(3_600),
+                    options.clock.clone(),
+                ),
+                leak_limiter: FailureLimiter::new(
+                    60,
                     std::time::Duration::from_secs(3_600),
                     options.clock.clone(),
                 ),

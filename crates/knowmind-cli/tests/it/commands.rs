@@ -1392,3 +1392,45 @@ async fn webhooks_are_added_listed_logged_and_removed() {
         stdout(&empty)
     );
 }
+
+#[tokio::test]
+async fn scan_checks_found_tokens_by_id_and_revokes_them_on_request() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+    let leaked = e.issue(&[Scope::Read]).await;
+    let dir = e.home.path().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(".env"), format!("TOKEN={leaked}\n")).unwrap();
+    let dir_text = dir.to_string_lossy().into_owned();
+    let live = e
+        .run(
+            &["scan", "--check-live", "--format", "json", &dir_text],
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(live.status.code(), Some(1), "{}", stderr(&live));
+    assert_eq!(json(&live)[0]["state"], "active", "{}", stdout(&live));
+    let revoked = e.run(&["scan", "--revoke", &dir_text], None, &[]).await;
+    assert_eq!(revoked.status.code(), Some(1), "found, and sent");
+    assert!(
+        stderr(&revoked).contains("to be revoked"),
+        "{}",
+        stderr(&revoked)
+    );
+    let id: token_core::TokenId = leaked[4..20].parse().unwrap();
+    let mut state = None;
+    for _ in 0..100 {
+        let record = e.store.get_token(&e.fixture.workspace, id).await.unwrap();
+        if record.state == token_store::TokenState::Revoked {
+            state = record.revoked_reason;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        state.as_deref(),
+        Some("leaked: reported to the revocation endpoint")
+    );
+}

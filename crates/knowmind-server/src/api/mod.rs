@@ -4,6 +4,7 @@
 
 pub(crate) mod audit_log;
 mod introspection;
+mod leaks;
 mod notes;
 mod oauth;
 mod openapi;
@@ -227,6 +228,11 @@ pub fn routes() -> Vec<RouteSpec> {
         route(WRITE, NONE, routes!(notes::create)),
         route(WRITE, NONE, routes!(notes::replace)),
         route(WRITE, NONE, routes!(notes::remove)),
+        route(
+            Access::Public,
+            &[(429, &["RATE_LIMITED"])],
+            routes!(leaks::revoke_credentials),
+        ),
         route(Access::Public, NONE, routes!(ops::healthz)),
         route(
             Access::Public,
@@ -343,20 +349,40 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
-        let peer = knowmind_axum::peer_ip(&parts.extensions);
-        let text = |name: header::HeaderName| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        Ok(Caller(Context {
-            actor: Actor::Token(principal.token_id),
-            client_ip: state.guard.client_ip(&parts.headers, peer),
-            user_agent: text(header::USER_AGENT),
-            request_id: text(header::HeaderName::from_static("x-request-id")),
-        }))
+        Ok(Caller(context_of(
+            parts,
+            state,
+            Actor::Token(principal.token_id),
+        )))
+    }
+}
+
+/// The audit context of a request on a public route: knowmind acting on what someone sent,
+/// with their address.
+struct Anonymous(Context);
+
+impl FromRequestParts<AppState> for Anonymous {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Anonymous(context_of(parts, state, Actor::System)))
+    }
+}
+
+fn context_of(parts: &Parts, state: &AppState, actor: Actor) -> Context {
+    let peer = knowmind_axum::peer_ip(&parts.extensions);
+    let text = |name: header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    Context {
+        actor,
+        client_ip: state.guard.client_ip(&parts.headers, peer),
+        user_agent: text(header::USER_AGENT),
+        request_id: text(header::HeaderName::from_static("x-request-id")),
     }
 }
 

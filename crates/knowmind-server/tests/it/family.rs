@@ -523,3 +523,94 @@ async fn a_rotation_with_handover_keeps_the_old_token_until_the_new_one_is_used(
         events.text
     );
 }
+
+#[tokio::test]
+async fn anyone_can_kill_a_leaked_token_and_learns_nothing_about_it() {
+    let s = server().await;
+    let (id, leaked) = create(&s, json!({"name": "leaked", "scopes": ["read"]})).await;
+    let rotated = s
+        .call(Method::POST, "/v1/tokens/self/rotate", Some(&leaked), None)
+        .await;
+    let successor = rotated.json["token"].as_str().unwrap().to_owned();
+    let report = |credentials: Vec<String>| json!({"credentials": credentials, "source": "https://gist.example.org/abc"});
+    let mut near = successor.clone();
+    let last = near.pop().unwrap();
+    near.push(if last == 'A' { 'B' } else { 'A' });
+    // No token needed; the answer is the same for a live token and for nonsense.
+    let live = s
+        .call(
+            Method::POST,
+            "/v1/credentials/revoke",
+            None,
+            Some(report(vec![successor.clone(), near.clone()])),
+        )
+        .await;
+    let nonsense = s
+        .call(
+            Method::POST,
+            "/v1/credentials/revoke",
+            None,
+            Some(report(vec!["kmt_nothing".into(), near])),
+        )
+        .await;
+    assert_eq!(live.status, StatusCode::ACCEPTED, "{}", live.text);
+    assert_eq!((nonsense.status, &nonsense.json), (live.status, &live.json));
+    let new_id = &successor[4..20];
+    let mut record = Value::Null;
+    for _ in 0..100 {
+        record = s
+            .call(
+                Method::GET,
+                &format!("/v1/tokens/{new_id}"),
+                Some(&s.admin),
+                None,
+            )
+            .await
+            .json;
+        if record["state"] == "revoked" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(record["state"], "revoked", "{record}");
+    assert_eq!(
+        record["revoked_reason"], "leaked: found at https://gist.example.org/abc",
+        "{record}"
+    );
+    // The family went with it: the old token in its grace period too.
+    let old = s
+        .call(
+            Method::GET,
+            &format!("/v1/tokens/{id}"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(old.json["state"], "revoked", "{}", old.text);
+    // Too many, or too often, is refused.
+    let too_many = s
+        .call(
+            Method::POST,
+            "/v1/credentials/revoke",
+            None,
+            Some(report(vec!["x".into(); 1_001])),
+        )
+        .await;
+    assert_eq!(too_many.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let mut limited = None;
+    for _ in 0..70 {
+        let reply = s
+            .call(
+                Method::POST,
+                "/v1/credentials/revoke",
+                None,
+                Some(report(vec!["kmt_x".into()])),
+            )
+            .await;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(reply);
+            break;
+        }
+    }
+    assert!(limited.is_some(), "60 reports an hour per address");
+}

@@ -1,0 +1,128 @@
+//! Leaked tokens: whoever finds one may kill it. A presented token is checked like any other
+//! (checksum, id lookup, scrypt on the bounded pool) and, if it is live, revoked with its family
+//! for reason `leaked`, with where it was found; its owner learns of it from the audit log and,
+//! where the workspace has webhooks, a `token.revoked` delivery. Nothing here says whether a
+//! token existed: the caller answers the same whatever happened.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use audit::Context;
+use token_core::{Token, TokenHash, TokenId, TokenKind};
+
+use crate::error::Error;
+use crate::limiter::Source;
+use crate::model::{Revocation, TokenState};
+use crate::store::Store;
+
+/// What a report of leaked tokens came to (for logs and tests, never for the reporter).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeakReport {
+    /// Well-formed tokens of a kind that can be revoked here, each id once.
+    pub checked: usize,
+    /// Live tokens whose secret matched, now revoked.
+    pub revoked: usize,
+}
+
+impl Store {
+    /// Counts a report of leaked tokens against its address (per /64 for IPv6): at most 60
+    /// an hour, as GitHub allows, so that the scrypt work reports cause stays bounded.
+    ///
+    /// # Errors
+    /// [`Error::RateLimited`].
+    pub fn count_leak_report(&self, client_ip: Option<IpAddr>) -> Result<(), Error> {
+        let Some(ip) = client_ip else {
+            return Ok(());
+        };
+        let ip = match ip.to_canonical() {
+            IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+            v4 => v4,
+        };
+        self.inner
+            .leak_limiter
+            .attempt(Source::Address(ip))
+            .map_err(|retry_after_secs| Error::RateLimited { retry_after_secs })
+    }
+
+    /// Revokes every live token among `presented` whose secret matches, with its family, for
+    /// reason `leaked` and `source` (where it was found). Unknown, malformed, expired or already
+    /// revoked tokens are skipped, each id is checked once, and a saturated scrypt pool stops
+    /// the work (what was revoked stays revoked).
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub async fn revoke_leaked(
+        &self,
+        presented: &[String],
+        source: &str,
+        context: &Context,
+    ) -> Result<LeakReport, Error> {
+        let mut tokens: HashMap<TokenId, Token> = HashMap::new();
+        for text in presented {
+            if let Ok(token) = text.trim().parse::<Token>()
+                && matches!(token.kind(), TokenKind::Api | TokenKind::OAuthAccess)
+            {
+                tokens.entry(token.id()).or_insert(token);
+            }
+        }
+        let source: String = source
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(150)
+            .collect();
+        let reason = if source.is_empty() {
+            "leaked: reported to the revocation endpoint".to_owned()
+        } else {
+            format!("leaked: found at {source}")
+        };
+        let mut report = LeakReport {
+            checked: tokens.len(),
+            revoked: 0,
+        };
+        for (id, token) in tokens {
+            let Some(row) = self.token_row(id).await? else {
+                continue;
+            };
+            // Read with the store's clock: active, or rotated and in its grace period.
+            if row.record.state != TokenState::Active {
+                continue;
+            }
+            let stored: TokenHash = row.phc.parse().map_err(|_| Error::corrupt("stored hash"))?;
+            let presented: Token = token
+                .expose_secret()
+                .parse()
+                .map_err(|_| Error::corrupt("presented token"))?;
+            let matched = match self
+                .inner
+                .hasher
+                .run(move || stored.verify(&presented).is_ok())
+                .await
+            {
+                Ok(matched) => matched,
+                Err(_) => {
+                    tracing::warn!("leak report stopped: the scrypt pool is saturated");
+                    break;
+                }
+            };
+            if !matched {
+                continue;
+            }
+            match self
+                .revoke_token(
+                    &row.record.workspace_id,
+                    id,
+                    &Revocation::family(reason.clone()),
+                    context,
+                )
+                .await
+            {
+                Ok(_) => report.revoked += 1,
+                Err(Error::NotActive { .. } | Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+}
