@@ -52,6 +52,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         notes: Notes::open(store.db().clone()).await?,
         metrics,
         public_url: None,
+        github_keys: None,
     };
     let knowmind = serve(router(state, Duration::from_secs(30))).await?;
 

@@ -67,7 +67,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API (creates the first workspace on an empty database).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create a workspace and print its admin token, once, on stdout.
     Init(InitArgs),
     /// Create or upgrade the database schema, then exit.
@@ -192,6 +192,15 @@ pub struct ServeArgs {
     /// endpoints are accepted, so a workspace admin cannot make the server call its neighbours.
     #[arg(long, env = "KNOWMIND_WEBHOOK_ALLOW_INTERNAL")]
     pub webhook_allow_internal: bool,
+    /// GitHub's secret-scanning public keys (its key-list JSON, from
+    /// api.github.com/meta/public_keys/secret_scanning): turns on POST
+    /// /v1/secret-scanning/github for GitHub's partner alerts.
+    #[arg(
+        long,
+        env = "KNOWMIND_GITHUB_SECRET_SCANNING_KEYS",
+        value_name = "FILE"
+    )]
+    pub github_secret_scanning_keys: Option<std::path::PathBuf>,
     /// Threads for scrypt (default: the number of CPUs).
     #[arg(long, env = "KNOWMIND_HASH_THREADS")]
     pub hash_threads: Option<usize>,

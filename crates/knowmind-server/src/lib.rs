@@ -15,6 +15,7 @@ pub mod notes;
 mod oauth;
 mod observe;
 mod secret_file;
+pub mod secret_scanning;
 pub mod serve;
 mod web;
 pub mod webhooks;

@@ -300,6 +300,23 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     };
     let every = positive(args.checkpoint_interval, "--checkpoint-interval")?;
     let webhook_every = positive(args.webhook_interval, "--webhook-interval")?;
+    let github_keys = args
+        .github_secret_scanning_keys
+        .as_deref()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "cannot read {} (--github-secret-scanning-keys)",
+                    path.display()
+                )
+            })?;
+            crate::secret_scanning::GithubKeys::from_json(&text)
+                .map(Arc::new)
+                .map_err(|e| {
+                    anyhow::anyhow!("{} (--github-secret-scanning-keys): {e}", path.display())
+                })
+        })
+        .transpose()?;
     let webhook_http = crate::webhooks::client(args.webhook_allow_internal)
         .context("setting up the webhook HTTP client")?;
     let app = router(
@@ -309,6 +326,7 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
             notes,
             metrics: metrics.clone(),
             public_url: args.public_url.clone(),
+            github_keys,
         },
         timeout,
     );

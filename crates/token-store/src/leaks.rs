@@ -16,12 +16,15 @@ use crate::model::{Revocation, TokenState};
 use crate::store::Store;
 
 /// What a report of leaked tokens came to (for logs and tests, never for the reporter).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LeakReport {
     /// Well-formed tokens of a kind that can be revoked here, each id once.
     pub checked: usize,
     /// Live tokens whose secret matched, now revoked.
     pub revoked: usize,
+    /// The tokens proven real (their secret matched): the live ones, and with `prove_all` the
+    /// expired and revoked ones too.
+    pub genuine: Vec<TokenId>,
 }
 
 impl Store {
@@ -47,8 +50,9 @@ impl Store {
     }
 
     /// Revokes every live token among `presented` whose secret matches, with its family, for
-    /// reason `leaked` and `source` (where it was found). Unknown, malformed, expired or already
-    /// revoked tokens are skipped, each id is checked once, and a saturated scrypt pool stops
+    /// reason `leaked` and `source` (where it was found). Unknown and malformed tokens are
+    /// skipped, and so are expired and revoked ones unless `prove_all` (for a reporter who is
+    /// told which tokens were real); each id is checked once, and a saturated scrypt pool stops
     /// the work (what was revoked stays revoked).
     ///
     /// # Errors
@@ -57,6 +61,7 @@ impl Store {
         &self,
         presented: &[String],
         source: &str,
+        prove_all: bool,
         context: &Context,
     ) -> Result<LeakReport, Error> {
         let mut tokens: HashMap<TokenId, Token> = HashMap::new();
@@ -79,14 +84,15 @@ impl Store {
         };
         let mut report = LeakReport {
             checked: tokens.len(),
-            revoked: 0,
+            ..LeakReport::default()
         };
         for (id, token) in tokens {
             let Some(row) = self.token_row(id).await? else {
                 continue;
             };
             // Read with the store's clock: active, or rotated and in its grace period.
-            if row.record.state != TokenState::Active {
+            let live = row.record.state == TokenState::Active;
+            if !live && !prove_all {
                 continue;
             }
             let stored: TokenHash = row.phc.parse().map_err(|_| Error::corrupt("stored hash"))?;
@@ -107,6 +113,10 @@ impl Store {
                 }
             };
             if !matched {
+                continue;
+            }
+            report.genuine.push(id);
+            if !live {
                 continue;
             }
             match self

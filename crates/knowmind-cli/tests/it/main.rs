@@ -52,6 +52,7 @@ pub async fn env() -> Env {
         notes: Notes::open(store.db().clone()).await.unwrap(),
         metrics,
         public_url: None,
+        github_keys: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

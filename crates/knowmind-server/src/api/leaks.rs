@@ -44,7 +44,7 @@ pub(super) async fn revoke_credentials(
     tokio::spawn(async move {
         let source = body.source.unwrap_or_default();
         match store
-            .revoke_leaked(&body.credentials, &source, &context)
+            .revoke_leaked(&body.credentials, &source, false, &context)
             .await
         {
             Ok(report) if report.revoked > 0 => {
@@ -58,4 +58,87 @@ pub(super) async fn revoke_credentials(
         }
     });
     Ok((StatusCode::ACCEPTED, axum::Json(Received { received })))
+}
+
+/// One alert of GitHub's secret-scanning partner program.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub(super) struct GithubAlert {
+    /// The token found.
+    token: String,
+    /// The token type GitHub matched (ours: `knowmind_token`).
+    #[serde(rename = "type")]
+    kind: String,
+    /// Where it was found.
+    url: String,
+    /// What kind of place (`content`, `commit`, `issue`, …).
+    #[serde(default)]
+    source: String,
+}
+
+/// What GitHub is told about each alert.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct GithubLabel {
+    /// The token, as GitHub sent it (GitHub matches answers to alerts by it).
+    token_raw: String,
+    /// The type, as GitHub sent it.
+    token_type: String,
+    /// `true_positive` for a real knowmind token (live ones are now revoked),
+    /// `false_positive` otherwise.
+    label: &'static str,
+}
+
+/// GitHub secret-scanning alerts
+///
+/// GitHub's secret-scanning partner program POSTs the knowmind tokens it finds in public
+/// repositories here, signed (`Github-Public-Key-Identifier`, `Github-Public-Key-Signature`:
+/// ECDSA P-256 over the body) with a key from the list the server was given
+/// (`--github-secret-scanning-keys`). Each live token is revoked with its family, reason
+/// `leaked: found at <url>`. A bad signature is a 401 and changes nothing; without a key list
+/// the route does not exist (404).
+#[utoipa::path(post, path = "/v1/secret-scanning/github", operation_id = "githubSecretScanning", tag = "tokens",
+    request_body = Vec<GithubAlert>,
+    responses((status = 200, description = "A label per alert", body = Vec<GithubLabel>)))]
+pub(super) async fn github(
+    State(app): State<AppState>,
+    Anonymous(context): Anonymous,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<Vec<GithubLabel>>, ApiError> {
+    let Some(keys) = &app.github_keys else {
+        return Err(ApiError::not_found("no GitHub key list is configured"));
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = match (
+        header("github-public-key-identifier"),
+        header("github-public-key-signature"),
+    ) {
+        (Some(id), Some(signature)) => keys.verify(id, signature, &body),
+        _ => false,
+    };
+    if !signed {
+        return Err(ApiError::unauthorized());
+    }
+    let alerts: Vec<GithubAlert> = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("not a list of alerts: {e}")))?;
+    if alerts.len() > 1_000 {
+        return Err(ApiError::invalid("at most 1,000 alerts per request"));
+    }
+    let mut labels = Vec::with_capacity(alerts.len());
+    for alert in alerts {
+        let source = format!("{} (GitHub secret scanning, {})", alert.url, alert.source);
+        let report = app
+            .store()
+            .revoke_leaked(std::slice::from_ref(&alert.token), &source, true, &context)
+            .await?;
+        labels.push(GithubLabel {
+            label: if report.genuine.is_empty() {
+                "false_positive"
+            } else {
+                "true_positive"
+            },
+            token_raw: alert.token,
+            token_type: alert.kind,
+        });
+    }
+    Ok(axum::Json(labels))
 }

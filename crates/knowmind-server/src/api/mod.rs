@@ -58,6 +58,8 @@ pub struct AppState {
     /// The dashboard's address as people reach it, for the links it shows (enrolment links);
     /// without it, the address the browser used (`https` unless it is localhost).
     pub public_url: Option<String>,
+    /// The keys GitHub's secret-scanning alerts are signed with; none: the route is off.
+    pub github_keys: Option<Arc<crate::secret_scanning::GithubKeys>>,
 }
 
 impl AppState {
@@ -232,6 +234,11 @@ pub fn routes() -> Vec<RouteSpec> {
             Access::Public,
             &[(429, &["RATE_LIMITED"])],
             routes!(leaks::revoke_credentials),
+        ),
+        route(
+            Access::Public,
+            &[NOT_FOUND, (400, &["BAD_REQUEST"])],
+            routes!(leaks::github),
         ),
         route(Access::Public, NONE, routes!(ops::healthz)),
         route(

@@ -614,3 +614,97 @@ async fn anyone_can_kill_a_leaked_token_and_learns_nothing_about_it() {
     }
     assert!(limited.is_some(), "60 reports an hour per address");
 }
+
+#[tokio::test]
+async fn githubs_signed_alerts_revoke_live_tokens_and_unsigned_ones_change_nothing() {
+    use p256::ecdsa::signature::Signer;
+    use p256::pkcs8::EncodePublicKey;
+    let mut s = server().await;
+    // Our own key pair stands in for GitHub's.
+    let mut seed = [0u8; 32];
+    token_core::rand::TryRng::try_fill_bytes(&mut token_core::rand::rngs::SysRng, &mut seed)
+        .unwrap();
+    let signing = p256::ecdsa::SigningKey::from_slice(&seed).unwrap();
+    let pem = signing
+        .verifying_key()
+        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .unwrap();
+    let list = json!({"public_keys": [{"key_identifier": "gh-1", "key": pem, "is_current": true}]});
+    let keys = knowmind_server::secret_scanning::GithubKeys::from_json(&list.to_string()).unwrap();
+    let metrics = Arc::new(Metrics::default());
+    s.app = router(
+        AppState {
+            store: s.store.clone(),
+            guard: Guard::with_options(s.store.clone(), None, Some(metrics.clone())),
+            notes: Notes::open(s.store.db().clone()).await.unwrap(),
+            metrics,
+            public_url: None,
+            github_keys: Some(Arc::new(keys)),
+        },
+        std::time::Duration::from_secs(30),
+    )
+    .layer(MockConnectInfo(SocketAddr::from(PEER)));
+    let (id, live) = create(&s, json!({"name": "in-a-repo", "scopes": ["read"]})).await;
+    let body = json!([
+        {"token": live, "type": "knowmind_token", "url": "https://github.com/acme/app/blob/main/.env", "source": "content"},
+        {"token": "kmt_not-a-token", "type": "knowmind_token", "url": "https://github.com/x/y", "source": "content"},
+    ])
+    .to_string();
+    let post = |signature: Option<String>, body: String| {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/secret-scanning/github")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("github-public-key-identifier", "gh-1");
+        if let Some(signature) = signature {
+            request = request.header("github-public-key-signature", signature);
+        }
+        request.body(Body::from(body)).unwrap()
+    };
+    let signed = |body: &str| {
+        let signature: p256::ecdsa::Signature = signing.sign(body.as_bytes());
+        <base64ct::Base64 as base64ct::Encoding>::encode_string(signature.to_der().as_bytes())
+    };
+    // Unsigned, or signed over another body: refused, nothing revoked.
+    assert_eq!(
+        s.send(post(None, body.clone())).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let forged = s.send(post(Some(signed("[]")), body.clone())).await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    let record = s
+        .call(
+            Method::GET,
+            &format!("/v1/tokens/{id}"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(record.json["state"], "active");
+    // Signed: the live token is revoked with where it was found, and the answer labels each.
+    let answer = s.send(post(Some(signed(&body)), body.clone())).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json[0]["label"], "true_positive", "{}", answer.text);
+    assert_eq!(answer.json[0]["token_raw"], live.as_str());
+    assert_eq!(answer.json[1]["label"], "false_positive");
+    let record = s
+        .call(
+            Method::GET,
+            &format!("/v1/tokens/{id}"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(record.json["state"], "revoked");
+    assert!(
+        record.json["revoked_reason"]
+            .as_str()
+            .unwrap()
+            .contains("https://github.com/acme/app/blob/main/.env"),
+        "{}",
+        record.text
+    );
+    // Reported again, already revoked: still a true positive.
+    let again = s.send(post(Some(signed(&body)), body.clone())).await;
+    assert_eq!(again.json[0]["label"], "true_positive");
+}

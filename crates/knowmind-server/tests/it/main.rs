@@ -68,6 +68,7 @@ pub async fn app_for(store: Store) -> Router {
             notes,
             metrics,
             public_url: None,
+            github_keys: None,
         },
         std::time::Duration::from_secs(30),
     )
