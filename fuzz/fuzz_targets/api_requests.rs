@@ -73,6 +73,7 @@ fn target() -> &'static Target {
                 client: String::new(),
                 scopes: scope.into(),
                 expires_at: None,
+                allowed_networks: Default::default(),
             };
             let (_, admin) = store
                 .create_token(&ws.id, token("admin", Scope::Admin), &context)
@@ -89,6 +90,7 @@ fn target() -> &'static Target {
                 notes: Notes::open(store.db().clone()).await.unwrap(),
                 metrics,
                 public_url: None,
+                github_keys: None,
             };
             let app = router(state, std::time::Duration::from_secs(30));
             (app, admin.expose_secret().to_owned(), victim.id.to_string())
