@@ -72,6 +72,10 @@ pub enum Action {
     /// stopped at the deadline (target: the old token).
     #[serde(rename = "token.handover_timed_out")]
     TokenHandoverTimedOut,
+    /// Someone holding a canary token used it: it was planted where a leak would be found
+    /// first, so this is a leak (details: address, endpoint, user agent).
+    #[serde(rename = "token.canary_used")]
+    TokenCanaryUsed,
     /// A token expires soon (14, 7 or 1 days: `details.days`); written once per threshold.
     #[serde(rename = "token.expiring")]
     TokenExpiring,
@@ -136,6 +140,7 @@ named!(Action, "action", {
     TokenRotated => "token.rotated",
     TokenHandoverCompleted => "token.handover_completed",
     TokenHandoverTimedOut => "token.handover_timed_out",
+    TokenCanaryUsed => "token.canary_used",
     TokenExpiring => "token.expiring",
     TokenRotationDue => "token.rotation_due",
     TokenRehashed => "token.rehashed",

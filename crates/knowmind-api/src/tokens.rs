@@ -117,6 +117,10 @@ pub struct TokenRecord {
     /// refused like an unknown token and recorded as `address_not_allowed`.
     #[serde(default)]
     pub allowed_networks: Networks,
+    /// A canary: it never authorizes anything, and any use of it raises a `token.canary_used`
+    /// security event (it is planted where a leak would be found first).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub canary: bool,
     /// For a token rotated with a verified hand-over: where the hand-over stands (its successor
     /// is `rotated_to`; it stops working at `revoked_at`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -305,6 +309,11 @@ pub struct CreateToken {
     /// anywhere. Set when the token is issued or rotated, never widened in place.
     #[serde(default, skip_serializing_if = "Networks::is_empty")]
     pub allowed_networks: Networks,
+    /// Make a canary token: it never authorizes anything (its scopes and expiry are ignored; it
+    /// never expires), and any use of it is refused like an unknown token and raises a
+    /// `token.canary_used` security event. Plant it where a leak would be found first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub canary: bool,
 }
 
 /// `PATCH /v1/tokens/{id}`: a new name or description.

@@ -25,6 +25,8 @@ pub enum UsageOutcome {
     Busy,
     /// The call came from outside the token's address allow-list.
     AddressNotAllowed,
+    /// A canary token was used: refused, and a security event raised.
+    Canary,
 }
 
 named!(UsageOutcome, "outcome", {
@@ -35,6 +37,7 @@ named!(UsageOutcome, "outcome", {
     InsufficientScope => "insufficient_scope",
     Busy => "busy",
     AddressNotAllowed => "address_not_allowed",
+    Canary => "canary",
 });
 
 /// A stored usage record.

@@ -4,7 +4,13 @@
 //! `cargo bench -p knowmind-cli --bench scan` (the first run generates a 512 MB corpus in a
 //! temporary directory and installs Debian's ripgrep when `rg` is missing). Figures in
 //! docs/BENCHMARKS.md.
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 
 use std::io::Write;
 use std::path::Path;

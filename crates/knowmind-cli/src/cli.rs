@@ -271,7 +271,7 @@ pub struct CreateArgs {
     /// Name, e.g. `ci-deploy`.
     pub name: String,
     /// A scope: read, write, admin, introspect (repeat for several).
-    #[arg(long = "scope", required = true)]
+    #[arg(long = "scope", required_unless_present = "canary")]
     pub scopes: Vec<String>,
     /// Lifetime, e.g. `90d`.
     #[arg(long, conflicts_with = "expires_at")]
@@ -289,6 +289,10 @@ pub struct CreateArgs {
     /// separate with commas). Default: anywhere.
     #[arg(long = "allow-from", value_name = "CIDR")]
     pub allow_from: Vec<String>,
+    /// A canary: it authorizes nothing, never expires, and any use of it raises a security
+    /// event (and a webhook). Plant it where a leak would be found first.
+    #[arg(long, conflicts_with_all = ["scopes", "expires_in", "expires_at", "allow_from"])]
+    pub canary: bool,
 }
 
 /// Token states for `token list`.

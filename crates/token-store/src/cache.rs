@@ -43,6 +43,8 @@ pub(crate) struct Cached {
     pub(crate) allowed: token_core::Networks,
     /// For a rotation's new token while its hand-over is pending: the token it replaces.
     pub(crate) handover_of: Option<TokenId>,
+    /// A canary: it authorizes nothing.
+    pub(crate) canary: bool,
 }
 
 impl std::fmt::Debug for Cached {
@@ -53,6 +55,7 @@ impl std::fmt::Debug for Cached {
             .field("rotated", &self.rotated)
             .field("allowed", &self.allowed)
             .field("handover_of", &self.handover_of)
+            .field("canary", &self.canary)
             .field("phc", &"[REDACTED]")
             .finish()
     }
@@ -350,6 +353,7 @@ mod tests {
             phc: "$scrypt$secret-looking".into(),
             allowed: token_core::Networks::default(),
             handover_of: None,
+            canary: false,
         })
     }
 

@@ -245,11 +245,13 @@ pub enum Refusal {
     Expired,
     /// The call comes from outside the token's address allow-list.
     AddressNotAllowed,
+    /// A canary token, which authorizes nothing, was presented by whoever holds it.
+    Canary,
 }
 
 impl Refusal {
     /// A stable code: `MALFORMED`, `NOT_FOUND`, `WRONG_SECRET`, `REVOKED`, `EXPIRED`,
-    /// `ADDRESS_NOT_ALLOWED`.
+    /// `ADDRESS_NOT_ALLOWED`, `CANARY`.
     pub const fn code(self) -> &'static str {
         match self {
             Refusal::Malformed => "MALFORMED",
@@ -258,6 +260,7 @@ impl Refusal {
             Refusal::Revoked => "REVOKED",
             Refusal::Expired => "EXPIRED",
             Refusal::AddressNotAllowed => "ADDRESS_NOT_ALLOWED",
+            Refusal::Canary => "CANARY",
         }
     }
 }
@@ -273,6 +276,7 @@ impl Refusal {
             Refusal::Revoked => Some(O::Revoked),
             Refusal::Expired => Some(O::Expired),
             Refusal::AddressNotAllowed => Some(O::AddressNotAllowed),
+            Refusal::Canary => Some(O::Canary),
         }
     }
 }

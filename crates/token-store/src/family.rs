@@ -479,6 +479,13 @@ fn rotatable(token: &TokenRecord) -> Result<(), Error> {
              refresh token",
         ));
     }
+    if token.canary {
+        return Err(Error::invalid(
+            "token",
+            "a canary token is not rotated: it stays where it was planted; revoke it and plant a \
+             new one to move it",
+        ));
+    }
     if let Some(successor) = token.rotated_to {
         return Err(Error::AlreadyRotated { successor });
     }

@@ -103,6 +103,7 @@ impl Store {
             phc: known.phc.clone(),
             allowed: known.allowed.clone(),
             handover_of: None,
+            canary: known.canary,
         };
         self.inner.cache.insert(token, Arc::new(without), &mark);
         Ok(())

@@ -53,6 +53,7 @@
 
 mod accounts;
 mod cache;
+mod canary;
 mod clock;
 mod error;
 mod family;

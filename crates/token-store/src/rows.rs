@@ -39,7 +39,8 @@ pub(crate) static SELECT_TOKEN: LazyLock<String> = LazyLock::new(|| {
         "SELECT t.id, t.workspace_id, t.owner_id, t.name, t.description, t.client, t.scopes, \
          t.created_at_us, t.created_by, t.expires_at_us, t.revoked_at_us, t.revoked_reason, \
          t.revoked_by, t.rotated_from, t.rotated_to, t.family_id, t.oauth_client_id, \
-         t.allowed_networks, t.hash, t.handover, t.handover_of, w.policy_rotation_interval_s, {} \
+         t.allowed_networks, t.hash, t.handover, t.handover_of, t.canary, \
+         w.policy_rotation_interval_s, {} \
          FROM tokens t JOIN workspaces w ON w.id = t.workspace_id {}",
         audit::LAST_USE_COLUMNS,
         audit::last_use_join("t.id")
@@ -87,10 +88,11 @@ pub(crate) fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenR
     let rotated_to = opt_id("rotated_to")?;
     let oauth_client_id: Option<String> = row.try_get("oauth_client_id")?;
     let interval = time::Duration::seconds(row.try_get("policy_rotation_interval_s")?);
-    // Due once: a rotated or revoked token is replaced or dead, and an OAuth access token
-    // lives an hour.
+    let canary = row.try_get::<i64, _>("canary")? != 0;
+    // Due once: a rotated or revoked token is replaced or dead, an OAuth access token lives an
+    // hour, and a canary is never rotated.
     let rotation_due_at =
-        (rotated_to.is_none() && revoked_at.is_none() && oauth_client_id.is_none())
+        (rotated_to.is_none() && revoked_at.is_none() && oauth_client_id.is_none() && !canary)
             .then(|| created_at.checked_add(interval))
             .flatten();
     Ok(TokenRow {
@@ -121,6 +123,7 @@ pub(crate) fn token_from_row(row: &AnyRow, now: OffsetDateTime) -> Result<TokenR
                 .parse()
                 .map_err(|_| corrupt("allowed networks"))?,
             rotation_due_at,
+            canary,
             handover: row
                 .try_get::<Option<String>, _>("handover")?
                 .map(|state| state.parse())
@@ -139,8 +142,8 @@ pub(crate) async fn insert_token(
     sqlx::query(
         "INSERT INTO tokens (id, workspace_id, owner_id, name, description, client, scopes, \
          created_at_us, created_by, expires_at_us, rotated_from, family_id, hash, \
-         allowed_networks) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         allowed_networks, canary) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(r.id.as_str())
     .bind(r.workspace_id.as_str())
@@ -156,6 +159,7 @@ pub(crate) async fn insert_token(
     .bind(r.family_id.as_str())
     .bind(hash.as_phc())
     .bind(r.allowed_networks.to_string())
+    .bind(i64::from(r.canary))
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -57,6 +57,9 @@ pub(crate) struct Inner {
     /// When each revoked token was last reported as reused by its holder (monotonic), to report
     /// it once a minute at most.
     pub(crate) reuse_reported: Mutex<HashMap<TokenId, std::time::Duration>>,
+    /// When each canary token was last reported used from each address (monotonic), to raise
+    /// its event once a minute at most.
+    pub(crate) canary_reported: Mutex<HashMap<crate::canary::CanaryKey, std::time::Duration>>,
     /// Whether the revocation listener is connected (always on SQLite, which has none).
     pub(crate) listening: tokio::sync::watch::Receiver<bool>,
     /// Background tasks (revocation listener and sync), stopped with the store.
@@ -186,6 +189,7 @@ impl Store {
                 factor_key,
                 webhook_key,
                 reuse_reported: Mutex::new(HashMap::new()),
+                canary_reported: Mutex::new(HashMap::new()),
                 listening: listening_rx,
                 tasks,
                 db,
@@ -287,6 +291,7 @@ impl Store {
             phc: hash.as_phc().to_owned(),
             allowed: record.allowed_networks.clone(),
             handover_of,
+            canary: record.canary,
         };
         self.inner.cache.insert(token, Arc::new(cached), mark);
     }

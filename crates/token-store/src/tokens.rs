@@ -85,7 +85,7 @@ impl Store {
              COALESCE(SUM(CASE WHEN t.expires_at_us <= $2 THEN 1 ELSE 0 END), 0) AS expiring \
              FROM tokens t JOIN workspaces w ON w.id = t.workspace_id \
              WHERE t.revoked_at_us IS NULL AND t.rotated_to IS NULL \
-             AND t.oauth_client_id IS NULL \
+             AND t.oauth_client_id IS NULL AND t.canary = 0 \
              AND (t.expires_at_us IS NULL OR t.expires_at_us > $1)",
         )
         .bind(now)
@@ -193,7 +193,7 @@ impl Store {
         }
         if filter.rotation_due {
             let interval = self.rules(workspace_id).await?.rotation_interval;
-            sql.push(" AND t.rotated_to IS NULL AND t.created_at_us <= ")
+            sql.push(" AND t.rotated_to IS NULL AND t.canary = 0 AND t.created_at_us <= ")
                 .bind(Arg::Int(now - interval.whole_microseconds() as i64));
         }
         if let Some(within) = filter.expiring_within {
@@ -356,6 +356,7 @@ pub(crate) fn issued_record(
         allowed_networks: checked.allowed_networks,
         rotation_due_at: None,
         handover: None,
+        canary: false,
     })
 }
 

@@ -153,6 +153,14 @@ impl Store {
             Err(Failure::Storage(e)) => return Err(e),
         };
         let principal = &known.principal;
+        if known.canary {
+            // Whoever holds it has the secret: that is the leak it was planted to reveal. They
+            // are refused as for a token that does not exist.
+            tracing::warn!(token_id = %token.id(), "a canary token was used");
+            refused(principal.workspace_id.clone(), UsageOutcome::Canary, 401);
+            Box::pin(self.canary_used(token.id(), &principal.workspace_id, call)).await;
+            return Err(Error::Unauthorized(Refusal::Canary));
+        }
         if !known.allowed.allows(call.client_ip) {
             tracing::info!(token_id = %token.id(), reason = "ADDRESS_NOT_ALLOWED", "token refused");
             refused(
@@ -375,6 +383,7 @@ impl Store {
                             phc: new.as_phc().to_owned(),
                             allowed: known.allowed.clone(),
                             handover_of: known.handover_of,
+                            canary: known.canary,
                         })
                     }
                     None => known,
@@ -468,6 +477,7 @@ fn cached_from_row(row: &TokenRow) -> Arc<Cached> {
         phc: row.phc.clone(),
         allowed: row.record.allowed_networks.clone(),
         handover_of: row.handover_of,
+        canary: row.record.canary,
     })
 }
 

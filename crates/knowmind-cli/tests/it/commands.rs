@@ -1434,3 +1434,34 @@ async fn scan_checks_found_tokens_by_id_and_revokes_them_on_request() {
         Some("leaked: reported to the revocation endpoint")
     );
 }
+
+#[tokio::test]
+async fn a_canary_is_created_without_scopes_and_shown_as_one() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+    let both = e
+        .run(
+            &["token", "create", "bait", "--canary", "--scope", "read"],
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        both.status.code(),
+        Some(2),
+        "a canary has no scopes to give"
+    );
+    let created = e
+        .run(
+            &["--json", "token", "create", "bait", "--canary"],
+            None,
+            &[],
+        )
+        .await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    let id = json(&created)["id"].as_str().unwrap().to_owned();
+    assert_eq!(json(&created)["canary"], true);
+    let view = e.run(&["token", "view", &id], None, &[]).await;
+    assert!(stdout(&view).contains("canary"), "{}", stdout(&view));
+}

@@ -93,8 +93,8 @@ pub(super) struct GithubLabel {
 /// repositories here, signed (`Github-Public-Key-Identifier`, `Github-Public-Key-Signature`:
 /// ECDSA P-256 over the body) with a key from the list the server was given
 /// (`--github-secret-scanning-keys`). Each live token is revoked with its family, reason
-/// `leaked: found at <url>`. A bad signature is a 401 and changes nothing; without a key list
-/// the route does not exist (404).
+/// `leaked: found at <url>`. A missing or bad signature is a 401 and changes nothing (so is
+/// every alert while the server has no key list).
 #[utoipa::path(post, path = "/v1/secret-scanning/github", operation_id = "githubSecretScanning", tag = "tokens",
     request_body = Vec<GithubAlert>,
     responses((status = 200, description = "A label per alert", body = Vec<GithubLabel>)))]
@@ -105,7 +105,11 @@ pub(super) async fn github(
     body: axum::body::Bytes,
 ) -> Result<axum::Json<Vec<GithubLabel>>, ApiError> {
     let Some(keys) = &app.github_keys else {
-        return Err(ApiError::not_found("no GitHub key list is configured"));
+        // Nothing to check a signature with: as unauthenticated as a bad signature.
+        tracing::warn!(
+            "a GitHub secret-scanning alert came, but no key list is configured (--github-secret-scanning-keys)"
+        );
+        return Err(ApiError::unauthorized());
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let signed = match (

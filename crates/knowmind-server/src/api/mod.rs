@@ -237,7 +237,7 @@ pub fn routes() -> Vec<RouteSpec> {
         ),
         route(
             Access::Public,
-            &[NOT_FOUND, (400, &["BAD_REQUEST"])],
+            &[(400, &["BAD_REQUEST"]), (401, &["UNAUTHORIZED"])],
             routes!(leaks::github),
         ),
         route(Access::Public, NONE, routes!(ops::healthz)),

@@ -85,7 +85,13 @@ pub(super) async fn create(
         expires_at,
         allowed_networks: body.allowed_networks,
     };
-    let (record, token) = store.create_token(&who.workspace_id, new, &context).await?;
+    let (record, token) = if body.canary {
+        store
+            .create_canary_token(&who.workspace_id, new, &context)
+            .await?
+    } else {
+        store.create_token(&who.workspace_id, new, &context).await?
+    };
     Ok(issued(StatusCode::CREATED, record, &token))
 }
 

@@ -708,3 +708,46 @@ async fn githubs_signed_alerts_revoke_live_tokens_and_unsigned_ones_change_nothi
     let again = s.send(post(Some(signed(&body)), body.clone())).await;
     assert_eq!(again.json[0]["label"], "true_positive");
 }
+
+#[tokio::test]
+async fn a_canary_made_over_the_api_is_refused_like_nothing_and_reaches_the_webhooks() {
+    let s = server().await;
+    let hook = s
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            Some(&s.admin),
+            Some(json!({"url": "https://hooks.example.org/k"})),
+        )
+        .await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.text);
+    let created = s
+        .call(
+            Method::POST,
+            "/v1/tokens",
+            Some(&s.admin),
+            Some(json!({"name": "old-backup", "scopes": ["admin"], "canary": true, "expires_in": "1d"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.json["canary"], true);
+    assert!(
+        created.json["expires_at"].is_null(),
+        "a canary never expires"
+    );
+    let canary = created.json["token"].as_str().unwrap();
+    let used = s
+        .call(Method::GET, "/v1/tokens/self", Some(canary), None)
+        .await;
+    let unknown = s
+        .call(Method::GET, "/v1/tokens/self", Some("kmt_nonsense"), None)
+        .await;
+    assert_eq!(used.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(used.json, unknown.json, "the holder cannot tell");
+    s.store.fan_out_webhooks().await.unwrap();
+    let claimed = s.store.claim_deliveries(10).await.unwrap();
+    assert!(
+        claimed.iter().any(|d| d.event_type == "token.canary_used"),
+        "{claimed:?}"
+    );
+}

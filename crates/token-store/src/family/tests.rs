@@ -33,6 +33,7 @@ fn record(lifetime: Option<Duration>) -> TokenRecord {
         allowed_networks: Default::default(),
         rotation_due_at: None,
         handover: None,
+        canary: false,
     }
 }
 

@@ -535,5 +535,6 @@ fn access_record(
         allowed_networks: token_core::Networks::default(),
         rotation_due_at: None,
         handover: None,
+        canary: false,
     })
 }

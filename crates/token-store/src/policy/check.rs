@@ -183,7 +183,7 @@ async fn findings(
     .collect::<Result<_, Error>>()?;
     // Live: not revoked (a rotated token in its grace period is on its way out), not expired.
     let rows = sqlx::query(&format!(
-        "{} WHERE t.workspace_id = $1 AND t.oauth_client_id IS NULL \
+        "{} WHERE t.workspace_id = $1 AND t.oauth_client_id IS NULL AND t.canary = 0 \
          AND t.revoked_at_us IS NULL AND (t.expires_at_us IS NULL OR t.expires_at_us > $2) \
          ORDER BY t.created_at_us, t.id",
         *SELECT_TOKEN

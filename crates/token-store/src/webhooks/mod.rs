@@ -31,7 +31,8 @@ use crate::store::{Store, new_id};
 use crate::validate;
 
 /// The events an endpoint gets when it names none: the token lifecycle people act on.
-pub const DEFAULT_EVENTS: [Action; 6] = [
+pub const DEFAULT_EVENTS: [Action; 7] = [
+    Action::TokenCanaryUsed,
     Action::TokenExpiring,
     Action::TokenRotationDue,
     Action::TokenHandoverCompleted,

@@ -12,9 +12,11 @@ use token_core::TokenId;
 use crate::error::Error;
 use crate::store::Store;
 
-/// Live API tokens (not revoked, not rotated, not expired, not OAuth access tokens).
+/// Live API tokens (not revoked, not rotated, not expired, not OAuth access tokens, not
+/// canaries).
 const LIVE: &str = "t.revoked_at_us IS NULL AND t.rotated_to IS NULL \
-     AND t.oauth_client_id IS NULL AND (t.expires_at_us IS NULL OR t.expires_at_us > $1)";
+     AND t.oauth_client_id IS NULL AND t.canary = 0 \
+     AND (t.expires_at_us IS NULL OR t.expires_at_us > $1)";
 
 const DAY_US: i64 = 86_400 * 1_000_000;
 

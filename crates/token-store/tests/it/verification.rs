@@ -655,3 +655,110 @@ async fn an_allow_list_refuses_calls_from_elsewhere_cached_or_not_with_its_own_o
         );
     }
 }
+
+#[tokio::test]
+async fn a_canary_authorizes_nothing_looks_unknown_and_raises_an_alarm_once_per_address() {
+    for env in envs().await {
+        let name = env.name;
+        let (record, canary) = env
+            .store
+            .create_canary_token(
+                &env.ws,
+                env.new_token("backup-2019", &[Scope::Admin]),
+                &env.ctx(),
+            )
+            .await
+            .unwrap();
+        assert!(record.canary && record.expires_at.is_none() && record.rotation_due_at.is_none());
+        let from = |ip: &str| Call {
+            client_ip: Some(ip.parse().unwrap()),
+            ..call("/v1/notes")
+        };
+        for ip in ["198.51.100.7", "198.51.100.7", "203.0.113.1"] {
+            // Twice from the first address: the second is answered from the cache.
+            match env
+                .store
+                .verify(canary.expose_secret(), Scope::Read.into(), &from(ip))
+                .await
+            {
+                Err(Error::Unauthorized(Refusal::Canary)) => {}
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            Error::Unauthorized(Refusal::Canary).to_string(),
+            Error::Unauthorized(Refusal::NotFound).to_string(),
+            "the holder cannot tell"
+        );
+        env.store.usage_writer().flush().await.unwrap();
+        let outcomes: Vec<_> = env
+            .store
+            .audit()
+            .usage(record.id, None, 10)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|u| u.record.outcome)
+            .collect();
+        assert_eq!(outcomes, [UsageOutcome::Canary; 3], "{name}");
+        let filter = EventFilter {
+            action: Some(Action::TokenCanaryUsed),
+            ..Default::default()
+        };
+        let alarms = env
+            .store
+            .audit()
+            .events(&filter, None, 10)
+            .await
+            .unwrap()
+            .items;
+        let addresses: Vec<&str> = alarms
+            .iter()
+            .map(|e| e.details["client_ip"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            addresses,
+            ["203.0.113.1", "198.51.100.7"],
+            "{name}: once per address"
+        );
+        // Never rotated, never in the policy's way.
+        assert!(matches!(
+            env.store
+                .rotate_token(
+                    &env.ws,
+                    record.id,
+                    token_store::Rotation::default(),
+                    &env.ctx()
+                )
+                .await,
+            Err(Error::Invalid { .. })
+        ));
+        let strict = token_store::WorkspacePolicy {
+            max_lifetime: Some("30d".into()),
+            ..Default::default()
+        };
+        env.store
+            .set_workspace_policy(&env.ws, strict, &env.ctx())
+            .await
+            .unwrap();
+        let findings = env.store.check_policy(&env.ws).await.unwrap().findings;
+        assert!(!findings.iter().any(|f| f.token_id == record.id), "{name}");
+        // A wrong secret for its id is an ordinary refusal, not an alarm.
+        let wrong = token_core::checksummed(&format!("{}{}", record.id, "x".repeat(32)));
+        assert!(
+            env.store
+                .verify(&wrong, Scope::Read.into(), &from("192.0.2.1"))
+                .await
+                .is_err()
+        );
+        let alarms = env
+            .store
+            .audit()
+            .events(&filter, None, 10)
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(alarms.len(), 2, "{name}");
+    }
+}

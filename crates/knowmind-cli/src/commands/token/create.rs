@@ -16,15 +16,19 @@ pub(super) async fn create(
     style: Style,
     args: &CreateArgs,
 ) -> Result<(), CliError> {
-    let scopes: Scopes = args
-        .scopes
-        .iter()
-        .flat_map(|s| s.split(','))
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(",")
-        .parse()
-        .map_err(|e: token_core::Error| CliError::usage(format!("--scope: {e}")))?;
+    // A canary authorizes nothing: its scopes are only what the API asks to be present.
+    let scopes: Scopes = if args.canary {
+        token_core::Scope::Read.into()
+    } else {
+        args.scopes
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(",")
+            .parse()
+            .map_err(|e: token_core::Error| CliError::usage(format!("--scope: {e}")))?
+    };
     if let Some(text) = &args.expires_in {
         positive_duration("--expires-in", text)?;
     }
@@ -58,6 +62,7 @@ pub(super) async fn create(
         expires_at,
         owner_id: None,
         allowed_networks,
+        canary: args.canary,
     };
     let created: Issued = client
         .call(Method::POST, "/v1/tokens", NO_QUERY, Some(&body))
@@ -66,7 +71,14 @@ pub(super) async fn create(
         print_json(&created);
     } else {
         crate::print_secret(&created.token)?;
-        if !style.quiet {
+        if !style.quiet && args.canary {
+            eprintln!(
+                "Created canary {} ({}). Plant the token above where a leak would be found first \
+                 (an old config file, a backup); it authorizes nothing, and any use of it raises \
+                 token.canary_used (to your webhooks, too).",
+                created.record.id, args.name
+            );
+        } else if !style.quiet {
             eprintln!(
                 "Created {} ({}; scopes {}; expires {}). The token above is shown this once.",
                 created.record.id,

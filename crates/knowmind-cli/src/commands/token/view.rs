@@ -94,6 +94,15 @@ pub(super) async fn view(client: &Client, style: Style, id: &str) -> Result<(), 
             },
         ),
     ];
+    if record.canary {
+        lines.insert(
+            2,
+            (
+                "canary",
+                "yes: it authorizes nothing; any use raises token.canary_used".to_owned(),
+            ),
+        );
+    }
     if !record.description.is_empty() {
         lines.insert(2, ("about", record.description.clone()));
     }
