@@ -7,35 +7,21 @@ use crate::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_revoked_on_one_instance_is_refused_by_the_other() {
-    let Some(pg) = knowmind_db::testing::postgres().await.unwrap() else {
-        println!("skipped: KNOWMIND_TEST_DATABASE_URL is not set");
-        return;
-    };
-    let schema = pg.db.schema().unwrap().to_owned();
-    let url = std::env::var(knowmind_db::testing::POSTGRES_URL_VAR).unwrap();
     let options = || StoreOptions {
         hash_params: HashParams::insecure_for_tests(),
         clock: Arc::new(SystemClock),
         ..StoreOptions::default()
     };
-    let store_a = Store::with_db(pg.db.clone(), options()).await.unwrap();
-    let store_b = Store::with_db(
-        knowmind_db::testing::postgres_schema(&url, &schema)
-            .await
-            .unwrap(),
-        options(),
-    )
-    .await
-    .unwrap();
-    let owner = NewMember {
-        name: "Ada".into(),
-        email: "ada@example.org".into(),
-        role: Role::Owner,
+    let Some(TwoInstances {
+        a: store_a,
+        b: store_b,
+        ws,
+        owner,
+        _pg,
+    }) = two_instances("shared", options).await
+    else {
+        return;
     };
-    let (ws, owner) = store_a
-        .create_workspace("shared", owner, &Context::system())
-        .await
-        .unwrap();
     let new = |scopes: Scopes| NewToken {
         owner_id: owner.id.clone(),
         name: "t".into(),
@@ -90,36 +76,22 @@ async fn a_token_revoked_on_one_instance_is_refused_by_the_other() {
 /// token of any of those families works on either instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotate_and_revoke_racing_on_two_instances_leave_no_live_successor() {
-    let Some(pg) = knowmind_db::testing::postgres().await.unwrap() else {
-        println!("skipped: KNOWMIND_TEST_DATABASE_URL is not set");
-        return;
-    };
-    let schema = pg.db.schema().unwrap().to_owned();
-    let url = std::env::var(knowmind_db::testing::POSTGRES_URL_VAR).unwrap();
     let options = || StoreOptions {
         hash_params: HashParams::insecure_for_tests(),
         clock: Arc::new(SystemClock),
         failures_per_minute: 0,
         ..StoreOptions::default()
     };
-    let store_a = Store::with_db(pg.db.clone(), options()).await.unwrap();
-    let store_b = Store::with_db(
-        knowmind_db::testing::postgres_schema(&url, &schema)
-            .await
-            .unwrap(),
-        options(),
-    )
-    .await
-    .unwrap();
-    let owner = NewMember {
-        name: "Ada".into(),
-        email: "ada@example.org".into(),
-        role: Role::Owner,
+    let Some(TwoInstances {
+        a: store_a,
+        b: store_b,
+        ws,
+        owner,
+        _pg,
+    }) = two_instances("race", options).await
+    else {
+        return;
     };
-    let (ws, owner) = store_a
-        .create_workspace("race", owner, &Context::system())
-        .await
-        .unwrap();
     let admin_token = NewToken {
         owner_id: owner.id.clone(),
         name: "admin".into(),

@@ -77,6 +77,50 @@ pub async fn app_for(store: Store) -> Router {
 
 pub use token_store::testing::options as store_options;
 
+/// Two instances of one deployment on one fresh PostgreSQL schema, each opened with
+/// `options()`, and a workspace `name` owned by Ada; `None` (the test skips) without PostgreSQL.
+pub struct TwoInstances {
+    pub a: Store,
+    pub b: Store,
+    pub ws: token_store::Workspace,
+    pub owner: token_store::Member,
+    pub _pg: knowmind_db::testing::TestDb,
+}
+
+pub async fn two_instances(name: &str, options: impl Fn() -> StoreOptions) -> Option<TwoInstances> {
+    let Some(pg) = knowmind_db::testing::postgres().await.unwrap() else {
+        println!("skipped: KNOWMIND_TEST_DATABASE_URL is not set");
+        return None;
+    };
+    let schema = pg.db.schema().unwrap().to_owned();
+    let url = std::env::var(knowmind_db::testing::POSTGRES_URL_VAR).unwrap();
+    let a = Store::with_db(pg.db.clone(), options()).await.unwrap();
+    let b = Store::with_db(
+        knowmind_db::testing::postgres_schema(&url, &schema)
+            .await
+            .unwrap(),
+        options(),
+    )
+    .await
+    .unwrap();
+    let owner = NewMember {
+        name: "Ada".into(),
+        email: "ada@example.org".into(),
+        role: Role::Owner,
+    };
+    let (ws, owner) = a
+        .create_workspace(name, owner, &Context::system())
+        .await
+        .unwrap();
+    Some(TwoInstances {
+        a,
+        b,
+        ws,
+        owner,
+        _pg: pg,
+    })
+}
+
 pub async fn server_on(test_db: knowmind_db::testing::TestDb) -> Server {
     server_with(test_db, |options| options).await
 }

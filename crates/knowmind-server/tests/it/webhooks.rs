@@ -174,36 +174,22 @@ async fn a_failing_receiver_gets_each_event_once_it_recovers_signed_and_with_one
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_deliver_each_event_exactly_once() {
-    let Some(pg) = knowmind_db::testing::postgres().await.unwrap() else {
-        println!("skipped: KNOWMIND_TEST_DATABASE_URL is not set");
-        return;
-    };
-    let schema = pg.db.schema().unwrap().to_owned();
-    let url = std::env::var(knowmind_db::testing::POSTGRES_URL_VAR).unwrap();
     let clock = Arc::new(ManualClock::new(token_store::testing::T0));
     let key = Arc::new(audit::AuditKey::generate().unwrap());
     let options = || StoreOptions {
         audit_key: Some(key.clone()),
         ..store_options(&clock)
     };
-    let a = Store::with_db(pg.db.clone(), options()).await.unwrap();
-    let b = Store::with_db(
-        knowmind_db::testing::postgres_schema(&url, &schema)
-            .await
-            .unwrap(),
-        options(),
-    )
-    .await
-    .unwrap();
-    let owner = NewMember {
-        name: "Ada".into(),
-        email: "ada@example.org".into(),
-        role: Role::Owner,
+    let Some(TwoInstances {
+        a,
+        b,
+        ws,
+        owner,
+        _pg,
+    }) = two_instances("shared", options).await
+    else {
+        return;
     };
-    let (ws, owner) = a
-        .create_workspace("shared", owner, &Context::system())
-        .await
-        .unwrap();
     let (receiver, hook_url) = Receiver::start(0).await;
     let new = knowmind_api::NewWebhook {
         url: hook_url,

@@ -3,7 +3,7 @@
 //! rotates the refresh token (RFC 6749 §4.1.3, §6; RFC 9700 §4.14).
 
 use audit::{Action, Context, NewEvent};
-use knowmind_api::{OAuthClient, Origin, TokenRecord, TokenState};
+use knowmind_api::{OAuthClient, TokenRecord};
 use knowmind_db::{from_micros, to_micros};
 use serde_json::json;
 use sqlx::Row;
@@ -21,6 +21,7 @@ use crate::error::Error;
 use crate::policy::Proposed;
 use crate::rows::insert_token;
 use crate::store::Store;
+use crate::tokens::{Checked, issued_record};
 use crate::workspaces::ensure_member;
 use token_core::Networks;
 
@@ -502,7 +503,7 @@ impl Store {
     }
 }
 
-/// The token row of a new access token.
+/// The token row of a new access token: an issued token that names its connector.
 fn access_record(
     client: &ClientRow,
     member_id: &str,
@@ -510,31 +511,17 @@ fn access_record(
     scopes: Scopes,
     now: OffsetDateTime,
 ) -> Result<TokenRecord, Error> {
-    Ok(TokenRecord {
-        id,
-        workspace_id: client.client.workspace_id.clone(),
+    let checked = Checked {
         owner_id: member_id.to_owned(),
         name: client.client.name.clone(),
         description: "OAuth access token".to_owned(),
         client: format!("oauth:{}", client.client.id),
         scopes,
-        created_at: now,
-        created_by: format!("client:{}", client.client.id),
         expires_at: Some(now + ACCESS_LIFETIME),
-        revoked_at: None,
-        revoked_reason: None,
-        revoked_by: None,
-        rotated_from: None,
-        rotated_to: None,
-        family_id: id,
-        origin: Origin::Issued,
-        last_used_at: None,
-        last_used_ip: None,
-        state: TokenState::Active,
-        oauth_client_id: Some(client.client.id.clone()),
         allowed_networks: token_core::Networks::default(),
-        rotation_due_at: None,
-        handover: None,
-        canary: false,
-    })
+    };
+    let by = Context::of(audit::Actor::Client(client.client.id.clone()));
+    let mut record = issued_record(&client.client.workspace_id, id, checked, &by, now)?;
+    record.oauth_client_id = Some(client.client.id.clone());
+    Ok(record)
 }

@@ -90,6 +90,20 @@ impl Env {
             .unwrap()
     }
 
+    /// The outcomes of a token's recorded uses, newest first (after flushing the writer).
+    pub async fn outcomes(&self, id: token_core::TokenId) -> Vec<audit::UsageOutcome> {
+        self.store.usage_writer().flush().await.unwrap();
+        self.store
+            .audit()
+            .usage(id, None, 100)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|u| u.record.outcome)
+            .collect()
+    }
+
     /// Adds a member with `role` to the workspace; returns its id.
     pub async fn add_member(&self, role: token_store::Role) -> String {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

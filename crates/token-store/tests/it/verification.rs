@@ -100,17 +100,7 @@ async fn each_refusal_has_its_reason_inside_and_one_face_outside() {
         assert_eq!(faces.len(), 1, "every refusal reads the same: {faces:?}");
 
         // Known ids leave usage records with the precise outcome; unknown ids leave none.
-        env.store.usage_writer().flush().await.unwrap();
-        let outcomes: Vec<_> = env
-            .store
-            .audit()
-            .usage(record.id, None, 10)
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .map(|u| u.record.outcome)
-            .collect();
+        let outcomes = env.outcomes(record.id).await;
         assert_eq!(
             outcomes,
             [UsageOutcome::Revoked, UsageOutcome::WrongSecret],
@@ -625,18 +615,8 @@ async fn an_allow_list_refuses_calls_from_elsewhere_cached_or_not_with_its_own_o
                 .await,
             Err(Error::Unauthorized(Refusal::AddressNotAllowed))
         ));
-        env.store.usage_writer().flush().await.unwrap();
         second.usage_writer().flush().await.unwrap();
-        let outcomes: Vec<_> = env
-            .store
-            .audit()
-            .usage(record.id, None, 20)
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .map(|u| u.record.outcome)
-            .collect();
+        let outcomes = env.outcomes(record.id).await;
         assert_eq!(
             outcomes
                 .iter()
@@ -690,17 +670,7 @@ async fn a_canary_authorizes_nothing_looks_unknown_and_raises_an_alarm_once_per_
             Error::Unauthorized(Refusal::NotFound).to_string(),
             "the holder cannot tell"
         );
-        env.store.usage_writer().flush().await.unwrap();
-        let outcomes: Vec<_> = env
-            .store
-            .audit()
-            .usage(record.id, None, 10)
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .map(|u| u.record.outcome)
-            .collect();
+        let outcomes = env.outcomes(record.id).await;
         assert_eq!(outcomes, [UsageOutcome::Canary; 3], "{name}");
         let filter = EventFilter {
             action: Some(Action::TokenCanaryUsed),
