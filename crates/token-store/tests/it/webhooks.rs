@@ -19,6 +19,16 @@ fn hook(url: &str) -> NewWebhook {
     }
 }
 
+/// Issues a token named `name` and revokes it: one `token.revoked` event. Returns its id.
+async fn revoke_one(env: &Env, name: &str) -> token_core::TokenId {
+    let (record, _) = env.create(name, &[Scope::Read]).await;
+    env.store
+        .revoke_token(&env.ws, record.id, &Revocation::default(), &env.ctx())
+        .await
+        .unwrap();
+    record.id
+}
+
 fn answered(status: u16) -> DeliveryOutcome {
     DeliveryOutcome {
         status: Some(status),
@@ -38,11 +48,7 @@ async fn a_revocation_is_delivered_signed_and_retried_until_it_is_accepted() {
             .unwrap();
         assert!(created.secret.starts_with("whsec_"));
         assert!(!format!("{created:?}").contains(&created.secret), "{name}");
-        let (record, _) = env.create("laptop", &[Scope::Read]).await;
-        env.store
-            .revoke_token(&env.ws, record.id, &Revocation::default(), &env.ctx())
-            .await
-            .unwrap();
+        let revoked = revoke_one(&env, "laptop").await;
         assert_eq!(env.store.fan_out_webhooks().await.unwrap(), 1, "{name}");
         assert_eq!(
             env.store.fan_out_webhooks().await.unwrap(),
@@ -57,7 +63,7 @@ async fn a_revocation_is_delivered_signed_and_retried_until_it_is_accepted() {
         assert!(!format!("{delivery:?}").contains(&created.secret), "{name}");
         let body: serde_json::Value = serde_json::from_str(&delivery.payload).unwrap();
         assert_eq!(body["id"], delivery.id.as_str());
-        assert_eq!(body["data"]["target_id"], record.id.to_string());
+        assert_eq!(body["data"]["target_id"], revoked.to_string());
         let now = env.store.now();
         let signed = delivery.signature(now.unix_timestamp());
         assert!(verify_signature(
@@ -114,11 +120,7 @@ async fn an_endpoint_that_never_answers_is_given_up_on_after_more_than_a_day() {
             .create_webhook(&env.ws, hook("https://down.example.org/"), &env.ctx())
             .await
             .unwrap();
-        let (record, _) = env.create("laptop", &[Scope::Read]).await;
-        env.store
-            .revoke_token(&env.ws, record.id, &Revocation::default(), &env.ctx())
-            .await
-            .unwrap();
+        revoke_one(&env, "laptop").await;
         env.store.fan_out_webhooks().await.unwrap();
         let started = env.store.now();
         let mut attempts = 0;
@@ -184,11 +186,7 @@ async fn bad_endpoints_are_refused_and_removal_drops_what_is_pending() {
             .create_webhook(&env.ws, hook("https://hooks.example.org/"), &env.ctx())
             .await
             .unwrap();
-        let (record, _) = env.create("laptop", &[Scope::Read]).await;
-        env.store
-            .revoke_token(&env.ws, record.id, &Revocation::default(), &env.ctx())
-            .await
-            .unwrap();
+        revoke_one(&env, "laptop").await;
         env.store.fan_out_webhooks().await.unwrap();
         env.store
             .remove_webhook(&env.ws, &created.webhook.id, &env.ctx())
@@ -345,11 +343,7 @@ async fn one_busy_endpoint_cannot_take_every_claim() {
             .await
             .unwrap();
         for i in 0..8 {
-            let (record, _) = env.create(&format!("t{i}"), &[Scope::Read]).await;
-            env.store
-                .revoke_token(&env.ws, record.id, &Revocation::default(), &env.ctx())
-                .await
-                .unwrap();
+            revoke_one(&env, &format!("t{i}")).await;
         }
         env.store.fan_out_webhooks().await.unwrap();
         let quiet = env
@@ -357,11 +351,7 @@ async fn one_busy_endpoint_cannot_take_every_claim() {
             .create_webhook(&env.ws, hook("https://quiet.example.org/"), &env.ctx())
             .await
             .unwrap();
-        let (record, _) = env.create("last", &[Scope::Read]).await;
-        env.store
-            .revoke_token(&env.ws, record.id, &Revocation::default(), &env.ctx())
-            .await
-            .unwrap();
+        revoke_one(&env, "last").await;
         env.store.fan_out_webhooks().await.unwrap();
         let claimed = env.store.claim_deliveries(20).await.unwrap();
         let to = |id: &str| claimed.iter().filter(|d| d.endpoint_id == id).count();
