@@ -52,11 +52,14 @@ impl Store {
     /// Revokes every live token among `presented` whose secret matches, with its family, for
     /// reason `leaked` and `source` (where it was found). Unknown and malformed tokens are
     /// skipped, and so are expired and revoked ones unless `prove_all` (for a reporter who is
-    /// told which tokens were real); each id is checked once, and a saturated scrypt pool stops
-    /// the work (what was revoked stays revoked).
+    /// told which tokens were real); each id is checked once. A wrong secret counts against the
+    /// reporter's address like a failed verification (token ids are public, so anyone can forge
+    /// a well-formed token for a known id), and an address over its budget stops the work. A
+    /// canary's secret raises its alarm instead of revoking it. Reports run one at a time.
     ///
     /// # Errors
-    /// [`Error::Storage`].
+    /// [`Error::Busy`] when the scrypt pool is saturated (what was revoked stays revoked; try
+    /// again), [`Error::RateLimited`], [`Error::Storage`].
     pub async fn revoke_leaked(
         &self,
         presented: &[String],
@@ -86,6 +89,9 @@ impl Store {
             checked: tokens.len(),
             ..LeakReport::default()
         };
+        // One report at a time: anonymous reports must not take the hash pool from sign-ins.
+        let _turn = self.inner.leak_reports.lock().await;
+        let source_of_failures = context.client_ip.map(Source::Address);
         for (id, token) in tokens {
             let Some(row) = self.token_row(id).await? else {
                 continue;
@@ -100,22 +106,38 @@ impl Store {
                 .expose_secret()
                 .parse()
                 .map_err(|_| Error::corrupt("presented token"))?;
-            let matched = match self
+            if let Some(source) = source_of_failures {
+                self.inner
+                    .address_limiter
+                    .check(source)
+                    .map_err(|retry_after_secs| Error::RateLimited { retry_after_secs })?;
+            }
+            let matched = self
                 .inner
                 .hasher
                 .run(move || stored.verify(&presented).is_ok())
                 .await
-            {
-                Ok(matched) => matched,
-                Err(_) => {
-                    tracing::warn!("leak report stopped: the scrypt pool is saturated");
-                    break;
-                }
-            };
+                .map_err(|_| Error::Busy)?;
             if !matched {
+                if let Some(source) = source_of_failures {
+                    self.inner.address_limiter.failure(source);
+                }
                 continue;
             }
             report.genuine.push(id);
+            if row.record.canary {
+                // Whoever reports it holds it: the alarm it was planted for, not a revocation
+                // (which would silence it).
+                let call = crate::model::Call {
+                    client_ip: context.client_ip,
+                    method: "POST".into(),
+                    route: "/v1/credentials/revoke".into(),
+                    user_agent: context.user_agent.clone(),
+                    ..crate::model::Call::default()
+                };
+                self.canary_used(id, &row.record.workspace_id, &call).await;
+                continue;
+            }
             if !live {
                 continue;
             }

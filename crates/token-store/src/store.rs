@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) registration_limiter: FailureLimiter,
     /// Reports of leaked tokens, per address (counted, never given back).
     pub(crate) leak_limiter: FailureLimiter,
+    /// Held while a report of leaked tokens is worked through: one at a time.
+    pub(crate) leak_reports: tokio::sync::Mutex<()>,
     /// Failed dashboard sign-ins per account.
     pub(crate) account_limiter: FailureLimiter,
     pub(crate) sessions: crate::accounts::SessionOptions,
@@ -174,6 +176,7 @@ impl Store {
                     std::time::Duration::from_secs(3_600),
                     options.clock.clone(),
                 ),
+                leak_reports: tokio::sync::Mutex::new(()),
                 leak_limiter: FailureLimiter::new(
                     60,
                     std::time::Duration::from_secs(3_600),

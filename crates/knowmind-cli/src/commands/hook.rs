@@ -20,11 +20,9 @@ pub(crate) fn run(style: Style, command: &HookCommand) -> Result<(), CliError> {
     let hook = hooks.join("pre-commit");
     match command {
         HookCommand::Install { force, chain } => {
-            let existing = std::fs::read_to_string(&hook).ok();
-            if existing
-                .as_deref()
-                .is_some_and(|text| text.contains(MARKER))
-            {
+            // A link, or a file that is not valid UTF-8, is still someone's hook.
+            let exists = std::fs::symlink_metadata(&hook).is_ok();
+            if exists && installed(&hook).is_some() {
                 if !style.quiet {
                     eprintln!(
                         "The knowmind pre-commit hook is already installed ({}).",
@@ -33,8 +31,13 @@ pub(crate) fn run(style: Style, command: &HookCommand) -> Result<(), CliError> {
                 }
                 return Ok(());
             }
-            let chained = match (existing.is_some(), *force, *chain) {
-                (false, _, _) | (true, true, _) => false,
+            let chained = match (exists, *force, *chain) {
+                (false, _, _) => false,
+                (true, true, _) => {
+                    // The hook itself, never what a link points at.
+                    std::fs::remove_file(&hook).map_err(|e| io("removing the old hook", &e))?;
+                    false
+                }
                 (true, false, true) => {
                     let keep = hooks.join(CHAINED);
                     if keep.exists() {
@@ -72,16 +75,16 @@ pub(crate) fn run(style: Style, command: &HookCommand) -> Result<(), CliError> {
             Ok(())
         }
         HookCommand::Uninstall => {
-            let ours = std::fs::read_to_string(&hook).is_ok_and(|text| text.contains(MARKER));
-            if !ours {
+            let Some(chained) = installed(&hook) else {
                 return Err(CliError::usage(format!(
-                    "no knowmind pre-commit hook at {}",
+                    "no knowmind pre-commit hook at {} (or it was changed since it was \
+                     installed: remove it yourself)",
                     hook.display()
                 )));
-            }
+            };
             std::fs::remove_file(&hook).map_err(|e| io("removing the hook", &e))?;
             let keep = hooks.join(CHAINED);
-            if keep.exists() {
+            if chained && std::fs::symlink_metadata(&keep).is_ok() {
                 std::fs::rename(&keep, &hook).map_err(|e| io("restoring the chained hook", &e))?;
             }
             if !style.quiet {
@@ -90,6 +93,24 @@ pub(crate) fn run(style: Style, command: &HookCommand) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// Whether `hook` is exactly what `install` writes (whatever binary it names), and whether it
+/// chains: `None` for anything else, a link included.
+fn installed(hook: &Path) -> Option<bool> {
+    if !std::fs::symlink_metadata(hook).ok()?.is_file() {
+        return None;
+    }
+    let text = String::from_utf8(std::fs::read(hook).ok()?).ok()?;
+    let shape = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| !line.starts_with("knowmind='"))
+            .map(str::to_owned)
+            .collect()
+    };
+    [false, true]
+        .into_iter()
+        .find(|chained| shape(&script(*chained)) == shape(&text))
 }
 
 /// Where git looks for this repository's hooks (`core.hooksPath` respected).

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use knowmind_api::TokenDetail;
 use reqwest::Method;
-use token_core::TokenId;
+use token_core::{TokenId, TokenKind};
 
 use crate::cli::{Cli, ScanArgs, ScanFormat};
 use crate::client::NO_QUERY;
@@ -88,11 +88,20 @@ pub(crate) async fn run(cli: &Cli, style: Style, args: &ScanArgs) -> Result<(), 
     if args.revoke && !findings.is_empty() {
         revoke(cli, &findings).await?;
         if !style.quiet {
+            let others = findings
+                .iter()
+                .filter(|f| !matches!(f.kind, TokenKind::Api | TokenKind::OAuthAccess))
+                .count();
             eprintln!(
-                "Sent {} token{} to the server to be revoked (tokens that are still live are revoked, with reason `leaked`).",
+                "Sent {} token{} to the server to be revoked (those still live are revoked, with reason `leaked`).",
                 findings.len(),
                 if findings.len() == 1 { "" } else { "s" }
             );
+            if others > 0 {
+                style.warn(&format!(
+                    "{others} of them are OAuth refresh tokens or client secrets, which that endpoint does not revoke: revoke the connection (`knowmind oauth connections revoke`) or remove the client (`knowmind oauth clients remove`)"
+                ));
+            }
         }
     }
     if findings.is_empty() {

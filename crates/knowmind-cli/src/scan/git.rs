@@ -79,9 +79,15 @@ fn scan_blobs(
     let mut content = Vec::new();
     for (oid, path) in blobs {
         header.clear();
-        reader
+        let read = reader
             .read_line(&mut header)
             .map_err(|e| CliError::new(format!("reading git's output: {e}")))?;
+        if read == 0 {
+            return Err(CliError::new(
+                "git cat-file stopped before every object was read (a corrupt repository, or a \
+                 partial clone that cannot fetch?)",
+            ));
+        }
         let mut parts = header.split_whitespace();
         let (Some(_), Some(kind), Some(size)) = (parts.next(), parts.next(), parts.next()) else {
             continue; // "<oid> missing"
@@ -102,41 +108,49 @@ fn scan_blobs(
         found.extend(scan_bytes(path, body).into_iter().map(|f| (oid.clone(), f)));
     }
     let _ = writer.join();
-    let _ = child.wait();
+    let status = child
+        .wait()
+        .map_err(|e| CliError::new(format!("waiting for git: {e}")))?;
+    if !status.success() {
+        return Err(CliError::new(format!("git cat-file failed ({status})")));
+    }
     Ok(found)
 }
 
-/// Tokens in what is staged for the next commit (the index, not the working tree).
+/// Tokens in what is staged for the next commit (the index, not the working tree), wherever
+/// in the repository this runs: `git diff --cached --raw` names each added or changed file with
+/// its staged blob and its path from the root.
 pub(crate) fn scan_staged(repo: &Path, binary: bool) -> Result<Scanned, CliError> {
-    let changed = output(git(repo).args([
+    let raw = output(git(repo).args([
         "diff",
         "--cached",
-        "--name-only",
+        "--raw",
         "-z",
-        "--diff-filter=ACMR",
+        "--no-abbrev",
+        "--diff-filter=ACMRT",
     ]))?;
-    let changed: std::collections::HashSet<&[u8]> = changed
-        .split(|&b| b == 0)
-        .filter(|p| !p.is_empty())
-        .collect();
-    let index = output(git(repo).args(["ls-files", "--stage", "-z"]))?;
-    let blobs: Vec<(String, String)> = index
-        .split(|&b| b == 0)
-        .filter_map(|entry| {
-            // "<mode> <oid> <stage>\t<path>"
-            let tab = entry.iter().position(|&b| b == b'\t')?;
-            let (meta, path) = (&entry[..tab], &entry[tab + 1..]);
-            if !changed.contains(path) {
-                return None;
-            }
-            let oid = std::str::from_utf8(meta)
-                .ok()?
-                .split(' ')
-                .nth(1)?
-                .to_owned();
-            Some((oid, String::from_utf8_lossy(path).into_owned()))
-        })
-        .collect();
+    // ":<old mode> <new mode> <old blob> <new blob> <status>\0<path>\0" (two paths for a
+    // rename or copy; the second is the new one).
+    let mut blobs = Vec::new();
+    let mut fields = raw.split(|&b| b == 0).filter(|f| !f.is_empty());
+    while let Some(meta) = fields.next() {
+        let meta = String::from_utf8_lossy(meta);
+        let parts: Vec<&str> = meta.trim_start_matches(':').split(' ').collect();
+        let (Some(blob), Some(status)) = (parts.get(3), parts.get(4)) else {
+            break;
+        };
+        let renamed = status.starts_with('R') || status.starts_with('C');
+        let mut path = fields.next();
+        if renamed {
+            path = fields.next();
+        }
+        if let Some(path) = path {
+            blobs.push((
+                (*blob).to_owned(),
+                String::from_utf8_lossy(path).into_owned(),
+            ));
+        }
+    }
     let mut scanned = Scanned::default();
     let found = scan_blobs(repo, &blobs, binary, &mut scanned)?;
     scanned.findings = found.into_iter().map(|(_, f)| f).collect();

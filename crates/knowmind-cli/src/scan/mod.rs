@@ -64,6 +64,9 @@ static PATTERN: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
 pub(crate) fn scan_bytes(path: &str, content: &[u8]) -> Vec<Finding> {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let mut found = Vec::new();
+    // Lines are counted from the previous finding on, never from the start again.
+    let (mut counted_to, mut line) = (0, 1);
+    let (mut columns_from, mut column) = (0, 1);
     for m in PATTERN.find_iter(content) {
         let before = m.start().checked_sub(1).map(|i| content[i]);
         let after = content.get(m.end()).copied();
@@ -76,17 +79,23 @@ pub(crate) fn scan_bytes(path: &str, content: &[u8]) -> Vec<Finding> {
         let Ok(token) = text.parse::<Token>() else {
             continue; // a near-miss: the checksum does not hold
         };
-        let line_start = content[..m.start()]
+        // Both searched from the previous finding on: a file of many findings on one line
+        // costs one pass, not one pass per finding.
+        let line_start = content[counted_to..m.start()]
             .iter()
             .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-        let line = 1 + content[..line_start]
+            .map_or(counted_to, |i| counted_to + i + 1);
+        line += content[counted_to..line_start]
             .iter()
             .filter(|&&b| b == b'\n')
             .count();
-        let column = 1 + String::from_utf8_lossy(&content[line_start..m.start()])
+        if line_start != counted_to || columns_from < line_start {
+            (columns_from, column) = (line_start, 1);
+        }
+        column += String::from_utf8_lossy(&content[columns_from..m.start()])
             .chars()
             .count();
+        (counted_to, columns_from) = (line_start, m.start());
         found.push(Finding {
             path: path.to_owned(),
             line,
@@ -126,6 +135,12 @@ mod tests {
         assert_eq!(found[0].token_id, token.id());
         assert!(!format!("{found:?}").contains(real));
         assert!(!found[0].shown().contains(&real[20..]));
+        let twice = format!("x\né {real} and {real}\n{real}");
+        let places: Vec<(usize, usize)> = scan_bytes("f", twice.as_bytes())
+            .iter()
+            .map(|f| (f.line, f.column))
+            .collect();
+        assert_eq!(places, [(2, 3), (2, 66), (3, 1)]);
         assert!(is_binary(b"\x7fELF\0\0"));
         assert!(!is_binary(content.as_bytes()));
     }

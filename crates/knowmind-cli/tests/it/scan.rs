@@ -172,6 +172,18 @@ fn staged_files_are_checked_as_the_index_holds_them() {
     assert_eq!(knowmind(d, &["scan", "--staged"]).status.code(), Some(1));
     ok(&git(d, &["add", "config.yml"]));
     assert_eq!(knowmind(d, &["scan", "--staged"]).status.code(), Some(0));
+    // From a subdirectory, the whole index still counts.
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::fs::write(d.join("sub/deep.env"), format!("T={secret}\n")).unwrap();
+    std::fs::write(d.join("top.env"), format!("T={secret}\n")).unwrap();
+    ok(&git(d, &["add", "."]));
+    let from_sub = knowmind(&d.join("sub"), &["scan", "--staged"]);
+    assert_eq!(from_sub.status.code(), Some(1));
+    let said = text(&from_sub.stdout);
+    assert!(
+        said.contains("sub/deep.env") && said.contains("top.env"),
+        "{said}"
+    );
     let outside = tempfile::tempdir().unwrap();
     assert_eq!(
         knowmind(outside.path(), &["scan", "--staged"])
@@ -295,6 +307,11 @@ fn the_hook_blocks_commits_chains_and_uninstalls_only_itself() {
     ok(&git(d, &["commit", "-qm", "add config"]));
     assert!(d.join(".ran").exists(), "the chained hook ran");
 
+    // A hook edited since it was installed is not ours to remove.
+    let ours = std::fs::read_to_string(hooks.join("pre-commit")).unwrap();
+    std::fs::write(hooks.join("pre-commit"), format!("{ours}echo mine\n")).unwrap();
+    assert_eq!(knowmind(d, &["hook", "uninstall"]).status.code(), Some(2));
+    std::fs::write(hooks.join("pre-commit"), ours).unwrap();
     ok(&knowmind(d, &["hook", "uninstall"]));
     let restored = std::fs::read_to_string(hooks.join("pre-commit")).unwrap();
     assert!(

@@ -40,21 +40,32 @@ pub(super) async fn revoke_credentials(
     let store = app.store().clone();
     store.count_leak_report(context.client_ip)?;
     let received = body.credentials.len();
-    // After the answer: how long the work takes must not tell which tokens exist.
+    // After the answer: how long the work takes must not tell which tokens exist. A busy hash
+    // pool delays the work, it does not drop it (what was done is skipped on the next try).
     tokio::spawn(async move {
         let source = body.source.unwrap_or_default();
-        match store
-            .revoke_leaked(&body.credentials, &source, false, &context)
-            .await
-        {
-            Ok(report) if report.revoked > 0 => {
-                tracing::warn!(
-                    revoked = report.revoked,
-                    "leaked tokens reported and revoked"
-                );
+        for attempt in 1..=30 {
+            match store
+                .revoke_leaked(&body.credentials, &source, false, &context)
+                .await
+            {
+                Ok(report) => {
+                    if report.revoked > 0 {
+                        tracing::warn!(
+                            revoked = report.revoked,
+                            "leaked tokens reported and revoked"
+                        );
+                    }
+                    return;
+                }
+                Err(token_store::Error::Busy) if attempt < 30 => {
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a leak report could not be processed");
+                    return;
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "a leak report could not be processed"),
         }
     });
     Ok((StatusCode::ACCEPTED, axum::Json(Received { received })))

@@ -730,5 +730,26 @@ async fn a_canary_authorizes_nothing_looks_unknown_and_raises_an_alarm_once_per_
             .unwrap()
             .items;
         assert_eq!(alarms.len(), 2, "{name}");
+        // Reported as leaked by whoever holds it: the alarm rings, and the bait stays planted.
+        let reporter = Context {
+            client_ip: Some("192.0.2.99".parse().unwrap()),
+            ..Context::system()
+        };
+        let report = env
+            .store
+            .revoke_leaked(&[canary.expose_secret().to_owned()], "", true, &reporter)
+            .await
+            .unwrap();
+        assert_eq!((report.revoked, report.genuine.len()), (0, 1), "{name}");
+        let alarms = env
+            .store
+            .audit()
+            .events(&filter, None, 10)
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(alarms.len(), 3, "{name}: the report rang it");
+        let record = env.store.get_token(&env.ws, record.id).await.unwrap();
+        assert!(record.revoked_at.is_none(), "{name}");
     }
 }
