@@ -451,6 +451,32 @@ async fn the_dashboard_works_in_a_real_browser() {
         .unwrap();
     snap(&client, "connections").await;
 
+    // Settings: the regulated preset, the tokens that break it, a webhook endpoint.
+    client
+        .goto(&format!("{base}/dashboard/settings"))
+        .await
+        .unwrap();
+    client
+        .execute(
+            "document.querySelector('#preset').value = 'regulated';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    submit(&client, "#policy button[type=submit]").await;
+    let page = text(&client).await;
+    assert!(page.contains("The policy is saved"), "{page}");
+    assert!(
+        page.contains("max_lifetime"),
+        "the bootstrap token never expires: {page}"
+    );
+    fill(&client, "#url", "https://hooks.example.org/knowmind").await;
+    submit(&client, "#webhook button[type=submit]").await;
+    let webhook_secret = secret_shown(&client).await;
+    assert!(webhook_secret.starts_with("whsec_"));
+    mask_secret(&client).await;
+    snap(&client, "settings").await;
+
     // Invite a member, who enrols and signs in in the same browser after the owner leaves.
     client
         .goto(&format!("{base}/dashboard/members"))
