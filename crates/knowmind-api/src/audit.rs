@@ -111,6 +111,12 @@ pub enum Action {
     /// it, so the whole grant was revoked.
     #[serde(rename = "oauth.reuse_detected")]
     OAuthReuseDetected,
+    /// An incident was opened: its tokens revoked, the GDPR Art. 33 clock started.
+    #[serde(rename = "incident.opened")]
+    IncidentOpened,
+    /// An incident's record was amended (facts, decision, status).
+    #[serde(rename = "incident.updated")]
+    IncidentUpdated,
     /// A webhook endpoint was registered.
     #[serde(rename = "webhook.created")]
     WebhookCreated,
@@ -152,6 +158,8 @@ named!(Action, "action", {
     OAuthTokenRevoked => "oauth.token_revoked",
     OAuthConnectionRevoked => "oauth.connection_revoked",
     OAuthReuseDetected => "oauth.reuse_detected",
+    IncidentOpened => "incident.opened",
+    IncidentUpdated => "incident.updated",
     WebhookCreated => "webhook.created",
     WebhookRemoved => "webhook.removed",
 });

@@ -15,6 +15,7 @@
 
 mod audit;
 mod error;
+mod incidents;
 mod introspection;
 mod oauth;
 mod page;
@@ -32,6 +33,10 @@ pub use audit::{
     Action, Break, BreakReason, ChainReport, Checkpoint, Event, Outcome, WorkspaceChainReport,
 };
 pub use error::UnknownValue;
+pub use incidents::{
+    Incident, IncidentEntry, IncidentReport, IncidentStatus, IncidentToken, OpenIncident,
+    RecordedEntry,
+};
 pub use introspection::{Introspection, IntrospectionRequest};
 pub use oauth::{
     Connection, OAuthClient, RegisterClient, RegisteredClient, Registration, RemoveClient,

@@ -58,6 +58,9 @@ pub enum Command {
     /// Webhook endpoints: where knowmind tells you about expiring, rotated and revoked tokens.
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Compromise response: revoke, replace, see what was unusual, keep the GDPR Art. 33 record.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
     /// Find knowmind tokens in files, in what is staged for a commit, or in a repository's
     /// whole history. Exit 0 when clean, 1 when tokens were found, 2 on usage errors.
     Scan(ScanArgs),
@@ -408,6 +411,68 @@ pub enum HookCommand {
     },
     /// Remove the hook `install` put there (and restore a chained one); nothing else.
     Uninstall,
+}
+
+/// `knowmind incident` commands.
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// Open an incident for a token believed compromised: it and every token rotated from it
+    /// are revoked at once, and the GDPR Art. 33 clock (72 hours) starts.
+    Open {
+        /// The token id, or `self` for the token in use (it stops working).
+        id: String,
+        /// Look at its calls from this moment (RFC 3339; default: the token's creation).
+        #[arg(long)]
+        since: Option<String>,
+        /// Issue a replacement (same name pattern, scopes, device), printed once.
+        #[arg(long)]
+        replace: bool,
+        /// What happened, as far as you know.
+        #[arg(long)]
+        summary: Option<String>,
+    },
+    /// The workspace's incidents, newest first; overdue ones are flagged.
+    List,
+    /// An incident's report: calls, unusual addresses and endpoints, changes, the record.
+    Report {
+        /// The incident id (`inc_…`).
+        id: String,
+        /// `md` (the record as Markdown, for a data protection officer) or `json`.
+        #[arg(long, default_value = "md")]
+        format: String,
+    },
+    /// Amend an incident's record (earlier entries stay).
+    Amend {
+        /// The incident id (`inc_…`).
+        id: String,
+        /// The new status: assessed, notified, not-notifiable, closed.
+        #[arg(long)]
+        status: Option<String>,
+        /// Art. 33(3)(a): the nature of the breach.
+        #[arg(long)]
+        nature: Option<String>,
+        /// Art. 33(3)(a): data subjects concerned (categories, approximate number).
+        #[arg(long)]
+        data_subjects: Option<String>,
+        /// Art. 33(3)(a): personal data records concerned (categories, approximate number).
+        #[arg(long)]
+        records: Option<String>,
+        /// Art. 33(3)(b): the data protection officer's name and contact.
+        #[arg(long)]
+        dpo_contact: Option<String>,
+        /// Art. 33(3)(c): likely consequences.
+        #[arg(long)]
+        consequences: Option<String>,
+        /// Art. 33(3)(d): further measures taken or proposed.
+        #[arg(long)]
+        measures: Option<String>,
+        /// Why the supervisory authority was, or was not, notified (Art. 33(5)).
+        #[arg(long)]
+        decision_reason: Option<String>,
+        /// Anything else.
+        #[arg(long)]
+        note: Option<String>,
+    },
 }
 
 /// `knowmind webhook` commands.

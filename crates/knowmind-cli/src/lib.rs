@@ -83,6 +83,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Policy(command) => commands::policy::run(&cli, style, command).await,
         Command::Oauth(command) => commands::oauth::run(&cli, style, command).await,
         Command::Webhook(command) => commands::webhook::run(&cli, style, command).await,
+        Command::Incident(command) => commands::incident::run(&cli, style, command).await,
     }
 }
 

@@ -358,7 +358,11 @@ impl Store {
 
     /// Takes the family's lock for the rest of the transaction: the root token's row on
     /// PostgreSQL. On SQLite the write transaction already excludes every other writer.
-    async fn lock_family(&self, tx: &mut Connection, family_id: TokenId) -> Result<(), Error> {
+    pub(crate) async fn lock_family(
+        &self,
+        tx: &mut Connection,
+        family_id: TokenId,
+    ) -> Result<(), Error> {
         if self.inner.db.backend() == Backend::Postgres {
             sqlx::query("SELECT id FROM tokens WHERE id = $1 FOR UPDATE")
                 .bind(family_id.as_str())

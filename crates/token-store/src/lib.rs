@@ -59,6 +59,7 @@ mod error;
 mod family;
 mod handover;
 mod hash_pool;
+mod incidents;
 mod leaks;
 mod limiter;
 mod listener;
@@ -88,6 +89,7 @@ pub use cache::SharedPrincipal;
 pub use clock::SystemClock;
 pub use error::{Error, Refusal, StorageError};
 pub use handover::HandoverSweep;
+pub use incidents::NOTIFICATION_DEADLINE;
 pub use leaks::LeakReport;
 pub use limiter::{FailureLimiter, Source};
 pub use model::{

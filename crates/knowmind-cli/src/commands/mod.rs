@@ -3,6 +3,7 @@
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod hook;
+pub(crate) mod incident;
 pub(crate) mod oauth;
 pub(crate) mod policy;
 pub(crate) mod scan;

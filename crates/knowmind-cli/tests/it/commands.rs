@@ -1465,3 +1465,61 @@ async fn a_canary_is_created_without_scopes_and_shown_as_one() {
     let view = e.run(&["token", "view", &id], None, &[]).await;
     assert!(stdout(&view).contains("canary"), "{}", stdout(&view));
 }
+
+#[tokio::test]
+async fn an_incident_is_opened_reported_and_amended_from_the_cli() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+    let leaked = e.issue(&[Scope::Read]).await;
+    let id = &leaked[4..20];
+    let opened = e
+        .run(
+            &[
+                "incident",
+                "open",
+                id,
+                "--replace",
+                "--summary",
+                "in a screenshot",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    assert!(opened.status.success(), "{}", stderr(&opened));
+    let replacement = stdout(&opened).trim().to_owned();
+    assert!(replacement.starts_with("kmt_"), "{replacement}");
+    assert!(
+        stderr(&opened).contains("GDPR Art. 33 deadline"),
+        "{}",
+        stderr(&opened)
+    );
+    let list = e.run(&["--json", "incident", "list"], None, &[]).await;
+    let incident = json(&list)[0]["id"].as_str().unwrap().to_owned();
+    let report = e.run(&["incident", "report", &incident], None, &[]).await;
+    assert!(
+        stdout(&report).contains("# Security incident"),
+        "{}",
+        stdout(&report)
+    );
+    assert!(!stdout(&report).contains(&replacement));
+    let amended = e
+        .run(
+            &[
+                "incident",
+                "amend",
+                &incident,
+                "--status",
+                "not-notifiable",
+                "--decision-reason",
+                "no data read",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    assert!(amended.status.success(), "{}", stderr(&amended));
+    let nothing = e.run(&["incident", "amend", &incident], None, &[]).await;
+    assert_eq!(nothing.status.code(), Some(2));
+}

@@ -3,6 +3,7 @@
 //! built from it.
 
 pub(crate) mod audit_log;
+mod incidents;
 mod introspection;
 mod leaks;
 mod notes;
@@ -211,6 +212,10 @@ pub fn routes() -> Vec<RouteSpec> {
             routes!(workspace::set_policy),
         ),
         route(ADMIN, NONE, routes!(workspace::check_policy)),
+        route(ADMIN, &[NOT_FOUND], routes!(incidents::open)),
+        route(ADMIN, NONE, routes!(incidents::list)),
+        route(ADMIN, &[NOT_FOUND], routes!(incidents::report)),
+        route(ADMIN, &[NOT_FOUND], routes!(incidents::amend)),
         route(ADMIN, NONE, routes!(webhooks::list)),
         route(ADMIN, &[(409, &["CONFLICT"])], routes!(webhooks::create)),
         route(ADMIN, &[NOT_FOUND], routes!(webhooks::remove)),

@@ -751,3 +751,100 @@ async fn a_canary_made_over_the_api_is_refused_like_nothing_and_reaches_the_webh
         "{claimed:?}"
     );
 }
+
+#[tokio::test]
+async fn an_incident_over_the_api_revokes_replaces_reports_and_records() {
+    let s = server().await;
+    let (id, leaked) = create(
+        &s,
+        json!({"name": "deploy-v3", "scopes": ["read", "write"]}),
+    )
+    .await;
+    assert_eq!(
+        s.call(Method::GET, "/v1/notes", Some(&leaked), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    s.store.usage_writer().flush().await.unwrap();
+    let opened = s
+        .call(
+            Method::POST,
+            "/v1/incidents",
+            Some(&s.admin),
+            Some(json!({"token_ids": [id], "replace": true, "summary": "pasted in a chat"})),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.text);
+    assert_eq!(opened.headers["cache-control"], "no-store");
+    let incident = opened.json["id"].as_str().unwrap().to_owned();
+    let replacement = opened.json["replacements"][0]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(opened.json["replacements"][0]["name"], "deploy-v4");
+    assert_eq!(
+        s.call(Method::GET, "/v1/notes", Some(&leaked), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.call(Method::GET, "/v1/notes", Some(&replacement), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let report = s
+        .call(
+            Method::GET,
+            &format!("/v1/incidents/{incident}"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.text);
+    assert_eq!(report.json["status"], "open");
+    assert!(
+        !report.text.contains(&replacement),
+        "the plaintext is shown once"
+    );
+    let md = s
+        .call(
+            Method::GET,
+            &format!("/v1/incidents/{incident}?format=md"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert!(md.text.starts_with("# Security incident"), "{}", md.text);
+    assert!(md.text.contains("pasted in a chat"));
+    let amended = s
+        .call(
+            Method::POST,
+            &format!("/v1/incidents/{incident}/entries"),
+            Some(&s.admin),
+            Some(json!({"status": "assessed", "dpo_contact": "dpo@example.org"})),
+        )
+        .await;
+    assert_eq!(amended.status, StatusCode::OK, "{}", amended.text);
+    assert_eq!(amended.json["status"], "assessed");
+    let events = s
+        .call(
+            Method::GET,
+            "/v1/audit/events?action=incident.opened",
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(events.json["items"].as_array().unwrap().len(), 1);
+    let missing = s
+        .call(
+            Method::GET,
+            "/v1/incidents/inc_AAAAAAAAAAAAAAAA",
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}

@@ -11,6 +11,7 @@ mod accounts;
 mod atomicity;
 mod family;
 mod handover;
+mod incidents;
 mod leaks;
 mod lifecycle;
 mod oauth;
