@@ -117,6 +117,9 @@ pub enum Action {
     /// An incident's record was amended (facts, decision, status).
     #[serde(rename = "incident.updated")]
     IncidentUpdated,
+    /// An open incident's GDPR Art. 33 deadline is near (24 or 4 hours left: `details.hours`).
+    #[serde(rename = "incident.deadline_near")]
+    IncidentDeadlineNear,
     /// A webhook endpoint was registered.
     #[serde(rename = "webhook.created")]
     WebhookCreated,
@@ -160,6 +163,7 @@ named!(Action, "action", {
     OAuthReuseDetected => "oauth.reuse_detected",
     IncidentOpened => "incident.opened",
     IncidentUpdated => "incident.updated",
+    IncidentDeadlineNear => "incident.deadline_near",
     WebhookCreated => "webhook.created",
     WebhookRemoved => "webhook.removed",
 });

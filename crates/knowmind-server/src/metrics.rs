@@ -36,6 +36,7 @@ pub struct Metrics {
     auth_refusals: Family<OutcomeLabels, Counter>,
     rotation_due: Gauge,
     expiring_soon: Gauge,
+    incidents_overdue: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -83,6 +84,12 @@ impl Default for Metrics {
             "Live API tokens that expire within 14 days (all workspaces)",
             expiring_soon.clone(),
         );
+        let incidents_overdue = Gauge::default();
+        registry.register(
+            "incidents_overdue",
+            "Incidents still open past their GDPR Art. 33 deadline (all workspaces)",
+            incidents_overdue.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -90,6 +97,7 @@ impl Default for Metrics {
             auth_refusals,
             rotation_due,
             expiring_soon,
+            incidents_overdue,
         }
     }
 }
@@ -128,6 +136,12 @@ impl Metrics {
             .set(i64::try_from(counts.rotation_due).unwrap_or(i64::MAX));
         self.expiring_soon
             .set(i64::try_from(counts.expiring_soon).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the overdue incidents gauge.
+    pub fn incidents_overdue(&self, count: u64) {
+        self.incidents_overdue
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// The Prometheus text exposition.

@@ -397,7 +397,7 @@ async fn sweep_handovers(store: Store) {
     }
 }
 
-/// Keeps the token gauges current: one aggregate query a minute.
+/// Keeps the token and incident gauges current: two aggregate queries a minute.
 async fn count_tokens(store: Store, metrics: Arc<Metrics>) {
     let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
@@ -405,6 +405,10 @@ async fn count_tokens(store: Store, metrics: Arc<Metrics>) {
         match store.token_counts().await {
             Ok(counts) => metrics.token_counts(counts),
             Err(e) => tracing::warn!(error = %e, "counting tokens for the metrics failed"),
+        }
+        match store.overdue_incidents().await {
+            Ok(count) => metrics.incidents_overdue(count),
+            Err(e) => tracing::warn!(error = %e, "counting overdue incidents failed"),
         }
     }
 }

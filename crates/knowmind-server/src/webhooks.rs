@@ -1,5 +1,5 @@
 //! The webhook worker: every instance runs one. Each round it writes the time-based notices
-//! (once a minute), fans new audit events out to the endpoints that want them, claims the due
+//! (tokens expiring or due, incidents' deadlines near; once a minute), fans new audit events out to the endpoints that want them, claims the due
 //! deliveries (a lease: no other instance sends them meanwhile) and POSTs them, signed, then
 //! records each attempt. Redirects are not followed (a delivery goes where the endpoint was
 //! registered, nowhere else), a name must resolve to addresses a delivery may go to (never
@@ -65,6 +65,9 @@ pub(crate) async fn run(store: Store, http: reqwest::Client, every: Duration) {
             notices_due = tokio::time::Instant::now() + Duration::from_secs(60);
             if let Err(e) = store.write_token_notices().await {
                 tracing::warn!(error = %e, "writing token notices failed");
+            }
+            if let Err(e) = store.write_incident_notices().await {
+                tracing::warn!(error = %e, "writing incident reminders failed");
             }
         }
         if let Err(e) = round(&store, &http).await {

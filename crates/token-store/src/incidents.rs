@@ -297,6 +297,75 @@ impl Store {
         })
     }
 
+    /// Writes the reminders that are due: `incident.deadline_near` when an incident still open
+    /// comes within 24 and within 4 hours of its deadline, once each, whichever instance gets
+    /// there first. Returns how many were written.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub async fn write_incident_notices(&self) -> Result<u64, Error> {
+        let now = self.now();
+        let now_us = to_micros(now);
+        let mut written = 0;
+        for (kind, hours, nearer) in [("deadline_4h", 4, 0), ("deadline_24h", 24, 4)] {
+            let mut tx = self.inner.db.begin_write().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO incident_notices (incident_id, kind, at_us) \
+                 SELECT i.id, $2, $1 FROM incidents i WHERE i.status = 'open' \
+                 AND i.deadline_us > $1 + $3 AND i.deadline_us <= $1 + $4 \
+                 ON CONFLICT (incident_id, kind) DO NOTHING RETURNING incident_id",
+            )
+            .bind(now_us)
+            .bind(kind)
+            .bind(i64::from(nearer) * 3_600_000_000)
+            .bind(i64::from(hours) * 3_600_000_000)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &inserted {
+                let id: String = row.try_get("incident_id")?;
+                let incident =
+                    sqlx::query("SELECT workspace_id, deadline_us FROM incidents WHERE id = $1")
+                        .bind(id.as_str())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let event = NewEvent {
+                    workspace_id: Some(incident.try_get("workspace_id")?),
+                    action: Action::IncidentDeadlineNear,
+                    target_kind: Some("incident"),
+                    target_id: Some(id.clone()),
+                    outcome: Outcome::Success,
+                    details: json!({
+                        "hours": hours,
+                        "deadline": from_micros(incident.try_get("deadline_us")?)?.unix_timestamp(),
+                    }),
+                };
+                self.inner
+                    .audit
+                    .append(&mut tx, &Context::system(), &event, now)
+                    .await?;
+            }
+            tx.commit().await?;
+            written += u64::try_from(inserted.len()).unwrap_or(u64::MAX);
+        }
+        Ok(written)
+    }
+
+    /// How many incidents, in every workspace, are still open past their deadline (for a
+    /// metrics gauge).
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub async fn overdue_incidents(&self) -> Result<u64, Error> {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM incidents WHERE status = 'open' AND deadline_us < $1",
+        )
+        .bind(to_micros(self.now()))
+        .fetch_one(self.inner.db.pool())
+        .await?
+        .try_get("n")?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Amends an incident's record: a new entry (earlier ones stay), and the status it names.
     ///
     /// # Errors

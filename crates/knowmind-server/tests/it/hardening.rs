@@ -151,10 +151,11 @@ async fn every_response_says_nosniff_and_metrics_stay_bounded() {
         .count();
     assert!(series <= 4, "{text}");
     assert!(!text.contains("X1ZZY"), "an invented method became a label");
-    // The token gauges are counts, with no labels at all.
+    // The token and incident gauges are counts, with no labels at all.
     for gauge in [
         "knowmind_tokens_rotation_due ",
         "knowmind_tokens_expiring_soon ",
+        "knowmind_incidents_overdue ",
     ] {
         assert!(
             text.lines().any(|l| l.starts_with(gauge)),

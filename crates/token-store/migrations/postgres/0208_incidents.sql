@@ -28,3 +28,12 @@ CREATE TABLE incident_entries (
     body        TEXT NOT NULL,
     PRIMARY KEY (incident_id, seq)
 );
+
+-- Reminders that an open incident's Art. 33 deadline is near (24 and 4 hours before), each sent
+-- once: the primary key decides which instance writes the event.
+CREATE TABLE incident_notices (
+    incident_id TEXT NOT NULL REFERENCES incidents (id),
+    kind        TEXT NOT NULL,
+    at_us       BIGINT NOT NULL,
+    PRIMARY KEY (incident_id, kind)
+);

@@ -31,8 +31,10 @@ use crate::store::{Store, new_id};
 use crate::validate;
 
 /// The events an endpoint gets when it names none: the token lifecycle people act on.
-pub const DEFAULT_EVENTS: [Action; 7] = [
+pub const DEFAULT_EVENTS: [Action; 9] = [
     Action::TokenCanaryUsed,
+    Action::IncidentOpened,
+    Action::IncidentDeadlineNear,
     Action::TokenExpiring,
     Action::TokenRotationDue,
     Action::TokenHandoverCompleted,

@@ -168,7 +168,26 @@ async fn an_incident_revokes_replaces_and_names_what_was_new() {
             .open_incident(&env.ws, open, &env.ctx())
             .await
             .unwrap();
-        env.clock.advance(Duration::hours(73));
+        // Reminders at 24 and 4 hours before the deadline, once each.
+        env.clock.advance(Duration::hours(49));
+        assert_eq!(
+            env.store.write_incident_notices().await.unwrap(),
+            1,
+            "{name}: 23 hours left"
+        );
+        assert_eq!(
+            env.store.write_incident_notices().await.unwrap(),
+            0,
+            "{name}: once"
+        );
+        env.clock.advance(Duration::hours(20));
+        assert_eq!(
+            env.store.write_incident_notices().await.unwrap(),
+            1,
+            "{name}: 3 hours left"
+        );
+        env.clock.advance(Duration::hours(4));
+        assert_eq!(env.store.overdue_incidents().await.unwrap(), 1, "{name}");
         let listed = env.store.list_incidents(&env.ws).await.unwrap();
         let late = listed.iter().find(|i| i.id == late.id).unwrap();
         assert!(late.overdue, "{name}");
