@@ -13,6 +13,7 @@ mod account;
 mod audit_log;
 mod csrf;
 mod headers;
+mod incidents;
 mod members;
 mod oauth;
 mod render;
@@ -67,6 +68,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/oauth/clients/{id}/remove", post(oauth::remove))
         .route("/connections", get(oauth::connections))
         .route("/connections/{id}/revoke", post(oauth::revoke_connection))
+        .route("/incidents", get(incidents::list).post(incidents::open))
+        .route("/incidents/new", get(incidents::new))
+        .route("/incidents/{id}", get(incidents::show))
+        .route("/incidents/{id}/report.md", get(incidents::markdown))
         .route("/settings", get(settings::show))
         .route("/settings/policy", post(settings::save_policy))
         .route("/settings/policy/apply", post(settings::apply_policy))

@@ -908,6 +908,10 @@ fn every_form(
             vec![("url", "https://hooks.example.org/".into())],
         ),
         ("/dashboard/settings/webhooks/whk_x/remove".into(), vec![]),
+        (
+            "/dashboard/incidents".into(),
+            vec![("token", token.to_owned()), ("replace", "on".into())],
+        ),
         ("/dashboard/connections/con_x/revoke".into(), vec![]),
         (
             "/dashboard/oauth/authorize".into(),
@@ -1374,4 +1378,86 @@ async fn settings_set_the_policy_show_and_apply_it_and_manage_webhooks() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn an_incident_is_opened_from_a_tokens_page_and_its_record_downloaded() {
+    let server = server().await;
+    let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+    let mut member = enrol_and_sign_in(&server, "mia@example.org", Role::Member).await;
+    let (record, token) = server
+        .fixture
+        .issue("ci-deploy-v2", &[Scope::Read])
+        .await
+        .unwrap();
+    let page = owner.get(&format!("/dashboard/tokens/{}", record.id)).await;
+    assert!(
+        page.text
+            .contains(&format!("/dashboard/incidents/new?token={}", record.id)),
+        "admins see the button"
+    );
+    assert_eq!(
+        member.get("/dashboard/incidents").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let confirm = owner
+        .get(&format!("/dashboard/incidents/new?token={}", record.id))
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.text);
+    let csrf = hidden(&confirm.text, "csrf");
+    let opened = owner
+        .post(
+            "/dashboard/incidents",
+            &[
+                ("csrf", &csrf),
+                ("token", &record.id.to_string()),
+                ("summary", "seen in a <pasted> log"),
+                ("replace", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.text);
+    assert!(opened.text.contains("GDPR Art. 33 deadline"));
+    assert!(
+        opened.text.contains("&#60;pasted&#62;"),
+        "escaped: {}",
+        opened.text
+    );
+    let replacement = regex::Regex::new(r#"value="(kmt_[0-9A-Za-z]{54})""#)
+        .unwrap()
+        .captures(&opened.text)
+        .unwrap()[1]
+        .to_owned();
+    assert!(
+        server
+            .store
+            .verify(token.expose_secret(), Scope::Read.into(), &Call::default())
+            .await
+            .is_err(),
+        "revoked at once"
+    );
+    assert!(
+        server
+            .store
+            .verify(&replacement, Scope::Read.into(), &Call::default())
+            .await
+            .is_ok()
+    );
+    let incident = server
+        .store
+        .list_incidents(&server.ws)
+        .await
+        .unwrap()
+        .remove(0);
+    let listed = owner.get("/dashboard/incidents").await;
+    assert!(listed.text.contains(&incident.id), "{}", listed.text);
+    let shown = owner
+        .get(&format!("/dashboard/incidents/{}", incident.id))
+        .await;
+    assert!(!shown.text.contains(&replacement), "shown once");
+    let md = owner
+        .get(&format!("/dashboard/incidents/{}/report.md", incident.id))
+        .await;
+    assert_eq!(md.status, StatusCode::OK);
+    assert!(md.text.starts_with("# Security incident"), "{}", md.text);
 }

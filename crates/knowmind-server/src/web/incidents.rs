@@ -1,0 +1,171 @@
+//! Incidents on the dashboard, for owners and admins: the button on a token's page that opens
+//! one (revoking the token and, if asked, showing its replacement once), the list with overdue
+//! ones flagged, and an incident's report with its Markdown export. Every action is the store
+//! call the API makes.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use knowmind_api::{Incident, IncidentReport, OpenIncident};
+
+use crate::api::AppState;
+
+use super::render::{html, when};
+use super::{Chrome, PageError, Viewer};
+
+#[derive(Template)]
+#[template(path = "incidents.html")]
+struct ListPage {
+    chrome: Chrome,
+    incidents: Vec<(Incident, String)>,
+}
+
+/// `GET /dashboard/incidents`.
+pub(super) async fn list(
+    State(app): State<AppState>,
+    viewer: Viewer,
+) -> Result<Response, PageError> {
+    viewer.require_admin()?;
+    let incidents = app
+        .store
+        .list_incidents(viewer.workspace())
+        .await?
+        .into_iter()
+        .map(|i| {
+            let deadline = when(i.deadline);
+            (i, deadline)
+        })
+        .collect();
+    let page = ListPage {
+        chrome: Chrome::of(&viewer, "Incidents", "incidents"),
+        incidents,
+    };
+    Ok(html(StatusCode::OK, &page))
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct NewQuery {
+    #[serde(default)]
+    token: String,
+}
+
+#[derive(Template)]
+#[template(path = "incident_new.html")]
+struct NewPage {
+    chrome: Chrome,
+    token_id: String,
+    token_name: String,
+}
+
+/// `GET /dashboard/incidents/new?token=…`: what opening one will do, and the button.
+pub(super) async fn new(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<NewQuery>,
+) -> Result<Response, PageError> {
+    viewer.require_admin()?;
+    let id = query.token.parse().map_err(|_| PageError::not_found())?;
+    let record = app.store.get_token(viewer.workspace(), id).await?;
+    let page = NewPage {
+        chrome: Chrome::of(&viewer, "Open an incident", "incidents"),
+        token_id: record.id.to_string(),
+        token_name: record.name,
+    };
+    Ok(html(StatusCode::OK, &page))
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct OpenForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    summary: String,
+    #[serde(default)]
+    replace: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "incident.html")]
+struct IncidentPage {
+    chrome: Chrome,
+    report: IncidentReport,
+    deadline: String,
+    opened: String,
+    /// A replacement's plaintext, on the page that opened the incident only.
+    replacements: Vec<(String, String)>,
+}
+
+/// `POST /dashboard/incidents`: revoke, open, and show the replacements once.
+pub(super) async fn open(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<OpenForm>,
+) -> Result<Response, PageError> {
+    viewer.require_admin()?;
+    let id = form.token.parse().map_err(|_| PageError::not_found())?;
+    let open = OpenIncident {
+        token_ids: vec![id],
+        since: None,
+        replace: form.replace.is_some(),
+        summary: form.summary,
+    };
+    let (incident, replacements) = app
+        .store
+        .open_incident(viewer.workspace(), open, &viewer.context)
+        .await?;
+    let replacements = replacements
+        .into_iter()
+        .map(|(record, token)| (record.name, token.expose_secret().to_owned()))
+        .collect();
+    let page = incident_page(&app, &viewer, &incident.id, replacements).await?;
+    Ok(html(StatusCode::CREATED, &page))
+}
+
+async fn incident_page(
+    app: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    replacements: Vec<(String, String)>,
+) -> Result<IncidentPage, PageError> {
+    let report = app.store.incident_report(viewer.workspace(), id).await?;
+    Ok(IncidentPage {
+        chrome: Chrome::of(viewer, "Incident", "incidents"),
+        deadline: when(report.incident.deadline),
+        opened: when(report.incident.opened_at),
+        report,
+        replacements,
+    })
+}
+
+/// `GET /dashboard/incidents/{id}`.
+pub(super) async fn show(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    viewer.require_admin()?;
+    let page = incident_page(&app, &viewer, &id, Vec::new()).await?;
+    Ok(html(StatusCode::OK, &page))
+}
+
+/// `GET /dashboard/incidents/{id}/report.md`: the record for the data protection officer.
+pub(super) async fn markdown(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    viewer.require_admin()?;
+    let report = app.store.incident_report(viewer.workspace(), &id).await?;
+    let mut response = report.to_markdown().into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/markdown; charset=utf-8"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.md\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
