@@ -161,3 +161,64 @@ async fn rotate_and_revoke_racing_on_two_instances_leave_no_live_successor() {
         }
     }
 }
+
+/// An incident opened on one instance refuses the token on the other within the staleness bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_opened_on_one_instance_is_refused_by_the_other() {
+    let options = || StoreOptions {
+        hash_params: HashParams::insecure_for_tests(),
+        clock: Arc::new(SystemClock),
+        ..StoreOptions::default()
+    };
+    let Some(TwoInstances {
+        a,
+        b,
+        ws,
+        owner,
+        _pg,
+    }) = two_instances("incident", options).await
+    else {
+        return;
+    };
+    let new = NewToken {
+        owner_id: owner.id.clone(),
+        name: "leaky".into(),
+        description: String::new(),
+        client: String::new(),
+        scopes: Scope::Read.into(),
+        expires_at: None,
+        allowed_networks: Default::default(),
+    };
+    let (record, token) = a
+        .create_token(&ws.id, new, &Context::system())
+        .await
+        .unwrap();
+    let call = token_store::Call::default();
+    // B knows (caches) the token.
+    b.verify(token.expose_secret(), Scope::Read.into(), &call)
+        .await
+        .unwrap();
+    let open = knowmind_api::OpenIncident {
+        token_ids: vec![record.id],
+        ..Default::default()
+    };
+    a.open_incident(&ws.id, open, &Context::system())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if b.verify(token.expose_secret(), Scope::Read.into(), &call)
+            .await
+            .is_err()
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "B still accepts the token a second after the incident"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    a.close().await;
+    b.close().await;
+}
