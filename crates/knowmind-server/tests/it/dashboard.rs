@@ -1285,6 +1285,31 @@ async fn settings_set_the_policy_show_and_apply_it_and_manage_webhooks() {
         ),
         ("30d", Some("90d"), true)
     );
+    // The dashboard's creation form is held to it like every other path.
+    let form = owner.get("/dashboard/tokens/new").await;
+    let refused = owner
+        .post(
+            "/dashboard/tokens",
+            &[
+                ("csrf", &hidden(&form.text, "csrf")),
+                ("form_id", &hidden(&form.text, "form_id")),
+                ("name", "forever"),
+                ("scopes", "read"),
+                ("expires", "never"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.text.contains("workspace policy: max_lifetime"),
+        "{}",
+        refused.text
+    );
     let shown = owner.get("/dashboard/settings").await;
     assert!(shown.text.contains("max_lifetime"), "{}", shown.text);
     assert!(shown.text.contains("Apply the policy"), "{}", shown.text);

@@ -966,4 +966,16 @@ async fn an_expiring_window_beyond_a_century_takes_every_expiring_token() {
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    // Not ASCII: a 400, not a panic.
+    for text in ["%C2%AA%C2%BC", "1%C3%A9", "%C3%A9d"] {
+        let odd = s
+            .call(
+                Method::GET,
+                &format!("/v1/tokens?expiring_within={text}&due=rotation"),
+                Some(&s.admin),
+                None,
+            )
+            .await;
+        assert_eq!(odd.status, StatusCode::BAD_REQUEST, "{text}: {}", odd.text);
+    }
 }
