@@ -28,6 +28,18 @@ pub struct OpenIncident {
     pub summary: String,
 }
 
+/// An opened incident (`POST /v1/incidents`), with the replacements' plaintext, in that answer
+/// only.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OpenedIncident {
+    /// The incident.
+    #[serde(flatten)]
+    pub incident: Incident,
+    /// A replacement per token, when asked for: each with its plaintext.
+    pub replacements: Vec<crate::Issued>,
+}
+
 /// Where an incident stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -35,7 +35,7 @@ pub use audit::{
 pub use error::UnknownValue;
 pub use incidents::{
     Incident, IncidentEntry, IncidentReport, IncidentStatus, IncidentToken, OpenIncident,
-    RecordedEntry,
+    OpenedIncident, RecordedEntry,
 };
 pub use introspection::{Introspection, IntrospectionRequest};
 pub use oauth::{
@@ -54,8 +54,8 @@ pub use tokens::{
 pub use usage::{IpUse, RouteUse, StoredUsage, Usage, UsageOutcome, UsageRecordView, UsageSummary};
 pub use webhooks::{Delivery, DeliveryAttempt, DeliveryState, NewWebhook, Webhook, WebhookCreated};
 pub use workspace::{
-    Member, PolicyAction, PolicyCheck, PolicyFinding, ReuseDetection, Role, RoleScopes, Workspace,
-    WorkspacePolicy,
+    Member, PolicyAction, PolicyCheck, PolicyFinding, PolicyPreset, ReuseDetection, Role,
+    RoleScopes, Workspace, WorkspacePolicy,
 };
 
 /// Implements `as_str`, `Display` and `FromStr` for a field-less enum whose serde names are

@@ -119,6 +119,29 @@ pub struct WorkspacePolicy {
     pub revoke_unused_after: Option<String>,
 }
 
+/// A named set of lifetime rules: the dashboard and the CLI offer the same ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyPreset {
+    /// Rotate every 90 days; no maximum lifetime, no expiry required.
+    Standard,
+    /// Finance, health: rotate every 30 days; every token expires, within 90 days.
+    Regulated,
+}
+
+impl PolicyPreset {
+    /// Sets the preset's rotation interval, maximum lifetime and expiry rule; the rest of the
+    /// policy stays.
+    pub fn apply(self, policy: &mut WorkspacePolicy) {
+        let (interval, max, required) = match self {
+            PolicyPreset::Standard => ("90d", None, false),
+            PolicyPreset::Regulated => ("30d", Some("90d"), true),
+        };
+        policy.rotation_interval = interval.to_owned();
+        policy.max_lifetime = max.map(str::to_owned);
+        policy.require_expiry = required;
+    }
+}
+
 /// The scopes a token may carry, by its owner's role. A member never holds `admin`, whatever
 /// this says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -224,21 +224,20 @@ impl Store {
             check_handover(handover, rotation.grace)?;
         }
         let now = self.now();
+        let rules = self.rules(workspace_id).await?;
         let mut expires_at = rotation_expiry(&old, rotation.expires_at, context, now)?;
         if rotation.expires_at.is_none() {
             // The kept lifetime, within what the policy allows now.
-            expires_at = self.rules(workspace_id).await?.fit_expiry(expires_at, now);
+            expires_at = rules.fit_expiry(expires_at, now);
         }
         check_expiry(expires_at, now)?;
         let networks = rotation_networks(&old, rotation.allowed_networks, context)?;
         let proposed = Proposed {
-            role: None,
             scopes: old.scopes,
             expires_at,
             networks: &networks,
         };
-        let rules = self
-            .judge_new_token(workspace_id, &old.owner_id, proposed, now)
+        self.judge_new_token(workspace_id, &rules, &old.owner_id, proposed, now)
             .await?;
         // scrypt before the transaction: holding SQLite's write lock (or the family's) for 25 ms
         // would stall every other writer.

@@ -34,14 +34,9 @@ impl Store {
     /// # Errors
     /// [`Error::RateLimited`].
     pub fn count_leak_report(&self, client_ip: Option<IpAddr>) -> Result<(), Error> {
+        // The limiter counts an IPv6 address per /64 itself.
         let Some(ip) = client_ip else {
             return Ok(());
-        };
-        let ip = match ip.to_canonical() {
-            IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
-                u128::from(v6) & !((1u128 << 64) - 1),
-            )),
-            v4 => v4,
         };
         self.inner
             .leak_limiter

@@ -34,13 +34,12 @@ impl Store {
         let now = self.now();
         let checked = check_new(new, now)?; // before spending scrypt on it
         let proposed = Proposed {
-            role: None,
             scopes: checked.scopes,
             expires_at: checked.expires_at,
             networks: &checked.allowed_networks,
         };
-        let rules = self
-            .judge_new_token(workspace_id, &checked.owner_id, proposed, now)
+        let rules = self.rules(workspace_id).await?;
+        self.judge_new_token(workspace_id, &rules, &checked.owner_id, proposed, now)
             .await?;
         let (token, hash) = self.generate().await?;
         let mut record = issued_record(workspace_id, token.id(), checked, context, now)?;

@@ -2,7 +2,7 @@
 //! list them, read a report, amend the GDPR Art. 33 record.
 
 use knowmind_api::{
-    Incident, IncidentEntry, IncidentReport, IncidentStatus, Issued, OpenIncident, Page,
+    Incident, IncidentEntry, IncidentReport, IncidentStatus, OpenIncident, OpenedIncident, Page,
     TokenDetail,
 };
 use reqwest::Method;
@@ -14,13 +14,6 @@ use crate::commands::token::token_path;
 use crate::error::CliError;
 use crate::output::{self, Style, when};
 use crate::{connect, now, print_json};
-
-#[derive(serde::Deserialize)]
-struct Opened {
-    #[serde(flatten)]
-    incident: Incident,
-    replacements: Vec<Issued>,
-}
 
 pub(crate) async fn run(
     cli: &Cli,
@@ -65,14 +58,11 @@ pub(crate) async fn run(
                 replace: *replace,
                 summary: summary.clone().unwrap_or_default(),
             };
-            let opened: Opened = client
+            let opened: OpenedIncident = client
                 .call(Method::POST, "/v1/incidents", NO_QUERY, Some(&body))
                 .await?;
             if style.json {
-                print_json(&serde_json::json!({
-                    "incident": opened.incident,
-                    "replacements": opened.replacements,
-                }));
+                print_json(&opened);
                 return Ok(());
             }
             for replacement in &opened.replacements {

@@ -61,14 +61,10 @@ pub(crate) async fn run(cli: &Cli, style: Style, command: &PolicyCommand) -> Res
             }
             match preset {
                 Some(PolicyPreset::Standard) => {
-                    body.rotation_interval = "90d".into();
-                    body.max_lifetime = None;
-                    body.require_expiry = false;
+                    knowmind_api::PolicyPreset::Standard.apply(&mut body)
                 }
                 Some(PolicyPreset::Regulated) => {
-                    body.rotation_interval = "30d".into();
-                    body.max_lifetime = Some("90d".into());
-                    body.require_expiry = true;
+                    knowmind_api::PolicyPreset::Regulated.apply(&mut body);
                 }
                 None => {}
             }

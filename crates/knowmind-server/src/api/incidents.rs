@@ -3,7 +3,9 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use knowmind_api::{Incident, IncidentEntry, IncidentReport, Issued, OpenIncident, Page};
+use knowmind_api::{
+    Incident, IncidentEntry, IncidentReport, Issued, OpenIncident, OpenedIncident, Page,
+};
 
 use super::{AppState, Caller};
 use knowmind_axum::{ApiError, ApiJson, ApiQuery, Authenticated};
@@ -25,16 +27,6 @@ pub(super) struct ReportFormat {
     format: Option<String>,
 }
 
-/// An opened incident, with the replacements' plaintext (shown once).
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub(super) struct Opened {
-    /// The incident.
-    #[serde(flatten)]
-    incident: Incident,
-    /// A replacement per token, when asked for: each with its plaintext, in this answer only.
-    replacements: Vec<Issued>,
-}
-
 /// Open an incident
 ///
 /// For a token believed compromised: in one transaction its family is revoked (reason
@@ -43,7 +35,7 @@ pub(super) struct Opened {
 /// answer only). Audited as `incident.opened`.
 #[utoipa::path(post, path = "/v1/incidents", operation_id = "openIncident", tag = "incidents",
     request_body = OpenIncident,
-    responses((status = 201, description = "The incident, and the replacements", body = Opened)))]
+    responses((status = 201, description = "The incident, and the replacements", body = OpenedIncident)))]
 pub(super) async fn open(
     State(app): State<AppState>,
     Authenticated(who): Authenticated,
@@ -63,7 +55,7 @@ pub(super) async fn open(
         .collect();
     Ok(super::no_store(
         StatusCode::CREATED,
-        Opened {
+        OpenedIncident {
             incident,
             replacements,
         },

@@ -8,7 +8,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use knowmind_api::{
-    Delivery, NewWebhook, PolicyAction, PolicyFinding, ReuseDetection, Webhook, WorkspacePolicy,
+    Delivery, NewWebhook, PolicyAction, PolicyFinding, PolicyPreset, ReuseDetection, Webhook,
+    WorkspacePolicy,
 };
 use token_core::Scopes;
 
@@ -160,16 +161,8 @@ pub(super) async fn save_policy(
         ..current
     };
     match form.preset.as_str() {
-        "standard" => {
-            policy.rotation_interval = "90d".into();
-            policy.max_lifetime = None;
-            policy.require_expiry = false;
-        }
-        "regulated" => {
-            policy.rotation_interval = "30d".into();
-            policy.max_lifetime = Some("90d".into());
-            policy.require_expiry = true;
-        }
+        "standard" => PolicyPreset::Standard.apply(&mut policy),
+        "regulated" => PolicyPreset::Regulated.apply(&mut policy),
         _ => {}
     }
     let refused = |message: String| async {

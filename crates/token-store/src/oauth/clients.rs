@@ -185,14 +185,8 @@ impl Store {
             ));
         };
         if let Some(ip) = context.client_ip {
-            // Counted and never given back: registrations per address (per /64 for IPv6,
-            // which one host usually has whole) are what is limited.
-            let ip = match ip {
-                std::net::IpAddr::V6(v6) => std::net::IpAddr::V6(std::net::Ipv6Addr::from(
-                    u128::from(v6) & !((1u128 << 64) - 1),
-                )),
-                v4 => v4,
-            };
+            // Counted and never given back: registrations per address (the limiter counts an
+            // IPv6 address per /64, which one host usually has whole) are what is limited.
             self.inner
                 .registration_limiter
                 .attempt(crate::limiter::Source::Address(ip))

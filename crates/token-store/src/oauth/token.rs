@@ -324,12 +324,12 @@ impl Store {
     ) -> Result<(), Error> {
         let now = self.now();
         let proposed = Proposed {
-            role: None,
             scopes,
             expires_at: Some(now + ACCESS_LIFETIME),
             networks: &Networks::default(),
         };
-        self.judge_new_token(workspace_id, member_id, proposed, now)
+        let rules = self.rules(workspace_id).await?;
+        self.judge_new_token(workspace_id, &rules, member_id, proposed, now)
             .await
             .map_err(|e| match e {
                 Error::PolicyViolation { rule, detail } => Error::oauth(

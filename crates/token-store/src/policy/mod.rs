@@ -34,8 +34,6 @@ pub(crate) struct Rules {
 
 /// A new or rotated token, as the policy judges it.
 pub(crate) struct Proposed<'a> {
-    /// Its owner's role (`None`: the owner is not a member; the caller refuses that itself).
-    pub(crate) role: Option<Role>,
     pub(crate) scopes: Scopes,
     pub(crate) expires_at: Option<OffsetDateTime>,
     pub(crate) networks: &'a Networks,
@@ -83,7 +81,13 @@ impl Rules {
     }
 
     /// The first rule a new or rotated token breaks, as the error that refuses it.
-    pub(crate) fn judge(&self, token: &Proposed<'_>, now: OffsetDateTime) -> Result<(), Error> {
+    /// `role`: the owner's (`None`: not a member, which the caller refuses itself).
+    pub(crate) fn judge(
+        &self,
+        token: &Proposed<'_>,
+        role: Option<Role>,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
         match (token.expires_at, self.max_lifetime) {
             (None, Some(max)) => {
                 return Err(Error::PolicyViolation {
@@ -106,7 +110,7 @@ impl Rules {
             }
             _ => {}
         }
-        if let Some(role) = token.role {
+        if let Some(role) = role {
             let allowed = self.role_scopes.of(role);
             let mut extra = token.scopes.without(allowed);
             if role == Role::Member {
@@ -321,17 +325,16 @@ impl Store {
         Rules::of_row(&row)
     }
 
-    /// Refuses a new or rotated token that the workspace's policy does not allow, before any
-    /// scrypt is spent on it: [`Error::PolicyViolation`] naming the rule. Returns the rules
-    /// that allowed it (the rotation interval dates the new token's rotation).
+    /// Refuses a new or rotated token that the workspace's `rules` do not allow, before any
+    /// scrypt is spent on it: [`Error::PolicyViolation`] naming the rule.
     pub(crate) async fn judge_new_token(
         &self,
         workspace_id: &str,
+        rules: &Rules,
         owner_id: &str,
         token: Proposed<'_>,
         now: OffsetDateTime,
-    ) -> Result<Rules, Error> {
-        let rules = self.rules(workspace_id).await?;
+    ) -> Result<(), Error> {
         let role = sqlx::query(
             "SELECT role FROM members WHERE id = $1 AND workspace_id = $2 \
              AND removed_at_us IS NULL",
@@ -344,8 +347,7 @@ impl Store {
         .transpose()?
         .map(|role| role.parse::<Role>())
         .transpose()?;
-        rules.judge(&Proposed { role, ..token }, now)?;
-        Ok(rules)
+        rules.judge(&token, role, now)
     }
 }
 
