@@ -2,6 +2,9 @@
 //! committed, on SQLite and (when `KNOWMIND_TEST_DATABASE_URL` is set) PostgreSQL. Then the
 //! cost of one record at a steady rate like the HTTP load test's: CPU per record, on SQLite.
 //!
+//! Each figure is measured with anomaly detection on (the default) and off, in the same run, to
+//! show what detection costs the writer (it runs there, off the request path).
+//!
 //! `cargo bench -p knowmind-benches --bench usage_writer`; figures in `docs/BENCHMARKS.md`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
@@ -15,9 +18,23 @@ use token_core::TokenId;
 
 const RECORDS: usize = 400_000;
 
-async fn run(name: &str, db: knowmind_db::Db) {
+fn writer(db: &knowmind_db::Db, anomalies: bool) -> UsageWriter {
+    let mut config = UsageConfig::default();
+    config.anomalies.enabled = anomalies;
+    UsageWriter::spawn(&audit::Audit::new(db.clone()), &config)
+}
+
+fn detection(anomalies: bool) -> &'static str {
+    if anomalies {
+        "detection on"
+    } else {
+        "detection off"
+    }
+}
+
+async fn run(name: &str, db: knowmind_db::Db, anomalies: bool) {
     audit::migrate(&db).await.unwrap();
-    let writer = UsageWriter::spawn(db.clone(), &UsageConfig::default());
+    let writer = writer(&db, anomalies);
     let tokens: Vec<TokenId> = (0..1_000)
         .map(|_| TokenId::generate(&mut token_core::rand::rngs::SysRng).unwrap())
         .collect();
@@ -55,7 +72,8 @@ async fn run(name: &str, db: knowmind_db::Db) {
     writer.flush().await.unwrap();
     let elapsed = start.elapsed();
     println!(
-        "usage_writer/{name}: {RECORDS} records committed in {:.2} s = {:.0} records/s (producer waited {busy_waits} times on a full queue)",
+        "usage_writer/{name}, {}: {RECORDS} records committed in {:.2} s = {:.0} records/s (producer waited {busy_waits} times on a full queue)",
+        detection(anomalies),
         elapsed.as_secs_f64(),
         RECORDS as f64 / elapsed.as_secs_f64()
     );
@@ -69,9 +87,9 @@ const PACED_SECONDS: usize = 12;
 /// A steady 11,000 records/s over 10,000 tokens for 12 s, after a warm-up that stores three
 /// records per token: the process's CPU time per record, which is what recording adds to each
 /// request of the HTTP load test. 12 s at this rate is two moves to the indexed table.
-async fn paced(db: knowmind_db::Db) {
+async fn paced(db: knowmind_db::Db, anomalies: bool) {
     audit::migrate(&db).await.unwrap();
-    let writer = UsageWriter::spawn(db.clone(), &UsageConfig::default());
+    let writer = writer(&db, anomalies);
     let tokens: Vec<TokenId> = (0..PACED_TOKENS)
         .map(|_| TokenId::generate(&mut token_core::rand::rngs::SysRng).unwrap())
         .collect();
@@ -111,7 +129,8 @@ async fn paced(db: knowmind_db::Db) {
     writer.flush().await.unwrap();
     let cpu = process_cpu::cpu_seconds() - cpu_before;
     println!(
-        "usage_writer/sqlite paced: {total} records at {PACED_RATE}/s over {PACED_TOKENS} tokens in {:.2} s, {:.1} µs of process CPU per record ({busy} refused as busy)",
+        "usage_writer/sqlite paced, {}: {total} records at {PACED_RATE}/s over {PACED_TOKENS} tokens in {:.2} s, {:.1} µs of process CPU per record ({busy} refused as busy)",
+        detection(anomalies),
         start.elapsed().as_secs_f64(),
         cpu * 1e6 / total as f64
     );
@@ -122,12 +141,20 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and `cargo test --benches` probe harness=false benches
     }
-    let sqlite = knowmind_db::testing::sqlite().await.unwrap();
-    run("sqlite", sqlite.db.clone()).await;
-    match knowmind_db::testing::postgres().await.unwrap() {
-        Some(pg) => run("postgres", pg.db.clone()).await,
-        None => println!("usage_writer/postgres: skipped (KNOWMIND_TEST_DATABASE_URL not set)"),
+    for anomalies in [true, false] {
+        let sqlite = knowmind_db::testing::sqlite().await.unwrap();
+        run("sqlite", sqlite.db.clone(), anomalies).await;
     }
-    let sqlite = knowmind_db::testing::sqlite().await.unwrap();
-    paced(sqlite.db.clone()).await;
+    for anomalies in [true, false] {
+        match knowmind_db::testing::postgres().await.unwrap() {
+            Some(pg) => run("postgres", pg.db.clone(), anomalies).await,
+            None => {
+                println!("usage_writer/postgres: skipped (KNOWMIND_TEST_DATABASE_URL not set)")
+            }
+        }
+    }
+    for anomalies in [true, false] {
+        let sqlite = knowmind_db::testing::sqlite().await.unwrap();
+        paced(sqlite.db.clone(), anomalies).await;
+    }
 }

@@ -60,12 +60,13 @@ pub use error::Error;
 pub use event::{Actor, Context, NewEvent, expected_hash};
 pub use key::{AuditKey, SignedCheckpoint};
 pub use knowmind_api::{
-    Action, Break, BreakReason, ChainReport, Checkpoint, Event, Outcome, Page, WorkspaceChainReport,
+    Action, Anomaly, AnomalyKind, Break, BreakReason, ChainReport, Checkpoint, Event, Outcome,
+    Page, Severity, WorkspaceChainReport,
 };
 pub use usage::{
-    Committed, IpUse, LAST_USE_AT, LAST_USE_COLUMNS, RouteUse, StoredUsage, UsageConfig,
-    UsageOutcome, UsageRecord, UsageRecordView, UsageSlot, UsageSummary, UsageWriter,
-    last_use_join,
+    AnomalyConfig, Committed, IpUse, LAST_USE_AT, LAST_USE_COLUMNS, RouteUse, StoredUsage,
+    UsageConfig, UsageOutcome, UsageRecord, UsageRecordView, UsageSlot, UsageSummary, UsageWriter,
+    last_use_join, network_of,
 };
 
 use knowmind_db::{Arg, Backend, Db, Sql, to_micros};
@@ -413,6 +414,59 @@ impl Audit {
             .into_iter()
             .map(|(hour, calls)| Ok((knowmind_db::from_micros(hour)?, calls)))
             .collect()
+    }
+
+    /// Anomalies of `workspace_id` (all workspaces with `None`), of one token if `token` is
+    /// given, at or after `since`, newest first, after `cursor` (the previous page's
+    /// `next_cursor`); `limit` is 1 to 1,000.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a cursor this API did not hand out; [`Error::Database`].
+    pub async fn anomalies(
+        &self,
+        workspace_id: Option<&str>,
+        token: Option<TokenId>,
+        since: Option<OffsetDateTime>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Anomaly>, Error> {
+        let limit = i64::from(limit.clamp(1, 1_000));
+        let before = cursor.map(parse_cursor).transpose()?;
+        let mut conn = self.db.pool().acquire().await?;
+        let items = usage::anomalies(
+            &mut conn,
+            self.db.backend(),
+            workspace_id,
+            token,
+            since,
+            before,
+            limit,
+        )
+        .await?;
+        Ok(Page::of(items, limit_len(limit), |last| last.id.clone()))
+    }
+
+    /// Records the use of a canary token, `record`: an anomaly of kind `canary` and a
+    /// `token.canary_used` event, in one transaction of their own.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn record_canary_use(&self, record: &UsageRecord) -> Result<(), Error> {
+        let value = record
+            .client_ip
+            .map_or_else(|| "an unknown address".to_owned(), usage::network_of);
+        let mut tx = self.db.begin_write().await?;
+        usage::raise_anomaly(
+            &mut tx,
+            self.db.backend(),
+            self.key.as_deref(),
+            record,
+            AnomalyKind::Canary,
+            &value,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Deletes usage records older than `retention` before `now`; returns how many. Records not

@@ -76,6 +76,11 @@ pub enum Action {
     /// first, so this is a leak (details: address, endpoint, user agent).
     #[serde(rename = "token.canary_used")]
     TokenCanaryUsed,
+    /// A token was used in a way its own history had never shown: a new network, a new
+    /// endpoint, a new client, or two networks within minutes (details: kind, severity, value,
+    /// and the call). Raised once per new value, after the token's learning period.
+    #[serde(rename = "token.anomaly")]
+    TokenAnomaly,
     /// A token expires soon (14, 7 or 1 days: `details.days`); written once per threshold.
     #[serde(rename = "token.expiring")]
     TokenExpiring,
@@ -150,6 +155,7 @@ named!(Action, "action", {
     TokenHandoverCompleted => "token.handover_completed",
     TokenHandoverTimedOut => "token.handover_timed_out",
     TokenCanaryUsed => "token.canary_used",
+    TokenAnomaly => "token.anomaly",
     TokenExpiring => "token.expiring",
     TokenRotationDue => "token.rotation_due",
     TokenRehashed => "token.rehashed",

@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 use token_core::TokenId;
 
-use crate::{Connection, Event, IpUse, RouteUse, StoredUsage, named};
+use crate::{Anomaly, Connection, Event, IpUse, RouteUse, StoredUsage, named};
 
 /// Opens an incident (`POST /v1/incidents`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -168,6 +168,8 @@ pub struct IncidentReport {
     pub unknown_addresses: Vec<IpUse>,
     /// Endpoints its tokens called first in the window.
     pub unknown_endpoints: Vec<RouteUse>,
+    /// Anomalies raised on its tokens in the window, newest first.
+    pub anomalies: Vec<Anomaly>,
     /// Changes made by its tokens in the window (audit events whose actor is one of them).
     pub changes: Vec<Event>,
     /// OAuth connections of the workspace made or used in the window.
@@ -256,6 +258,19 @@ impl IncidentReport {
         md.push_str("\n## What was unusual\n\n");
         if self.unknown_addresses.is_empty() && self.unknown_endpoints.is_empty() {
             md.push_str("No address or endpoint was used for the first time in the period.\n");
+        }
+        for a in &self.anomalies {
+            md.push_str(&format!(
+                "- Raised at {} ({} severity): the token `{}` was {}: `{}` (call `{} {}` from `{}`).\n",
+                t(a.at),
+                a.severity,
+                a.token_id,
+                a.kind.describe(),
+                a.value,
+                a.method,
+                a.route,
+                a.client_ip.as_deref().unwrap_or("an unknown address"),
+            ));
         }
         for ip in &self.unknown_addresses {
             md.push_str(&format!(

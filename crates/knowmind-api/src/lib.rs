@@ -44,14 +44,17 @@ pub use oauth::{
 pub use page::{Page, cursor_number};
 pub use problem::Problem;
 pub use queries::{
-    DueFilter, ExportEvents, ListEvents, ListTokens, PageQuery, RevokeToken, StateFilter,
-    VerifyEvents,
+    DueFilter, ExportEvents, ListAnomalies, ListEvents, ListTokens, PageQuery, RevokeToken,
+    StateFilter, VerifyEvents,
 };
 pub use tokens::{
     CreateToken, HandoverState, Issued, Origin, Principal, Relative, ReportedCredentials, Revoked,
     RotateToken, TokenDetail, TokenRecord, TokenState, UpdateToken,
 };
-pub use usage::{IpUse, RouteUse, StoredUsage, Usage, UsageOutcome, UsageRecordView, UsageSummary};
+pub use usage::{
+    Anomaly, AnomalyKind, IpUse, RouteUse, Severity, StoredUsage, Usage, UsageOutcome,
+    UsageRecordView, UsageSummary,
+};
 pub use webhooks::{Delivery, DeliveryAttempt, DeliveryState, NewWebhook, Webhook, WebhookCreated};
 pub use workspace::{
     Member, PolicyAction, PolicyCheck, PolicyFinding, PolicyPreset, ReuseDetection, Role,

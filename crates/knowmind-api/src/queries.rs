@@ -121,6 +121,29 @@ pub struct PageQuery {
     pub limit: Option<u32>,
 }
 
+/// `GET /v1/anomalies`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+pub struct ListAnomalies {
+    /// Anomalies of calls made at or after this RFC 3339 time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(format = DateTime))]
+    pub since: Option<String>,
+    /// The previous page's `next_cursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(pattern = r"^[0-9]{1,18}$"))]
+    pub cursor: Option<String>,
+    /// Page size, 1–1,000 (default 50); 0 counts as 1, larger sizes as 1,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(format = Int64, minimum = 0, maximum = 4_294_967_295_i64))]
+    pub limit: Option<u32>,
+}
+
 /// `GET /v1/audit/events`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

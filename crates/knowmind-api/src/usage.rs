@@ -132,8 +132,110 @@ pub struct Usage {
     /// Where and how it was used.
     #[serde(flatten)]
     pub summary: UsageSummary,
+    /// Its anomalies, newest first (at most 50; `GET /v1/tokens/{id}/anomalies` pages through
+    /// all of them).
+    pub anomalies: Vec<Anomaly>,
     /// Its calls, newest first.
     pub recent: Vec<StoredUsage>,
     /// Pass back as `cursor` for older calls; `null` when there are none.
     pub next_cursor: Option<String>,
+}
+
+/// What was unusual about a token's use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[non_exhaustive]
+pub enum AnomalyKind {
+    /// A call from a network (IPv4 /24, IPv6 /48) the token had never been used from.
+    NewNetwork,
+    /// A call to an endpoint the token had never called.
+    NewEndpoint,
+    /// A client (the `User-Agent`'s product name) the token had never been used with.
+    NewUserAgent,
+    /// The token was used from two networks within a few minutes: two holders, or one holder
+    /// and a thief (one token per device keeps this from happening in normal use).
+    ConcurrentNetworks,
+    /// A canary token was used: it was planted where a leak would be found first.
+    Canary,
+}
+
+named!(AnomalyKind, "kind", {
+    NewNetwork => "new_network",
+    NewEndpoint => "new_endpoint",
+    NewUserAgent => "new_user_agent",
+    ConcurrentNetworks => "concurrent_networks",
+    Canary => "canary",
+});
+
+impl AnomalyKind {
+    /// How urgently a person should look.
+    pub const fn severity(self) -> Severity {
+        match self {
+            AnomalyKind::NewUserAgent => Severity::Low,
+            AnomalyKind::NewNetwork | AnomalyKind::NewEndpoint => Severity::Medium,
+            AnomalyKind::ConcurrentNetworks | AnomalyKind::Canary => Severity::High,
+        }
+    }
+
+    /// What happened, for people, to follow "the token was".
+    pub const fn describe(self) -> &'static str {
+        match self {
+            AnomalyKind::NewNetwork => "used from a new network",
+            AnomalyKind::NewEndpoint => "used on an endpoint it had never called",
+            AnomalyKind::NewUserAgent => "used by a new kind of client",
+            AnomalyKind::ConcurrentNetworks => "used from two networks within minutes",
+            AnomalyKind::Canary => "used, and it is a canary (planted bait)",
+        }
+    }
+}
+
+/// How urgently a person should look at an anomaly.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Severity {
+    /// Worth knowing.
+    Low,
+    /// Worth checking.
+    Medium,
+    /// Act now.
+    High,
+}
+
+named!(Severity, "severity", {
+    Low => "low",
+    Medium => "medium",
+    High => "high",
+});
+
+/// Something unusual in a token's use, raised once per new value after the token's learning
+/// period (`token.anomaly` in the security log), or a canary's use.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Anomaly {
+    /// Its id (a number, as text), also the paging cursor.
+    pub id: String,
+    /// When the call was made.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The token.
+    pub token_id: TokenId,
+    /// What was unusual.
+    pub kind: AnomalyKind,
+    /// How urgently to look.
+    pub severity: Severity,
+    /// The new value: a network (`203.0.113.0/24`), an endpoint (`DELETE /v1/notes/{id}`), a
+    /// client name, or for two networks within minutes both of them (`a, b`).
+    pub value: String,
+    /// The call's address.
+    pub client_ip: Option<String>,
+    /// The call's method.
+    pub method: String,
+    /// The call's route template.
+    pub route: String,
+    /// The call's `User-Agent`.
+    pub user_agent: Option<String>,
 }

@@ -201,6 +201,20 @@ pub struct ServeArgs {
         value_name = "FILE"
     )]
     pub github_secret_scanning_keys: Option<std::path::PathBuf>,
+    /// A token learns its baseline (networks, endpoints, clients) until it has made this many
+    /// calls or the learning period has passed, whichever comes first; after that, each new
+    /// value raises a `token.anomaly` once.
+    #[arg(long, env = "KNOWMIND_ANOMALY_LEARNING_CALLS", default_value_t = 100)]
+    pub anomaly_learning_calls: u32,
+    /// Time from a token's first call after which its learning period is over.
+    #[arg(long, env = "KNOWMIND_ANOMALY_LEARNING_PERIOD", default_value = "7d", value_parser = duration)]
+    pub anomaly_learning_period: time::Duration,
+    /// One token used from two networks within this long raises a `token.anomaly`.
+    #[arg(long, env = "KNOWMIND_ANOMALY_WINDOW", default_value = "5m", value_parser = duration)]
+    pub anomaly_window: time::Duration,
+    /// Turn anomaly detection off (canary tokens still raise theirs).
+    #[arg(long, env = "KNOWMIND_NO_ANOMALY_DETECTION")]
+    pub no_anomaly_detection: bool,
     /// Threads for scrypt (default: the number of CPUs).
     #[arg(long, env = "KNOWMIND_HASH_THREADS")]
     pub hash_threads: Option<usize>,

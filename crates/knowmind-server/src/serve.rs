@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use audit::{AuditKey, Checkpoint, SignedCheckpoint};
+use audit::{AnomalyConfig, AuditKey, Checkpoint, SignedCheckpoint, UsageConfig};
 use token_store::{Store, StoreOptions};
 use tracing_subscriber::EnvFilter;
 
@@ -249,6 +249,15 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         failures_per_minute: args.auth_failures_per_minute,
         reported_failures_per_minute: args.introspect_failures_per_minute,
         webhook_allow_internal: args.webhook_allow_internal,
+        usage: UsageConfig {
+            anomalies: AnomalyConfig {
+                enabled: !args.no_anomaly_detection,
+                learning_calls: i64::from(args.anomaly_learning_calls),
+                learning_period: args.anomaly_learning_period,
+                concurrent_window: args.anomaly_window,
+            },
+            ..defaults.usage.clone()
+        },
         ..defaults
     };
     let (store, notes) = open(common, options, Key::Create).await?;

@@ -7,8 +7,7 @@
 
 use std::net::IpAddr;
 
-use audit::{Action, Context, NewEvent};
-use serde_json::json;
+use audit::{Context, UsageOutcome, UsageRecord};
 use token_core::{Scope, Token, TokenId};
 
 use crate::error::Error;
@@ -74,19 +73,19 @@ impl Store {
             }
             seen.insert(key, now);
         }
-        let event =
-            NewEvent::on_token(workspace, Action::TokenCanaryUsed, id).with_details(json!({
-                "client_ip": call.client_ip.map(|ip| ip.to_canonical().to_string()),
-                "method": call.method,
-                "route": call.route,
-                "user_agent": call.user_agent,
-            }));
-        let context = Context {
+        let record = UsageRecord {
+            at: self.now(),
+            token_id: id,
+            workspace_id: Some(workspace.to_owned()),
             client_ip: call.client_ip,
+            method: call.method.clone(),
+            route: call.route.clone(),
+            status: None,
             user_agent: call.user_agent.clone(),
-            ..Context::system()
+            outcome: UsageOutcome::Canary,
+            reported_by: call.reported_by,
         };
-        if let Err(e) = self.inner.audit.record(&context, &event, self.now()).await {
+        if let Err(e) = self.inner.audit.record_canary_use(&record).await {
             tracing::warn!(token_id = %id, error = %e, "a canary token's use could not be recorded");
         }
     }

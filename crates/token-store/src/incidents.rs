@@ -246,11 +246,23 @@ impl Store {
         let incident = self.incident(workspace_id, id).await?;
         let since = incident.since;
         let audit = &self.inner.audit;
-        let (mut calls, mut unknown_addresses, mut unknown_endpoints, mut changes) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut calls, mut unknown_addresses, mut unknown_endpoints, mut anomalies, mut changes) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for token in &incident.tokens {
             let used = audit.usage(token.token_id, None, 500).await?.items;
             calls.extend(used.into_iter().filter(|u| u.record.at >= since));
+            anomalies.extend(
+                audit
+                    .anomalies(
+                        Some(workspace_id),
+                        Some(token.token_id),
+                        Some(since),
+                        None,
+                        200,
+                    )
+                    .await?
+                    .items,
+            );
             let seen = audit.usage_summary(token.token_id).await?;
             unknown_addresses.extend(seen.ips.into_iter().filter(|ip| ip.first_seen >= since));
             unknown_endpoints.extend(seen.routes.into_iter().filter(|r| r.first_seen >= since));
@@ -263,6 +275,7 @@ impl Store {
             changes.extend(audit.events(&filter, None, 200).await?.items);
         }
         calls.sort_by_key(|c| std::cmp::Reverse(c.record.at));
+        anomalies.sort_by_key(|a| std::cmp::Reverse(a.at));
         let connections = self
             .list_connections(workspace_id, None, None, true)
             .await?
@@ -291,6 +304,7 @@ impl Store {
             calls,
             unknown_addresses,
             unknown_endpoints,
+            anomalies,
             changes,
             connections,
             entries,

@@ -151,8 +151,8 @@ impl Store {
         let minute = std::time::Duration::from_secs(60);
         Ok(Store {
             inner: Arc::new(Inner {
+                usage: UsageWriter::spawn(&audit, &options.usage),
                 audit,
-                usage: UsageWriter::spawn(db.clone(), &options.usage),
                 hasher: HashPool::new(options.hash_threads, options.hash_queue)?,
                 params: options.hash_params,
                 clock: ClockHandle(options.clock.clone()),

@@ -5,6 +5,7 @@
 //! in one transaction (group commit). Callers enqueue without waiting, or wait for the commit of
 //! their record; a full queue is refused at once ([`Error::Busy`]) instead of growing.
 
+mod anomalies;
 mod tables;
 mod writer;
 
@@ -15,6 +16,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use token_core::TokenId;
 
+pub use anomalies::network_of;
+pub(crate) use anomalies::{list as anomalies, raise as raise_anomaly};
 pub use knowmind_api::{IpUse, RouteUse, StoredUsage, UsageOutcome, UsageRecordView, UsageSummary};
 pub use tables::{LAST_USE_AT, LAST_USE_COLUMNS, last_use_join};
 pub(crate) use tables::{hourly, prune, records, summary};
@@ -65,6 +68,35 @@ pub struct UsageConfig {
     /// written, so an idle writer leaves a few records where they are). Readers see both tables;
     /// these bound how much of the unindexed one a usage query scans.
     pub index_interval: Duration,
+    /// How tokens learn their baselines and what counts as unusual.
+    pub anomalies: AnomalyConfig,
+}
+
+/// Anomaly detection (see `token.anomaly`): a token learns its baseline until it has made
+/// `learning_calls` calls or `learning_period` has passed since its first, whichever comes
+/// first; after that, each new network, endpoint or client is reported once, as is each pair of
+/// networks seen within `concurrent_window` of each other.
+#[derive(Debug, Clone)]
+pub struct AnomalyConfig {
+    /// Whether to detect at all.
+    pub enabled: bool,
+    /// Calls that end the learning period (100).
+    pub learning_calls: i64,
+    /// Time after the first call that ends the learning period (7 days).
+    pub learning_period: time::Duration,
+    /// Two networks within this long of each other are reported (5 minutes).
+    pub concurrent_window: time::Duration,
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        AnomalyConfig {
+            enabled: true,
+            learning_calls: 100,
+            learning_period: time::Duration::days(7),
+            concurrent_window: time::Duration::minutes(5),
+        }
+    }
 }
 
 impl Default for UsageConfig {
@@ -76,6 +108,7 @@ impl Default for UsageConfig {
             linger: Duration::from_millis(50),
             index_records: 65_536,
             index_interval: Duration::from_secs(60),
+            anomalies: AnomalyConfig::default(),
         }
     }
 }

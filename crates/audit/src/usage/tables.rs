@@ -8,10 +8,13 @@ use sqlx::Row;
 use time::OffsetDateTime;
 use token_core::TokenId;
 
-use super::writer::{LAST_USE_PRECISION, LastUses};
+use super::anomalies::detect;
+use super::writer::{LAST_USE_PRECISION, Memory};
 use super::{
-    IpUse, RouteUse, StoredUsage, UsageOutcome, UsageRecord, UsageRecordView, UsageSummary,
+    IpUse, RouteUse, StoredUsage, UsageConfig, UsageOutcome, UsageRecord, UsageRecordView,
+    UsageSummary,
 };
+use crate::Audit;
 use crate::error::Error;
 use crate::event::bounded;
 
@@ -119,10 +122,12 @@ fn fixed_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
 }
 
 pub(super) async fn write_batch(
-    db: &Db,
+    audit: &Audit,
+    config: &UsageConfig,
     records: &[UsageRecord],
-    stored: &mut LastUses,
+    memory: &mut Memory,
 ) -> Result<(), Error> {
+    let db = &audit.db;
     let mut tx = db.begin_write().await?;
     for chunk in fixed_chunks(records) {
         let mut sql = Sql::new(
@@ -155,6 +160,22 @@ pub(super) async fn write_batch(
         }
         sql.query().execute(&mut *tx).await?;
     }
+    // Before the last uses are updated: the two-networks check starts from them.
+    let lessons = if config.anomalies.enabled {
+        Some(
+            detect(
+                &mut tx,
+                db.backend(),
+                audit.key.as_deref(),
+                &config.anomalies,
+                &memory.baselines,
+                records,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     // The latest accepted use per token, one row each (PostgreSQL refuses to upsert a row twice
     // in one statement).
     let mut latest: HashMap<TokenId, &UsageRecord> = HashMap::new();
@@ -170,7 +191,8 @@ pub(super) async fn write_batch(
     let latest: Vec<_> = latest
         .into_values()
         .filter(|r| {
-            stored
+            memory
+                .last_uses
                 .get(&r.token_id)
                 .is_none_or(|(at, ip)| *ip != r.client_ip || r.at - *at >= LAST_USE_PRECISION)
         })
@@ -196,11 +218,14 @@ pub(super) async fn write_batch(
         sql.query().execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    if stored.len() > 1_000_000 {
-        stored.clear();
+    if memory.last_uses.len() > 1_000_000 {
+        memory.last_uses.clear();
     }
     for r in latest {
-        stored.insert(r.token_id, (r.at, r.client_ip));
+        memory.last_uses.insert(r.token_id, (r.at, r.client_ip));
+    }
+    if let Some(lessons) = lessons {
+        memory.baselines.remember(lessons);
     }
     Ok(())
 }

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use knowmind_db::Db;
 use time::OffsetDateTime;
 use token_core::TokenId;
 use tokio::sync::{mpsc, oneshot};
 
+use super::anomalies::Baselines;
 use super::tables::{move_to_index, write_batch};
 use super::{UsageConfig, UsageRecord};
+use crate::Audit;
 use crate::error::Error;
 
 enum Message {
@@ -81,10 +82,11 @@ impl Committed {
 }
 
 impl UsageWriter {
-    /// Starts the background task on the current tokio runtime.
-    pub fn spawn(db: Db, config: &UsageConfig) -> UsageWriter {
+    /// Starts the background task on the current tokio runtime, writing to `audit`'s database
+    /// (and its chain, for the anomalies it detects).
+    pub fn spawn(audit: &Audit, config: &UsageConfig) -> UsageWriter {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
-        tokio::spawn(run(db, rx, config.clone()));
+        tokio::spawn(run(audit.clone(), rx, config.clone()));
         UsageWriter {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
@@ -172,11 +174,23 @@ pub(super) type LastUses = HashMap<TokenId, (OffsetDateTime, Option<IpAddr>)>;
 /// address: "last used" to the minute, without an upsert for every call.
 pub(super) const LAST_USE_PRECISION: time::Duration = time::Duration::MINUTE;
 
-async fn run(db: Db, mut rx: mpsc::Receiver<Message>, config: UsageConfig) {
+/// What the writer keeps between batches.
+pub(super) struct Memory {
+    /// The last use stored for each token.
+    pub(super) last_uses: LastUses,
+    /// What it knows of the tokens' baselines.
+    pub(super) baselines: Baselines,
+}
+
+async fn run(audit: Audit, mut rx: mpsc::Receiver<Message>, config: UsageConfig) {
+    let db = &audit.db;
     let batch_max = config.batch.max(1);
     let linger = config.linger;
     let mut messages = Vec::with_capacity(batch_max);
-    let mut stored = LastUses::new();
+    let mut memory = Memory {
+        last_uses: LastUses::new(),
+        baselines: Baselines::default(),
+    };
     // Records this writer appended to `usage_recent` since it last moved them, and when the
     // first of them was written.
     let mut unindexed = 0usize;
@@ -205,7 +219,7 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Message>, config: UsageConfig) {
                 Message::Flush(done) => flushes.push(done),
             }
         }
-        let ok = write_with_retry(&db, &records, &mut stored).await;
+        let ok = write_with_retry(&audit, &config, &records, &mut memory).await;
         for waiter in waiters {
             let _ = waiter.send(ok);
         }
@@ -219,7 +233,7 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Message>, config: UsageConfig) {
             && (unindexed >= config.index_records
                 || unindexed_since.elapsed() >= config.index_interval)
         {
-            match move_to_index(&db).await {
+            match move_to_index(db).await {
                 Ok(moved) => {
                     tracing::debug!(moved, "usage records moved to the indexed table");
                     unindexed = 0;
@@ -238,13 +252,18 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Message>, config: UsageConfig) {
     }
 }
 
-async fn write_with_retry(db: &Db, records: &[UsageRecord], stored: &mut LastUses) -> bool {
+async fn write_with_retry(
+    audit: &Audit,
+    config: &UsageConfig,
+    records: &[UsageRecord],
+    memory: &mut Memory,
+) -> bool {
     if records.is_empty() {
         return true;
     }
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=4 {
-        match write_batch(db, records, stored).await {
+        match write_batch(audit, config, records, memory).await {
             Ok(()) => return true,
             Err(e) => {
                 tracing::warn!(error = %e, attempt, records = records.len(), "usage batch not written");

@@ -7,6 +7,7 @@
     unreachable_pub
 )]
 
+mod anomalies;
 mod chain;
 mod events;
 mod usage;

@@ -34,7 +34,7 @@ fn record(
 #[tokio::test]
 async fn committed_records_answer_which_calls_from_where() {
     for t in backends().await {
-        let writer = UsageWriter::spawn(t.db.clone(), &UsageConfig::default());
+        let writer = UsageWriter::spawn(&Audit::new(t.db.clone()), &UsageConfig::default());
         let tok = token_id(1);
         let records = [
             record(tok, 0, "192.0.2.1", "/v1/notes", UsageOutcome::Accepted),
@@ -137,7 +137,7 @@ async fn committed_records_answer_which_calls_from_where() {
 #[tokio::test]
 async fn flush_waits_for_everything_queued() {
     for t in backends().await {
-        let writer = UsageWriter::spawn(t.db.clone(), &UsageConfig::default());
+        let writer = UsageWriter::spawn(&Audit::new(t.db.clone()), &UsageConfig::default());
         for i in 0..5_000 {
             writer
                 .record(record(
@@ -166,7 +166,7 @@ async fn a_full_queue_says_busy_instead_of_growing() {
         queue: 8,
         ..UsageConfig::default()
     };
-    let writer = UsageWriter::spawn(t.db.clone(), &config);
+    let writer = UsageWriter::spawn(&Audit::new(t.db.clone()), &config);
     // On a single-threaded runtime the writer cannot run until we yield: the ninth record finds
     // the queue full.
     for i in 0..8 {
@@ -206,7 +206,7 @@ async fn pruning_keeps_the_retention_window() {
     for t in backends().await {
         // The first three records move to the indexed table; the last two stay where new records
         // land: pruning must reach both.
-        let writer = UsageWriter::spawn(t.db.clone(), &indexing_after(3));
+        let writer = UsageWriter::spawn(&Audit::new(t.db.clone()), &indexing_after(3));
         let tok = token_id(5);
         for batch in [&[0, 91, 30][..], &[200, 89]] {
             for &days in batch {
@@ -278,7 +278,7 @@ async fn records_read_the_same_before_and_after_they_move_to_the_index() {
         let audit = Audit::new(t.db.clone());
         let tok = token_id(7);
         // Nothing moves yet: every record waits in the unindexed table.
-        let writer = UsageWriter::spawn(t.db.clone(), &indexing_after(usize::MAX));
+        let writer = UsageWriter::spawn(&Audit::new(t.db.clone()), &indexing_after(usize::MAX));
         for i in 0..50 {
             let ip = format!("192.0.2.{}", i % 3);
             let route = if i % 2 == 0 {
@@ -303,7 +303,7 @@ async fn records_read_the_same_before_and_after_they_move_to_the_index() {
 
         // A second writer moves everything on its first batch; then more records arrive, so the
         // pages straddle both tables.
-        let mover = UsageWriter::spawn(t.db.clone(), &indexing_after(1));
+        let mover = UsageWriter::spawn(&Audit::new(t.db.clone()), &indexing_after(1));
         mover
             .record_committed(record(
                 token_id(9),
@@ -352,7 +352,7 @@ async fn instances_moving_records_concurrently_lose_and_repeat_nothing() {
         let mut tasks = Vec::new();
         for (n, db) in [t.db.clone(), second].into_iter().enumerate() {
             tasks.push(tokio::spawn(async move {
-                let writer = UsageWriter::spawn(db, &indexing_after(40));
+                let writer = UsageWriter::spawn(&Audit::new(db), &indexing_after(40));
                 for i in 0..400 {
                     let tok = token_id(20 + (i % 5) as u8);
                     let ip = format!("198.51.100.{n}");
@@ -394,7 +394,7 @@ async fn best_effort_records_leave_half_the_queue_to_reserved_ones() {
     let t = knowmind_db::testing::sqlite().await.unwrap();
     audit::migrate(&t.db).await.unwrap();
     let writer = UsageWriter::spawn(
-        t.db.clone(),
+        &Audit::new(t.db.clone()),
         &UsageConfig {
             queue: 8,
             ..UsageConfig::default()
@@ -437,7 +437,7 @@ async fn best_effort_records_leave_half_the_queue_to_reserved_ones() {
 #[tokio::test]
 async fn last_use_is_kept_to_the_minute_and_at_once_for_a_new_address() {
     for t in backends().await {
-        let writer = UsageWriter::spawn(t.db.clone(), &UsageConfig::default());
+        let writer = UsageWriter::spawn(&Audit::new(t.db.clone()), &UsageConfig::default());
         let tok = token_id(7);
         let last = || async {
             let row =
@@ -535,7 +535,7 @@ async fn upgrading_from_one_indexed_table_keeps_records_and_their_ids() {
             summary.ips[0].last_seen,
             time::OffsetDateTime::UNIX_EPOCH + Duration::minutes(2)
         );
-        let writer = UsageWriter::spawn(t.db.clone(), &UsageConfig::default());
+        let writer = UsageWriter::spawn(&Audit::new(t.db.clone()), &UsageConfig::default());
         writer
             .record(record(
                 tok,

@@ -5,8 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use knowmind_api::{
-    CreateToken, Issued, ListTokens, Page, PageQuery, Relative, TokenDetail, TokenRecord,
-    UpdateToken, Usage,
+    Anomaly, CreateToken, Issued, ListAnomalies, ListTokens, Page, PageQuery, Relative,
+    TokenDetail, TokenRecord, UpdateToken, Usage,
 };
 use knowmind_axum::{ApiError, ApiJson, ApiQuery, Authenticated};
 use time::OffsetDateTime;
@@ -219,12 +219,79 @@ pub(super) async fn usage(
     let page = audit
         .usage(id, query.cursor.as_deref(), query.limit.unwrap_or(50))
         .await?;
+    let anomalies = audit
+        .anomalies(Some(&who.workspace_id), Some(id), None, None, 50)
+        .await?;
     Ok(axum::Json(Usage {
         token_id: id,
         summary,
+        anomalies: anomalies.items,
         recent: page.items,
         next_cursor: page.next_cursor,
     }))
+}
+
+/// A token's anomalies
+///
+/// What was unusual in the token's use — a new network, endpoint or client after its learning
+/// period, two networks within minutes, a canary's use — newest first. For an admin token, or
+/// for the token itself.
+#[utoipa::path(get, path = "/v1/tokens/{id}/anomalies", operation_id = "getTokenAnomalies",
+    tag = "tokens", params(TokenPath, PageQuery),
+    responses((status = 200, description = "A page of the token's anomalies", body = Page<Anomaly>)))]
+pub(super) async fn anomalies(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    Path(path): Path<TokenPath>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<axum::Json<Page<Anomaly>>, ApiError> {
+    let id = path.id()?;
+    if id != who.token_id && !who.scopes.contains(Scope::Admin) {
+        return Err(ApiError::forbidden(Scope::Admin.into()));
+    }
+    let store = app.store();
+    store.get_token(&who.workspace_id, id).await?; // 404 for other workspaces' tokens
+    let page = store
+        .audit()
+        .anomalies(
+            Some(&who.workspace_id),
+            Some(id),
+            None,
+            query.cursor.as_deref(),
+            query.limit.unwrap_or(50),
+        )
+        .await?;
+    Ok(axum::Json(page))
+}
+
+/// The workspace's anomalies
+///
+/// What was unusual in the use of any of the workspace's tokens, newest first.
+#[utoipa::path(get, path = "/v1/anomalies", operation_id = "listAnomalies", tag = "tokens",
+    params(ListAnomalies),
+    responses((status = 200, description = "A page of anomalies", body = Page<Anomaly>)))]
+pub(super) async fn workspace_anomalies(
+    State(app): State<AppState>,
+    Authenticated(who): Authenticated,
+    ApiQuery(query): ApiQuery<ListAnomalies>,
+) -> Result<axum::Json<Page<Anomaly>>, ApiError> {
+    let since = query
+        .since
+        .as_deref()
+        .map(|t| parse_time("since", t))
+        .transpose()?;
+    let page = app
+        .store()
+        .audit()
+        .anomalies(
+            Some(&who.workspace_id),
+            None,
+            since,
+            query.cursor.as_deref(),
+            query.limit.unwrap_or(50),
+        )
+        .await?;
+    Ok(axum::Json(page))
 }
 
 /// `expiring_within`: a duration (`14d`); a well-formed one beyond 100 years takes in every

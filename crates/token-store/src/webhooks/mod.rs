@@ -31,8 +31,9 @@ use crate::store::{Store, new_id};
 use crate::validate;
 
 /// The events an endpoint gets when it names none: the token lifecycle people act on.
-pub const DEFAULT_EVENTS: [Action; 9] = [
+pub const DEFAULT_EVENTS: [Action; 10] = [
     Action::TokenCanaryUsed,
+    Action::TokenAnomaly,
     Action::IncidentOpened,
     Action::IncidentDeadlineNear,
     Action::TokenExpiring,

@@ -1,0 +1,533 @@
+//! Anomalies: each token learns a baseline from its own calls — the networks it is used from,
+//! the endpoints it calls, the clients that call them — and, once its learning period is over,
+//! a call that shows a value the baseline lacks raises a `token.anomaly`, as does the token being
+//! used from two networks within a few minutes.
+//!
+//! Detection runs in the usage writer, on each batch, inside the batch's transaction: off the
+//! request path, and with the records it judges. Only calls made by someone holding the secret
+//! count (accepted, refused for scope or address); refusals of a wrong secret say nothing about
+//! the token's holder.
+//!
+//! Each new value is inserted into `token_baseline` with `ON CONFLICT DO NOTHING … RETURNING`:
+//! only the writer whose insert lands reports it, so a value is reported once however many
+//! calls or instances see it. The writer remembers what it inserted or found, so a steady token
+//! costs the database nothing beyond its records.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv6Addr};
+
+use knowmind_api::{Action, Anomaly, AnomalyKind, Outcome, UsageOutcome};
+use knowmind_db::{Arg, Backend, Connection, Sql, from_micros, to_micros};
+use serde_json::json;
+use sqlx::Row;
+use time::OffsetDateTime;
+use token_core::TokenId;
+
+use super::{AnomalyConfig, UsageRecord};
+use crate::chain;
+use crate::error::Error;
+use crate::event::{Context, NewEvent, bounded};
+use crate::key::AuditKey;
+
+/// What a baseline holds, as stored in `token_baseline.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Trait {
+    Network,
+    Endpoint,
+    Agent,
+    /// Two networks seen within the concurrency window (stored so that each pair is reported
+    /// once).
+    Pair,
+}
+
+impl Trait {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trait::Network => "network",
+            Trait::Endpoint => "endpoint",
+            Trait::Agent => "agent",
+            Trait::Pair => "pair",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Trait> {
+        [Trait::Network, Trait::Endpoint, Trait::Agent, Trait::Pair]
+            .into_iter()
+            .find(|t| t.as_str() == text)
+    }
+
+    fn anomaly(self) -> AnomalyKind {
+        match self {
+            Trait::Network => AnomalyKind::NewNetwork,
+            Trait::Endpoint => AnomalyKind::NewEndpoint,
+            Trait::Agent => AnomalyKind::NewUserAgent,
+            Trait::Pair => AnomalyKind::ConcurrentNetworks,
+        }
+    }
+}
+
+type Known = (TokenId, Trait, String);
+
+/// What one writer remembers between batches, so that steady use costs no baseline queries.
+/// Both sets are forgotten when they grow past a bound; the database stays the truth.
+#[derive(Debug, Default)]
+pub(super) struct Baselines {
+    /// Tokens whose learning period is over.
+    learned: HashSet<TokenId>,
+    /// Values known to be in `token_baseline`.
+    known: HashSet<Known>,
+}
+
+const REMEMBERED: usize = 500_000;
+
+/// What a batch taught, to remember once its transaction has committed.
+#[derive(Debug, Default)]
+pub(super) struct Lessons {
+    learned: Vec<TokenId>,
+    known: Vec<Known>,
+}
+
+impl Baselines {
+    pub(super) fn remember(&mut self, lessons: Lessons) {
+        if self.learned.len() > REMEMBERED {
+            self.learned.clear();
+        }
+        if self.known.len() > REMEMBERED {
+            self.known.clear();
+        }
+        self.learned.extend(lessons.learned);
+        self.known.extend(lessons.known);
+    }
+}
+
+/// The network a call came from: IPv4 /24, IPv6 /48 (a site), IPv4-mapped addresses as IPv4.
+pub fn network_of(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{}/48", Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0))
+        }
+    }
+}
+
+/// The product name a `User-Agent` starts with, lower-cased (`curl/8.5.0` → `curl`): versions
+/// change with every update and are not worth an alarm.
+fn agent_of(user_agent: &str) -> Option<String> {
+    let name = user_agent
+        .trim()
+        .split(['/', ' ', '(', ';'])
+        .next()?
+        .to_lowercase();
+    bounded(Some(&name), 64).filter(|n| !n.is_empty())
+}
+
+fn endpoint_of(record: &UsageRecord) -> String {
+    format!("{} {}", record.method, record.route)
+}
+
+/// Whether the caller held the token's secret: only such calls are the holder's use.
+fn authenticated(outcome: UsageOutcome) -> bool {
+    matches!(
+        outcome,
+        UsageOutcome::Accepted | UsageOutcome::InsufficientScope | UsageOutcome::AddressNotAllowed
+    )
+}
+
+/// A value first seen in this batch, with the call that showed it and whether the token had
+/// learnt its baseline by then.
+struct Candidate<'a> {
+    token: TokenId,
+    what: Trait,
+    value: String,
+    record: &'a UsageRecord,
+    learnt: bool,
+}
+
+/// Judges a batch against the baselines, inside the batch's transaction: records what is new,
+/// raises what is unusual (rows in `token_anomalies` and events in the chain). Returns what to
+/// remember after the commit.
+pub(super) async fn detect(
+    conn: &mut Connection,
+    backend: Backend,
+    audit_key: Option<&AuditKey>,
+    config: &AnomalyConfig,
+    baselines: &Baselines,
+    records: &[UsageRecord],
+) -> Result<Lessons, Error> {
+    let mut lessons = Lessons::default();
+    let mut by_token: HashMap<TokenId, Vec<&UsageRecord>> = HashMap::new();
+    for r in records.iter().filter(|r| authenticated(r.outcome)) {
+        by_token.entry(r.token_id).or_default().push(r);
+    }
+    if by_token.is_empty() {
+        return Ok(lessons);
+    }
+    for calls in by_token.values_mut() {
+        calls.sort_by_key(|r| r.at);
+    }
+    let progress = learning(conn, backend, baselines, &by_token).await?;
+    let last_uses = last_uses(conn, backend, &by_token).await?;
+    let mut candidates: Vec<Candidate<'_>> = Vec::new();
+    let mut seen: HashSet<Known> = HashSet::new();
+    for (&token, calls) in &by_token {
+        // `None`: learnt before this batch.
+        let start = progress.get(&token).copied();
+        if let Some((first, before)) = start {
+            let calls_now = before + calls.len() as i64;
+            if calls_now >= config.learning_calls
+                || calls
+                    .last()
+                    .is_some_and(|r| r.at - first >= config.learning_period)
+            {
+                lessons.learned.push(token);
+            }
+        }
+        let mut previous = last_uses.get(&token).cloned();
+        for (i, &r) in calls.iter().enumerate() {
+            let learnt = match start {
+                None => true,
+                Some((first, before)) => {
+                    before + i as i64 >= config.learning_calls
+                        || r.at - first >= config.learning_period
+                }
+            };
+            let mut values = vec![(Trait::Endpoint, endpoint_of(r))];
+            if let Some(agent) = r.user_agent.as_deref().and_then(agent_of) {
+                values.push((Trait::Agent, agent));
+            }
+            if let Some(ip) = r.client_ip {
+                let network = network_of(ip);
+                if let Some((at, other)) = &previous
+                    && *other != network
+                    && r.at - *at <= config.concurrent_window
+                    && r.at >= *at
+                {
+                    let mut pair = [other.as_str(), network.as_str()];
+                    pair.sort_unstable();
+                    values.push((Trait::Pair, pair.join(", ")));
+                }
+                values.push((Trait::Network, network.clone()));
+                previous = Some((r.at, network));
+            }
+            for (what, value) in values {
+                let key = (token, what, value);
+                if baselines.known.contains(&key) || !seen.insert(key.clone()) {
+                    continue;
+                }
+                candidates.push(Candidate {
+                    token,
+                    what,
+                    value: key.2,
+                    record: r,
+                    learnt,
+                });
+            }
+        }
+    }
+    let inserted = insert_baseline(conn, backend, &candidates).await?;
+    for c in &candidates {
+        let key = (c.token, c.what, c.value.clone());
+        if c.learnt && inserted.contains(&key) {
+            raise(
+                conn,
+                backend,
+                audit_key,
+                c.record,
+                c.what.anomaly(),
+                &c.value,
+            )
+            .await?;
+        }
+        lessons.known.push(key);
+    }
+    Ok(lessons)
+}
+
+/// For tokens still learning (as far as this writer knows): counts this batch's calls into
+/// `token_learning` and returns each one's first call and the calls it had made before.
+async fn learning(
+    conn: &mut Connection,
+    backend: Backend,
+    baselines: &Baselines,
+    by_token: &HashMap<TokenId, Vec<&UsageRecord>>,
+) -> Result<HashMap<TokenId, (OffsetDateTime, i64)>, Error> {
+    let learning: Vec<_> = by_token
+        .iter()
+        .filter(|(token, _)| !baselines.learned.contains(*token))
+        .collect();
+    let mut progress = HashMap::new();
+    for chunk in learning.chunks(256) {
+        let mut sql = Sql::new(
+            backend,
+            "INSERT INTO token_learning (token_id, first_us, calls) VALUES ",
+        );
+        for (i, (token, calls)) in chunk.iter().enumerate() {
+            let first = calls.first().map_or(0, |r| to_micros(r.at));
+            sql.push(if i == 0 { "(" } else { ", (" })
+                .bind(Arg::Text(token.to_string()))
+                .push(", ")
+                .bind(Arg::Int(first))
+                .push(", ")
+                .bind(Arg::Int(calls.len() as i64))
+                .push(")");
+        }
+        sql.push(
+            " ON CONFLICT (token_id) DO UPDATE SET calls = token_learning.calls + excluded.calls, \
+             first_us = CASE WHEN excluded.first_us < token_learning.first_us \
+                 THEN excluded.first_us ELSE token_learning.first_us END \
+             RETURNING token_id, first_us, calls",
+        );
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            let token: TokenId = parse_token(&row.try_get::<String, _>("token_id")?)?;
+            let calls: i64 = row.try_get("calls")?;
+            let made_here = by_token.get(&token).map_or(0, Vec::len) as i64;
+            progress.insert(
+                token,
+                (from_micros(row.try_get("first_us")?)?, calls - made_here),
+            );
+        }
+    }
+    Ok(progress)
+}
+
+/// Each token's last accepted use before this batch (from any instance): where the
+/// two-networks check starts.
+async fn last_uses(
+    conn: &mut Connection,
+    backend: Backend,
+    by_token: &HashMap<TokenId, Vec<&UsageRecord>>,
+) -> Result<HashMap<TokenId, (OffsetDateTime, String)>, Error> {
+    let tokens: Vec<_> = by_token
+        .iter()
+        .filter(|(_, calls)| calls.iter().any(|r| r.client_ip.is_some()))
+        .map(|(token, _)| token)
+        .collect();
+    let mut last = HashMap::new();
+    for chunk in tokens.chunks(256) {
+        let mut sql = Sql::new(
+            backend,
+            "SELECT token_id, at_us, client_ip FROM token_last_use WHERE token_id IN (",
+        );
+        for (i, token) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(Arg::Text(token.to_string()));
+        }
+        sql.push(")");
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            let ip: Option<String> = row.try_get("client_ip")?;
+            let Some(ip) = ip.and_then(|ip| ip.parse::<IpAddr>().ok()) else {
+                continue;
+            };
+            last.insert(
+                parse_token(&row.try_get::<String, _>("token_id")?)?,
+                (from_micros(row.try_get("at_us")?)?, network_of(ip)),
+            );
+        }
+    }
+    Ok(last)
+}
+
+/// Inserts the candidates' values into `token_baseline`; returns those that were not there.
+async fn insert_baseline(
+    conn: &mut Connection,
+    backend: Backend,
+    candidates: &[Candidate<'_>],
+) -> Result<HashSet<Known>, Error> {
+    let mut inserted = HashSet::new();
+    for chunk in candidates.chunks(256) {
+        let mut sql = Sql::new(
+            backend,
+            "INSERT INTO token_baseline (token_id, kind, value, first_us) VALUES ",
+        );
+        for (i, c) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" })
+                .bind(Arg::Text(c.token.to_string()))
+                .push(", ")
+                .bind(Arg::Text(c.what.as_str().to_owned()))
+                .push(", ")
+                .bind(Arg::Text(c.value.clone()))
+                .push(", ")
+                .bind(Arg::Int(to_micros(c.record.at)))
+                .push(")");
+        }
+        sql.push(" ON CONFLICT (token_id, kind, value) DO NOTHING RETURNING token_id, kind, value");
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            let kind: String = row.try_get("kind")?;
+            inserted.insert((
+                parse_token(&row.try_get::<String, _>("token_id")?)?,
+                Trait::parse(&kind).ok_or(Error::Corrupt("baseline kind"))?,
+                row.try_get("value")?,
+            ));
+        }
+    }
+    Ok(inserted)
+}
+
+/// Records an anomaly shown by `record`: a row in `token_anomalies` and, in the same
+/// transaction, a `token.anomaly` event (`token.canary_used` for a canary).
+pub(crate) async fn raise(
+    conn: &mut Connection,
+    backend: Backend,
+    key: Option<&AuditKey>,
+    record: &UsageRecord,
+    kind: AnomalyKind,
+    value: &str,
+) -> Result<(), Error> {
+    let client_ip = record.client_ip.map(|ip| ip.to_canonical().to_string());
+    let method = bounded(Some(&record.method), 16).unwrap_or_default();
+    let route = bounded(Some(&record.route), 256).unwrap_or_default();
+    let user_agent = bounded(record.user_agent.as_deref(), 256);
+    let mut sql = Sql::new(
+        backend,
+        "INSERT INTO token_anomalies (at_us, workspace_id, token_id, kind, value, client_ip, \
+         method, route, user_agent) VALUES (",
+    );
+    sql.bind(Arg::Int(to_micros(record.at)))
+        .push(", ")
+        .bind(Arg::OptText(record.workspace_id.clone()))
+        .push(", ")
+        .bind(Arg::Text(record.token_id.to_string()))
+        .push(", ")
+        .bind(Arg::Text(kind.as_str().to_owned()))
+        .push(", ")
+        .bind(Arg::Text(value.to_owned()))
+        .push(", ")
+        .bind(Arg::OptText(client_ip.clone()))
+        .push(", ")
+        .bind(Arg::Text(method.clone()))
+        .push(", ")
+        .bind(Arg::Text(route.clone()))
+        .push(", ")
+        .bind(Arg::OptText(user_agent.clone()))
+        .push(")");
+    sql.query().execute(&mut *conn).await?;
+    let event = NewEvent {
+        workspace_id: record.workspace_id.clone(),
+        action: if kind == AnomalyKind::Canary {
+            Action::TokenCanaryUsed
+        } else {
+            Action::TokenAnomaly
+        },
+        target_kind: Some("token"),
+        target_id: Some(record.token_id.to_string()),
+        outcome: Outcome::Success,
+        details: json!({
+            "kind": kind,
+            "severity": kind.severity(),
+            "value": value,
+            "client_ip": client_ip,
+            "method": method,
+            "route": route,
+            "user_agent": user_agent,
+        }),
+    };
+    let context = Context {
+        client_ip: record.client_ip,
+        user_agent: record.user_agent.clone(),
+        ..Context::system()
+    };
+    chain::append(conn, key, &context, &event, record.at).await?;
+    Ok(())
+}
+
+/// Anomalies matching `workspace_id` and `token`, newest first, with ids below `before`.
+pub(crate) async fn list(
+    conn: &mut Connection,
+    backend: Backend,
+    workspace_id: Option<&str>,
+    token: Option<TokenId>,
+    since: Option<OffsetDateTime>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Anomaly>, Error> {
+    let mut sql = Sql::new(
+        backend,
+        "SELECT id, at_us, token_id, kind, value, client_ip, method, route, user_agent \
+         FROM token_anomalies WHERE 1 = 1",
+    );
+    if let Some(ws) = workspace_id {
+        sql.push(" AND workspace_id = ")
+            .bind(Arg::Text(ws.to_owned()));
+    }
+    if let Some(token) = token {
+        sql.push(" AND token_id = ")
+            .bind(Arg::Text(token.to_string()));
+    }
+    if let Some(since) = since {
+        sql.push(" AND at_us >= ").bind(Arg::Int(to_micros(since)));
+    }
+    if let Some(before) = before {
+        sql.push(" AND id < ").bind(Arg::Int(before));
+    }
+    sql.push(" ORDER BY id DESC LIMIT ").bind(Arg::Int(limit));
+    sql.query()
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| {
+            let kind: AnomalyKind = row
+                .try_get::<String, _>("kind")?
+                .parse()
+                .map_err(|_| Error::Corrupt("anomaly kind"))?;
+            Ok(Anomaly {
+                id: row.try_get::<i64, _>("id")?.to_string(),
+                at: from_micros(row.try_get("at_us")?)?,
+                token_id: parse_token(&row.try_get::<String, _>("token_id")?)?,
+                kind,
+                severity: kind.severity(),
+                value: row.try_get("value")?,
+                client_ip: row.try_get("client_ip")?,
+                method: row.try_get("method")?,
+                route: row.try_get("route")?,
+                user_agent: row.try_get("user_agent")?,
+            })
+        })
+        .collect()
+}
+
+fn parse_token(text: &str) -> Result<TokenId, Error> {
+    text.parse().map_err(|_| Error::Corrupt("token id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_are_sites_not_addresses() {
+        let net = |s: &str| network_of(s.parse().unwrap());
+        assert_eq!(net("203.0.113.7"), "203.0.113.0/24");
+        assert_eq!(net("203.0.113.200"), net("203.0.113.7"));
+        assert_ne!(net("203.0.114.7"), net("203.0.113.7"));
+        assert_eq!(net("::ffff:203.0.113.9"), "203.0.113.0/24");
+        assert_eq!(net("2001:db8:1:2::5"), "2001:db8:1::/48");
+        assert_eq!(net("2001:db8:1:ffff::5"), net("2001:db8:1:2::5"));
+        assert_ne!(net("2001:db8:2::5"), net("2001:db8:1::5"));
+    }
+
+    #[test]
+    fn clients_are_named_without_versions() {
+        assert_eq!(agent_of("curl/8.5.0").as_deref(), Some("curl"));
+        assert_eq!(
+            agent_of("python-requests/2.31").as_deref(),
+            Some("python-requests")
+        );
+        assert_eq!(
+            agent_of("Go-http-client/2.0").as_deref(),
+            Some("go-http-client")
+        );
+        assert_eq!(
+            agent_of("knowmind-cli 0.3 (linux)").as_deref(),
+            Some("knowmind-cli")
+        );
+        assert_eq!(agent_of("  "), None);
+        assert_eq!(agent_of("/1.0"), None);
+        assert!(agent_of(&"x".repeat(500)).is_some_and(|a| a.chars().count() <= 64));
+    }
+}
