@@ -141,6 +141,39 @@ pub struct IncidentEntry {
     pub note: Option<String>,
 }
 
+impl IncidentEntry {
+    /// The Art. 33 facts an entry can record: its field name and a label for people.
+    pub const FACTS: [(&'static str, &'static str); 7] = [
+        ("nature", "Nature of the breach"),
+        (
+            "data_subjects",
+            "Data subjects concerned (categories, approximate number)",
+        ),
+        (
+            "records",
+            "Personal data records concerned (categories, approximate number)",
+        ),
+        ("dpo_contact", "Data protection officer"),
+        ("consequences", "Likely consequences"),
+        ("measures", "Further measures taken or proposed"),
+        ("decision_reason", "Notification decision and its reason"),
+    ];
+
+    /// The value this entry records for the fact named `name` (one of [`IncidentEntry::FACTS`]).
+    pub fn fact(&self, name: &str) -> Option<&String> {
+        match name {
+            "nature" => self.nature.as_ref(),
+            "data_subjects" => self.data_subjects.as_ref(),
+            "records" => self.records.as_ref(),
+            "dpo_contact" => self.dpo_contact.as_ref(),
+            "consequences" => self.consequences.as_ref(),
+            "measures" => self.measures.as_ref(),
+            "decision_reason" => self.decision_reason.as_ref(),
+            _ => None,
+        }
+    }
+}
+
 /// A recorded amendment.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -180,7 +213,7 @@ pub struct IncidentReport {
 
 impl IncidentReport {
     /// The latest value recorded for a field, if any.
-    fn latest(&self, field: impl Fn(&IncidentEntry) -> Option<&String>) -> Option<&str> {
+    pub fn latest(&self, field: impl Fn(&IncidentEntry) -> Option<&String>) -> Option<&str> {
         self.entries
             .iter()
             .rev()
@@ -215,29 +248,11 @@ impl IncidentReport {
             }
         ));
         md.push_str("## Facts for Art. 33(3)\n\n");
-        for (label, value) in [
-            ("Nature of the breach", self.latest(|e| e.nature.as_ref())),
-            (
-                "Data subjects concerned (categories, approximate number)",
-                self.latest(|e| e.data_subjects.as_ref()),
-            ),
-            (
-                "Personal data records concerned (categories, approximate number)",
-                self.latest(|e| e.records.as_ref()),
-            ),
-            (
-                "Data protection officer",
-                self.latest(|e| e.dpo_contact.as_ref()),
-            ),
-            (
-                "Likely consequences",
-                self.latest(|e| e.consequences.as_ref()),
-            ),
-            (
-                "Notification decision and its reason",
-                self.latest(|e| e.decision_reason.as_ref()),
-            ),
-        ] {
+        for (name, label) in IncidentEntry::FACTS {
+            if name == "measures" {
+                continue; // in "Measures taken", after what knowmind did itself
+            }
+            let value = self.latest(|e| e.fact(name));
             md.push_str(&format!("- **{label}:** {}\n", value.unwrap_or(missing)));
         }
         md.push_str("\n## Measures taken\n\n");

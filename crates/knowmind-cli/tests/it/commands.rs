@@ -1464,6 +1464,28 @@ async fn a_canary_is_created_without_scopes_and_shown_as_one() {
     assert_eq!(json(&created)["canary"], true);
     let view = e.run(&["token", "view", &id], None, &[]).await;
     assert!(stdout(&view).contains("canary"), "{}", stdout(&view));
+    // Used by whoever found it: its security log starts with the anomaly.
+    let bait = json(&created)["token"].as_str().unwrap().to_owned();
+    let call = token_store::Call {
+        client_ip: Some("203.0.113.9".parse().unwrap()),
+        ..token_store::Call::default()
+    };
+    assert!(
+        e.store
+            .verify(&bait, token_core::Scope::Read.into(), &call)
+            .await
+            .is_err()
+    );
+    let usage = e.run(&["token", "usage", &id], None, &[]).await;
+    let out = stdout(&usage);
+    let first = out.lines().nth(1).unwrap_or_default();
+    assert!(
+        out.trim_start().starts_with("WHEN")
+            && first.contains("high")
+            && first.contains("canary")
+            && first.contains("203.0.113.0/24"),
+        "{out}"
+    );
 }
 
 #[tokio::test]

@@ -7,8 +7,9 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Redirect;
 use axum::response::{IntoResponse, Response};
-use knowmind_api::{Incident, IncidentReport, OpenIncident};
+use knowmind_api::{Incident, IncidentEntry, IncidentReport, IncidentStatus, OpenIncident};
 
 use crate::api::AppState;
 
@@ -95,6 +96,13 @@ struct IncidentPage {
     opened: String,
     /// A replacement's plaintext, on the page that opened the incident only.
     replacements: Vec<(String, String)>,
+    /// The record's fields as last recorded: (form name, label, value).
+    facts: Vec<(&'static str, &'static str, String)>,
+    statuses: &'static [IncidentStatus],
+    /// The amendments, oldest first: when, by whom, what.
+    entries: Vec<(String, String, String)>,
+    /// Why the last amendment was refused, shown above the form.
+    error: Option<String>,
 }
 
 /// `POST /dashboard/incidents`: revoke, open, and show the replacements once.
@@ -130,13 +138,51 @@ async fn incident_page(
     replacements: Vec<(String, String)>,
 ) -> Result<IncidentPage, PageError> {
     let report = app.store.incident_report(viewer.workspace(), id).await?;
+    let facts: Vec<_> = IncidentEntry::FACTS
+        .iter()
+        .map(|(name, label)| {
+            let value = report.latest(|e| e.fact(name)).unwrap_or_default();
+            (*name, *label, value.to_owned())
+        })
+        .collect();
+    let entries = report
+        .entries
+        .iter()
+        .map(|e| {
+            let mut what: Vec<String> = e
+                .entry
+                .status
+                .map(|s| format!("status → {s}"))
+                .into_iter()
+                .chain(e.entry.note.clone())
+                .collect();
+            let facts = IncidentEntry::FACTS
+                .iter()
+                .filter(|(name, _)| e.entry.fact(name).is_some())
+                .count();
+            if facts > 0 {
+                what.push(format!("{facts} fact(s) recorded"));
+            }
+            (when(e.at), e.by.clone(), what.join("; "))
+        })
+        .collect();
     Ok(IncidentPage {
         chrome: Chrome::of(viewer, "Incident", "incidents"),
         deadline: when(report.incident.deadline),
         opened: when(report.incident.opened_at),
         report,
         replacements,
+        facts,
+        statuses: &IncidentStatus::ALL[1..],
+        entries,
+        error: None,
     })
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct ShowQuery {
+    #[serde(default)]
+    done: String,
 }
 
 /// `GET /dashboard/incidents/{id}`.
@@ -144,9 +190,15 @@ pub(super) async fn show(
     State(app): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
+    Query(query): Query<ShowQuery>,
 ) -> Result<Response, PageError> {
     viewer.require_admin()?;
-    let page = incident_page(&app, &viewer, &id, Vec::new()).await?;
+    let mut page = incident_page(&app, &viewer, &id, Vec::new()).await?;
+    if query.done == "recorded" {
+        page.chrome = page
+            .chrome
+            .with_notice(Some("Recorded. Earlier entries stay in the record.".into()));
+    }
     Ok(html(StatusCode::OK, &page))
 }
 
@@ -168,4 +220,54 @@ pub(super) async fn markdown(
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
+}
+
+/// `POST /dashboard/incidents/{id}/record`: amends the record with the fields that changed
+/// (and the status, if one is chosen); earlier entries stay.
+pub(super) async fn amend(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(form): Form<std::collections::HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    viewer.require_admin()?;
+    let report = app.store.incident_report(viewer.workspace(), &id).await?;
+    let mut entry = serde_json::Map::new();
+    for (name, _) in IncidentEntry::FACTS {
+        let value = form.get(name).map(|v| v.trim()).unwrap_or_default();
+        if !value.is_empty() && Some(value) != report.latest(|e| e.fact(name)) {
+            entry.insert(name.to_owned(), value.into());
+        }
+    }
+    for name in ["status", "note"] {
+        if let Some(value) = form.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            entry.insert(name.to_owned(), value.into());
+        }
+    }
+    let outcome = if entry.is_empty() {
+        Err("Nothing changed: fill in or change a field first.".to_owned())
+    } else if let Ok(entry) = serde_json::from_value::<IncidentEntry>(entry.into()) {
+        match app
+            .store
+            .amend_incident(viewer.workspace(), &id, entry, &viewer.context)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e @ token_store::Error::Invalid { .. }) => Err(e.to_string()),
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        Err("Choose a status from the list.".to_owned())
+    };
+    match outcome {
+        Ok(()) => Ok(
+            Redirect::to(&format!("/dashboard/incidents/{id}?done=recorded#record"))
+                .into_response(),
+        ),
+        Err(message) => {
+            let mut page = incident_page(&app, &viewer, &id, Vec::new()).await?;
+            page.error = Some(message);
+            Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+    }
 }

@@ -72,6 +72,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/incidents/new", get(incidents::new))
         .route("/incidents/{id}", get(incidents::show))
         .route("/incidents/{id}/report.md", get(incidents::markdown))
+        .route("/incidents/{id}/record", post(incidents::amend))
         .route("/settings", get(settings::show))
         .route("/settings/policy", post(settings::save_policy))
         .route("/settings/policy/apply", post(settings::apply_policy))

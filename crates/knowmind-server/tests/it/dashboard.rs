@@ -1406,6 +1406,59 @@ async fn settings_set_the_policy_show_and_apply_it_and_manage_webhooks() {
 }
 
 #[tokio::test]
+async fn a_tokens_page_shows_what_was_unusual() {
+    let server = server().await;
+    let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+    let (record, _token) = server
+        .fixture
+        .issue("backup-2019", &[Scope::Read])
+        .await
+        .unwrap();
+    let page = owner.get(&format!("/dashboard/tokens/{}", record.id)).await;
+    assert!(page.text.contains("Nothing unusual"), "{}", page.text);
+    // A canary, planted and used.
+    let (canary, bait) = server
+        .store
+        .create_canary_token(
+            &server.ws,
+            token_store::NewToken {
+                owner_id: record.owner_id.clone(),
+                name: "old-backup".into(),
+                description: String::new(),
+                client: "backup".into(),
+                scopes: Scope::Read.into(),
+                expires_at: None,
+                allowed_networks: Default::default(),
+            },
+            &audit::Context::system(),
+        )
+        .await
+        .unwrap();
+    let call = Call {
+        client_ip: Some("203.0.113.9".parse().unwrap()),
+        ..Call::default()
+    };
+    assert!(
+        server
+            .store
+            .verify(bait.expose_secret(), Scope::Read.into(), &call)
+            .await
+            .is_err()
+    );
+    let page = owner.get(&format!("/dashboard/tokens/{}", canary.id)).await;
+    assert!(
+        page.text
+            .contains(r#"<span class="severity high">high</span>"#)
+            && page
+                .text
+                .contains("used, and it is a canary (planted bait)")
+            && page.text.contains("<code>203.0.113.0/24</code>"),
+        "{}",
+        page.text
+    );
+}
+
+#[tokio::test]
 async fn an_incident_is_opened_from_a_tokens_page_and_its_record_downloaded() {
     let server = server().await;
     let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
@@ -1485,4 +1538,77 @@ async fn an_incident_is_opened_from_a_tokens_page_and_its_record_downloaded() {
         .await;
     assert_eq!(md.status, StatusCode::OK);
     assert!(md.text.starts_with("# Security incident"), "{}", md.text);
+
+    // The record is amended from the page: only what changed becomes an entry.
+    let path = format!("/dashboard/incidents/{}/record", incident.id);
+    let csrf = hidden(&shown.text, "csrf");
+    let amended = owner
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("status", "assessed"),
+                ("nature", "a read token pasted in a public log"),
+                ("dpo_contact", ""),
+                ("note", "checked the calls"),
+            ],
+        )
+        .await;
+    assert_eq!(amended.status, StatusCode::SEE_OTHER, "{}", amended.text);
+    let shown = owner
+        .get(&format!(
+            "/dashboard/incidents/{}?done=recorded",
+            incident.id
+        ))
+        .await;
+    assert!(shown.text.contains("Recorded."), "{}", shown.text);
+    assert!(
+        shown
+            .text
+            .contains(">a read token pasted in a public log</textarea>")
+    );
+    assert!(
+        shown
+            .text
+            .contains("status → assessed; checked the calls; 1 fact(s) recorded")
+    );
+    let same = owner
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("status", ""),
+                ("nature", "a read token pasted in a public log"),
+            ],
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(same.text.contains("Nothing changed"), "{}", same.text);
+    let bogus = owner
+        .post(&path, &[("csrf", &csrf), ("status", "forgotten")])
+        .await;
+    assert_eq!(bogus.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bogus.text.contains("Choose a status"), "{}", bogus.text);
+    assert_eq!(
+        member
+            .post(&path, &[("csrf", &csrf), ("note", "x")])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let closed = owner
+        .post(&path, &[("csrf", &csrf), ("status", "closed")])
+        .await;
+    assert_eq!(closed.status, StatusCode::SEE_OTHER);
+    let report = server
+        .store
+        .incident_report(&server.ws, &incident.id)
+        .await
+        .unwrap();
+    assert_eq!(report.incident.status, knowmind_api::IncidentStatus::Closed);
+    assert_eq!(report.entries.len(), 2, "the refused ones recorded nothing");
+    let shown = owner
+        .get(&format!("/dashboard/incidents/{}", incident.id))
+        .await;
+    assert!(shown.text.contains("its record is final") && !shown.text.contains(&path));
 }

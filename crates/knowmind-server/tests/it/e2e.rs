@@ -14,16 +14,16 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[tokio::test]
-async fn bootstrap_issue_read_refuse_revoke_and_trace_usage_with_the_real_binary() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+/// Starts the real binary on SQLite in `data` with `args` after `serve --listen`, and waits
+/// until it has bootstrapped and listens.
+async fn start(data: &std::path::Path, args: &[&str]) -> (tokio::process::Child, SocketAddr) {
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let bin = env!("CARGO_BIN_EXE_knowmind-server");
-    let mut server = tokio::process::Command::new(bin)
+    let server = tokio::process::Command::new(bin)
         .args(["serve", "--listen", &addr.to_string()])
-        .env("KNOWMIND_DATA_DIR", &data)
+        .args(args)
+        .env("KNOWMIND_DATA_DIR", data)
         .env("KNOWMIND_LOG_FORMAT", "json")
         .env_remove("KNOWMIND_DATABASE_URL")
         .stdout(Stdio::null())
@@ -43,6 +43,15 @@ async fn bootstrap_issue_read_refuse_revoke_and_trace_usage_with_the_real_binary
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(up, "the server did not start");
+    (server, addr)
+}
+
+#[tokio::test]
+async fn bootstrap_issue_read_refuse_revoke_and_trace_usage_with_the_real_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut server, addr) = start(&data, &[]).await;
+    let bin = env!("CARGO_BIN_EXE_knowmind-server");
 
     // Bootstrap: the admin token is in a 0600 file, never in the log.
     let token_file = data.join("bootstrap-token");
@@ -380,4 +389,269 @@ fn invalid_configuration_fails_fast_naming_the_setting() {
         help.contains("KNOWMIND_DATABASE_URL") && !help.contains("hunter2"),
         "{help}"
     );
+}
+
+/// A token's anomalies, as its admin reads them.
+async fn anomalies(addr: SocketAddr, id: &str, admin: &str) -> Vec<Value> {
+    let (status, page, _) = http(
+        addr,
+        "GET",
+        &format!("/v1/tokens/{id}/anomalies"),
+        Some(admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().unwrap().clone()
+}
+
+/// The compromise scenario of docs/INCIDENT-RESPONSE.md, against the real binary behind a
+/// trusted proxy header (so that calls can come from several addresses): a token used from one
+/// address through its learning period, then from a new address on an endpoint it never used.
+#[tokio::test]
+async fn an_unusual_use_is_raised_once_and_the_incident_lists_exactly_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut server, addr) = start(
+        &data,
+        &[
+            "--trusted-proxy-header",
+            "x-forwarded-for",
+            "--anomaly-learning-calls",
+            "20",
+        ],
+    )
+    .await;
+    let admin = std::fs::read_to_string(data.join("bootstrap-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (status, created, _) = http(
+        addr,
+        "POST",
+        "/v1/tokens",
+        Some(&admin),
+        Some(&json!({"name": "deploy-2026-11", "scopes": ["read", "write"], "expires_in": "30d"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let from = |ip: &'static str| [("x-forwarded-for", ip)];
+
+    // Normal use, from the office, through the learning period.
+    for _ in 0..20 {
+        let (status, _, _) = http_with(
+            addr,
+            "GET",
+            "/v1/notes",
+            Some(&token),
+            None,
+            &from("192.0.2.10"),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        anomalies(addr, &id, &admin).await.is_empty(),
+        "learning raises nothing"
+    );
+    // The window starts after the last of those calls (their times are the server's).
+    let (_, usage, _) = http(
+        addr,
+        "GET",
+        &format!("/v1/tokens/{id}/usage?limit=1"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(usage["total"], 20, "{usage}");
+    let window_start = time::OffsetDateTime::parse(
+        usage["recent"][0]["at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+        + time::Duration::microseconds(1);
+
+    // Then someone else: a new address, writing, which the token never did.
+    for _ in 0..3 {
+        let (status, _, _) = http_with(
+            addr,
+            "POST",
+            "/v1/notes",
+            Some(&token),
+            Some(&json!({"title": "pwned"})),
+            &from("203.0.113.50"),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    for _ in 0..100 {
+        if anomalies(addr, &id, &admin).await.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The holder's calls and these overlap: two networks within minutes, raised too (high).
+    // Once more from there: still raised once per value.
+    http_with(
+        addr,
+        "GET",
+        "/v1/notes",
+        Some(&token),
+        None,
+        &from("203.0.113.51"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let raised = anomalies(addr, &id, &admin).await;
+    let mut kinds: Vec<(String, String)> = raised
+        .iter()
+        .map(|a| {
+            (
+                a["kind"].as_str().unwrap().into(),
+                a["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            (
+                "concurrent_networks".to_owned(),
+                "192.0.2.0/24, 203.0.113.0/24".to_owned()
+            ),
+            ("new_endpoint".to_owned(), "POST /v1/notes".to_owned()),
+            ("new_network".to_owned(), "203.0.113.0/24".to_owned()),
+        ],
+        "{raised:?}"
+    );
+    assert!(raised.iter().all(|a| a["client_ip"] == "203.0.113.50"));
+    // The workspace list and the token's security log show them too.
+    let (_, all, _) = http(addr, "GET", "/v1/anomalies", Some(&admin), None).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 3, "{all}");
+    let (_, usage, _) = http(
+        addr,
+        "GET",
+        &format!("/v1/tokens/{id}/usage"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(usage["anomalies"].as_array().unwrap().len(), 3, "{usage}");
+    // And the security log has the events (a default webhook event).
+    let (_, events, _) = http(
+        addr,
+        "GET",
+        "/v1/audit/events?action=token.anomaly",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(events["items"].as_array().unwrap().len(), 3, "{events}");
+
+    // One step: revoke, open the incident, replace.
+    let since = window_start
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (status, opened, _) = http(
+        addr,
+        "POST",
+        "/v1/incidents",
+        Some(&admin),
+        Some(&json!({"token_ids": [id], "since": since, "replace": true, "summary": "writes from an unknown address"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{opened}");
+    let incident = opened["id"].as_str().unwrap().to_owned();
+    let at = |field: &str| {
+        time::OffsetDateTime::parse(
+            opened[field].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    assert_eq!(at("deadline") - at("opened_at"), time::Duration::hours(72));
+    let (status, _, _) = http(addr, "GET", "/v1/notes", Some(&token), None).await;
+    assert_eq!(status, 401, "the leaked token is dead");
+    let replacement = opened["replacements"][0]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, _) = http(addr, "GET", "/v1/notes", Some(&replacement), None).await;
+    assert_eq!(status, 200, "the replacement reads");
+    let (status, _, _) = http(
+        addr,
+        "POST",
+        "/v1/notes",
+        Some(&replacement),
+        Some(&json!({"title": "back to work"})),
+    )
+    .await;
+    assert_eq!(status, 201, "and writes: the same scopes");
+
+    // The report: exactly the new address and endpoint, and the anomalies.
+    let (status, report, _) = http(
+        addr,
+        "GET",
+        &format!("/v1/incidents/{incident}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    let unknown: Vec<&str> = report["unknown_addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["ip"].as_str().unwrap())
+        .collect();
+    assert_eq!(unknown, ["203.0.113.51", "203.0.113.50"], "{report}");
+    let endpoints: Vec<String> = report["unknown_endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap(),
+                r["route"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(endpoints, ["POST /v1/notes"], "{report}");
+    assert_eq!(report["anomalies"].as_array().unwrap().len(), 3);
+    let (status, _, md) = http(
+        addr,
+        "GET",
+        &format!("/v1/incidents/{incident}?format=md"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    for expected in [
+        "# Security incident",
+        "used from a new network: `203.0.113.0/24`",
+        "used on an endpoint it had never called: `POST /v1/notes`",
+        "A new address, `203.0.113.50`",
+    ] {
+        assert!(md.contains(expected), "{expected} missing from\n{md}");
+    }
+
+    // No secret reached the log.
+    server.start_kill().unwrap();
+    let mut log = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .await
+        .unwrap();
+    for secret in [&token, &replacement, &admin] {
+        assert!(!log.contains(&secret[20..]), "a secret in the server log");
+    }
 }

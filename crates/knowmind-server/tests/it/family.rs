@@ -750,6 +750,26 @@ async fn a_canary_made_over_the_api_is_refused_like_nothing_and_reaches_the_webh
         claimed.iter().any(|d| d.event_type == "token.canary_used"),
         "{claimed:?}"
     );
+    // A high-severity anomaly of the token and of the workspace.
+    let id = created.json["id"].as_str().unwrap();
+    for path in [
+        format!("/v1/tokens/{id}/anomalies"),
+        "/v1/anomalies".to_owned(),
+    ] {
+        let listed = s.call(Method::GET, &path, Some(&s.admin), None).await;
+        assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+        assert_eq!(listed.json["items"][0]["kind"], "canary", "{}", listed.text);
+        assert_eq!(listed.json["items"][0]["severity"], "high");
+    }
+    let own = s
+        .call(
+            Method::GET,
+            &format!("/v1/tokens/{id}/usage"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(own.json["anomalies"][0]["kind"], "canary", "{}", own.text);
 }
 
 #[tokio::test]

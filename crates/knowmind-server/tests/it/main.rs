@@ -272,9 +272,24 @@ pub async fn http(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> (u16, Value, String) {
+    http_with(addr, method, path, token, body, &[]).await
+}
+
+/// [`http`] with more request headers.
+pub async fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value, String) {
     let mut raw = format!(
         "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\nuser-agent: e2e/1.0\r\n"
     );
+    for (name, value) in headers {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
     if let Some(token) = token {
         raw.push_str(&format!("authorization: Bearer {token}\r\n"));
     }

@@ -692,6 +692,34 @@ async fn a_canary_authorizes_nothing_looks_unknown_and_raises_an_alarm_once_per_
             ["203.0.113.1", "198.51.100.7"],
             "{name}: once per address"
         );
+        // Each is a high-severity anomaly of the token, too.
+        let anomalies = env
+            .store
+            .audit()
+            .anomalies(Some(&env.ws), Some(record.id), None, None, 10)
+            .await
+            .unwrap()
+            .items;
+        let values: Vec<(audit::AnomalyKind, audit::Severity, &str)> = anomalies
+            .iter()
+            .map(|a| (a.kind, a.severity, a.value.as_str()))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                (
+                    audit::AnomalyKind::Canary,
+                    audit::Severity::High,
+                    "203.0.113.0/24"
+                ),
+                (
+                    audit::AnomalyKind::Canary,
+                    audit::Severity::High,
+                    "198.51.100.0/24"
+                ),
+            ],
+            "{name}"
+        );
         // Never rotated, never in the policy's way.
         assert!(matches!(
             env.store

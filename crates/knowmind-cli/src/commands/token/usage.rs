@@ -62,6 +62,30 @@ pub(super) async fn usage(
         return Ok(());
     }
     let now = now();
+    // What was unusual first: it is what someone reading a security log is looking for.
+    let anomalies: Vec<Vec<String>> = usage
+        .anomalies
+        .iter()
+        .map(|a| {
+            vec![
+                relative(Some(a.at), now),
+                a.severity.to_string(),
+                a.kind.describe().to_owned(),
+                a.value.clone(),
+                a.client_ip.clone().unwrap_or_else(|| "?".into()),
+            ]
+        })
+        .collect();
+    if !anomalies.is_empty() {
+        outln!(
+            "{}\n",
+            table(
+                &["WHEN", "SEVERITY", "ANOMALY", "VALUE", "FROM"],
+                &anomalies,
+                output::width()
+            )
+        );
+    }
     let ips: Vec<Vec<String>> = usage
         .summary
         .ips

@@ -31,6 +31,15 @@ struct Call {
     user_agent: String,
 }
 
+struct Unusual {
+    at: String,
+    severity: &'static str,
+    what: &'static str,
+    value: String,
+    ip: String,
+    call: String,
+}
+
 struct Step {
     at: String,
     action: String,
@@ -55,6 +64,7 @@ struct TokenPage {
     ips: Vec<(String, i64, String, String)>,
     routes: Vec<(String, i64, String, String)>,
     chart: String,
+    anomalies: Vec<Unusual>,
     calls: Vec<Call>,
     next_calls: Option<String>,
     lifecycle: Vec<Step>,
@@ -86,6 +96,21 @@ pub(crate) async fn show(
         Err(audit::Error::Invalid { .. }) => return Err(PageError::not_found()),
         Err(e) => return Err(storage(e)),
     };
+    let anomalies = audit
+        .anomalies(Some(viewer.workspace()), Some(record.id), None, None, 50)
+        .await
+        .map_err(storage)?
+        .items
+        .into_iter()
+        .map(|a| Unusual {
+            at: when(a.at),
+            severity: a.severity.as_str(),
+            what: a.kind.describe(),
+            value: a.value,
+            ip: a.client_ip.unwrap_or_else(|| "unknown".into()),
+            call: format!("{} {}", a.method, a.route),
+        })
+        .collect();
     let hourly = audit
         .usage_per_hour(record.id, now - Duration::days(CHART_DAYS))
         .await
@@ -176,6 +201,7 @@ pub(crate) async fn show(
             .collect(),
         summary,
         chart: chart(&hourly, now),
+        anomalies,
         calls: calls
             .items
             .iter()
