@@ -18,9 +18,10 @@ use token_core::TokenId;
 
 const RECORDS: usize = 400_000;
 
-fn writer(db: &knowmind_db::Db, anomalies: bool) -> UsageWriter {
+fn writer(db: &knowmind_db::Db, anomalies: bool, learning_calls: i64) -> UsageWriter {
     let mut config = UsageConfig::default();
     config.anomalies.enabled = anomalies;
+    config.anomalies.learning_calls = learning_calls;
     UsageWriter::spawn(&audit::Audit::new(db.clone()), &config)
 }
 
@@ -34,7 +35,7 @@ fn detection(anomalies: bool) -> &'static str {
 
 async fn run(name: &str, db: knowmind_db::Db, anomalies: bool) {
     audit::migrate(&db).await.unwrap();
-    let writer = writer(&db, anomalies);
+    let writer = writer(&db, anomalies, 100);
     let tokens: Vec<TokenId> = (0..1_000)
         .map(|_| TokenId::generate(&mut token_core::rand::rngs::SysRng).unwrap())
         .collect();
@@ -87,9 +88,11 @@ const PACED_SECONDS: usize = 12;
 /// A steady 11,000 records/s over 10,000 tokens for 12 s, after a warm-up that stores three
 /// records per token: the process's CPU time per record, which is what recording adds to each
 /// request of the HTTP load test. 12 s at this rate is two moves to the indexed table.
-async fn paced(db: knowmind_db::Db, anomalies: bool) {
+/// `learning_calls`: 3 makes every token learnt by the end of the warm-up (the steady state of
+/// tokens in use for a while); 100 (the default) keeps every token learning throughout.
+async fn paced(db: knowmind_db::Db, anomalies: bool, learning_calls: i64) {
     audit::migrate(&db).await.unwrap();
-    let writer = writer(&db, anomalies);
+    let writer = writer(&db, anomalies, learning_calls);
     let tokens: Vec<TokenId> = (0..PACED_TOKENS)
         .map(|_| TokenId::generate(&mut token_core::rand::rngs::SysRng).unwrap())
         .collect();
@@ -129,8 +132,13 @@ async fn paced(db: knowmind_db::Db, anomalies: bool) {
     writer.flush().await.unwrap();
     let cpu = process_cpu::cpu_seconds() - cpu_before;
     println!(
-        "usage_writer/sqlite paced, {}: {total} records at {PACED_RATE}/s over {PACED_TOKENS} tokens in {:.2} s, {:.1} µs of process CPU per record ({busy} refused as busy)",
+        "usage_writer/sqlite paced, {}, tokens {}: {total} records at {PACED_RATE}/s over {PACED_TOKENS} tokens in {:.2} s, {:.1} µs of process CPU per record ({busy} refused as busy)",
         detection(anomalies),
+        if learning_calls <= 3 {
+            "learnt"
+        } else {
+            "learning"
+        },
         start.elapsed().as_secs_f64(),
         cpu * 1e6 / total as f64
     );
@@ -153,8 +161,8 @@ async fn main() {
             }
         }
     }
-    for anomalies in [true, false] {
+    for (anomalies, learning_calls) in [(true, 3), (false, 3), (true, 100)] {
         let sqlite = knowmind_db::testing::sqlite().await.unwrap();
-        paced(sqlite.db.clone(), anomalies).await;
+        paced(sqlite.db.clone(), anomalies, learning_calls).await;
     }
 }

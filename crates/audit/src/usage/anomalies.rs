@@ -76,6 +76,18 @@ pub(super) struct Baselines {
     learned: HashSet<TokenId>,
     /// Values known to be in `token_baseline`.
     known: HashSet<Known>,
+    /// Each token's last use known to this writer, for the two-networks check.
+    last: HashMap<TokenId, LastSeen>,
+}
+
+/// A token's last use as this writer knows it: from its own records, and from the database
+/// (where other instances' uses show) read at most once per concurrency window.
+#[derive(Debug, Clone)]
+struct LastSeen {
+    at: OffsetDateTime,
+    network: String,
+    /// The record time at which the database was last read for it.
+    read_at: OffsetDateTime,
 }
 
 const REMEMBERED: usize = 500_000;
@@ -85,6 +97,7 @@ const REMEMBERED: usize = 500_000;
 pub(super) struct Lessons {
     learned: Vec<TokenId>,
     known: Vec<Known>,
+    last: Vec<(TokenId, LastSeen)>,
 }
 
 impl Baselines {
@@ -95,8 +108,12 @@ impl Baselines {
         if self.known.len() > REMEMBERED {
             self.known.clear();
         }
+        if self.last.len() > REMEMBERED {
+            self.last.clear();
+        }
         self.learned.extend(lessons.learned);
         self.known.extend(lessons.known);
+        self.last.extend(lessons.last);
     }
 }
 
@@ -170,7 +187,33 @@ pub(super) async fn detect(
         calls.sort_by_key(|r| r.at);
     }
     let progress = learning(conn, backend, baselines, &by_token).await?;
-    let last_uses = last_uses(conn, backend, &by_token).await?;
+    // Only tokens that have learnt by the end of the batch can raise two networks at once.
+    let learnt_by_end = |token: &TokenId, calls: &Vec<&UsageRecord>| match progress.get(token) {
+        None => true,
+        Some((first, before)) => {
+            *before + calls.len() as i64 > config.learning_calls
+                || calls
+                    .last()
+                    .is_some_and(|r| r.at - *first >= config.learning_period)
+        }
+    };
+    // The database's last use (other instances' too) is read when this writer knows none, or
+    // read it longer ago than the window: a second holder on another instance is seen within a
+    // window, without a read per token per batch.
+    let stale = |token: &TokenId, calls: &Vec<&UsageRecord>| {
+        baselines.last.get(token).is_none_or(|last| {
+            calls
+                .first()
+                .is_some_and(|r| r.at - last.read_at > config.concurrent_window)
+        })
+    };
+    let to_read: HashSet<TokenId> = by_token
+        .iter()
+        .filter(|(token, calls)| learnt_by_end(token, calls) && stale(token, calls))
+        .filter(|(_, calls)| calls.iter().any(|r| r.client_ip.is_some()))
+        .map(|(token, _)| *token)
+        .collect();
+    let read = last_uses(conn, backend, &to_read).await?;
     let mut candidates: Vec<Candidate<'_>> = Vec::new();
     let mut seen: HashSet<Known> = HashSet::new();
     for (&token, calls) in &by_token {
@@ -186,7 +229,17 @@ pub(super) async fn detect(
                 lessons.learned.push(token);
             }
         }
-        let mut previous = last_uses.get(&token).cloned();
+        let known = baselines.last.get(&token);
+        let read_at = if to_read.contains(&token) {
+            calls.first().map(|r| r.at)
+        } else {
+            known.map(|k| k.read_at)
+        };
+        let mut previous = match (read.get(&token), known) {
+            (Some(stored), _) => Some(stored.clone()),
+            (None, Some(known)) => Some((known.at, known.network.clone())),
+            (None, None) => None,
+        };
         for (i, &r) in calls.iter().enumerate() {
             let learnt = match start {
                 None => true,
@@ -226,6 +279,16 @@ pub(super) async fn detect(
                     learnt,
                 });
             }
+        }
+        if let (Some((at, network)), Some(read_at)) = (previous, read_at) {
+            lessons.last.push((
+                token,
+                LastSeen {
+                    at,
+                    network,
+                    read_at,
+                },
+            ));
         }
     }
     let inserted = insert_baseline(conn, backend, &candidates).await?;
@@ -299,13 +362,9 @@ async fn learning(
 async fn last_uses(
     conn: &mut Connection,
     backend: Backend,
-    by_token: &HashMap<TokenId, Vec<&UsageRecord>>,
+    tokens: &HashSet<TokenId>,
 ) -> Result<HashMap<TokenId, (OffsetDateTime, String)>, Error> {
-    let tokens: Vec<_> = by_token
-        .iter()
-        .filter(|(_, calls)| calls.iter().any(|r| r.client_ip.is_some()))
-        .map(|(token, _)| token)
-        .collect();
+    let tokens: Vec<&TokenId> = tokens.iter().collect();
     let mut last = HashMap::new();
     for chunk in tokens.chunks(256) {
         let mut sql = Sql::new(

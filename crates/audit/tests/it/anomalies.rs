@@ -272,3 +272,46 @@ async fn a_canary_use_is_a_high_severity_anomaly() {
         assert_eq!(all[0].client_ip.as_deref(), Some("203.0.113.5"));
     }
 }
+
+#[tokio::test]
+async fn two_holders_behind_two_instances_are_seen() {
+    for t in backends().await {
+        let tok = token_id(5);
+        let a = UsageWriter::spawn(&Audit::new(t.db.clone()), &learning_after(1));
+        let b = UsageWriter::spawn(&Audit::new(second_pool(&t).await), &learning_after(1));
+        // Learnt on both networks, hours apart.
+        a.record(call(tok, 0, "192.0.2.1", "GET", "/v1/notes"))
+            .unwrap();
+        a.flush().await.unwrap();
+        a.record(call(tok, 1, "192.0.2.1", "GET", "/v1/notes"))
+            .unwrap();
+        a.flush().await.unwrap();
+        b.record(call(tok, 300, "198.51.100.1", "GET", "/v1/notes"))
+            .unwrap();
+        b.flush().await.unwrap();
+        // Then the holder keeps using instance A while someone else uses instance B.
+        for i in 0..4 {
+            a.record(call(tok, 400 + 2 * i, "192.0.2.1", "GET", "/v1/notes"))
+                .unwrap();
+            a.flush().await.unwrap();
+            b.record(call(tok, 401 + 2 * i, "198.51.100.1", "GET", "/v1/notes"))
+                .unwrap();
+            b.flush().await.unwrap();
+        }
+        let audit = Audit::new(t.db.clone());
+        let pairs: Vec<_> = raised(&audit, tok)
+            .await
+            .into_iter()
+            .filter(|(kind, _)| *kind == AnomalyKind::ConcurrentNetworks)
+            .collect();
+        assert_eq!(
+            pairs,
+            [(
+                AnomalyKind::ConcurrentNetworks,
+                "192.0.2.0/24, 198.51.100.0/24".to_owned()
+            )],
+            "{}",
+            t.name
+        );
+    }
+}
