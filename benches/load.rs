@@ -33,6 +33,9 @@ use token_store::{NewMember, NewToken, Role, Store, StoreOptions};
 #[path = "process_cpu.rs"]
 mod process_cpu;
 use process_cpu::cpu_seconds;
+#[path = "wrk.rs"]
+mod wrk;
+use wrk::{WRK_CPU, median};
 
 const TOKENS: usize = 10_000;
 /// Rounds per variant; `KNOWMIND_LOAD_ROUNDS` overrides it (for a quick profile).
@@ -140,21 +143,6 @@ struct Run {
     cpu_us_per_request: f64,
 }
 
-fn micros(text: &str) -> f64 {
-    let (number, unit) = text.trim().split_at(
-        text.trim()
-            .find(|c: char| c.is_ascii_alphabetic())
-            .unwrap_or(text.len()),
-    );
-    let n: f64 = number.parse().unwrap_or(f64::NAN);
-    match unit {
-        "us" => n,
-        "ms" => n * 1_000.0,
-        "s" => n * 1_000_000.0,
-        _ => f64::NAN,
-    }
-}
-
 async fn wrk(
     addr: SocketAddr,
     path: &str,
@@ -162,62 +150,35 @@ async fn wrk(
     seconds: u32,
     settle: impl std::future::Future<Output = ()>,
 ) -> Run {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tokens.lua");
+    let script = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tokens.lua"));
     let cpu_before = cpu_seconds();
-    let output = tokio::task::spawn_blocking({
+    let report = tokio::task::spawn_blocking({
         let token_file = token_file.to_owned();
         let path = path.to_owned();
+        // On its own CPU (see `pin_server`), so that the client never takes the server's.
         move || {
-            // On its own CPU (see `pin_server`), so that the client never takes the server's.
-            Command::new("taskset")
-                .args([
-                    "-c",
-                    WRK_CPU,
-                    "wrk",
-                    "-t1",
-                    "-c16",
-                    &format!("-d{seconds}s"),
-                    "--latency",
-                    "-s",
-                    script,
-                    &format!("http://{addr}{path}"),
-                ])
-                .env("KNOWMIND_TOKENS", token_file)
-                .env("KNOWMIND_PATH", path)
-                .output()
-                .unwrap()
+            wrk::wrk(
+                &format!("http://{addr}{path}"),
+                script,
+                &[
+                    ("KNOWMIND_TOKENS", &token_file.to_string_lossy()),
+                    ("KNOWMIND_PATH", &path),
+                ],
+                seconds,
+            )
         }
     })
     .await
     .unwrap();
     settle.await; // e.g. the usage writer committing what this run queued
     let cpu = cpu_seconds() - cpu_before;
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let field = |prefix: &str| {
-        text.lines()
-            .find(|l| l.trim_start().starts_with(prefix))
-            .map(|l| l.trim_start()[prefix.len()..].trim().to_owned())
-    };
-    let requests: f64 = text
-        .lines()
-        .find(|l| l.contains("requests in"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(f64::NAN);
-    let non2xx = field("Non-2xx or 3xx responses:").unwrap_or_default();
-    assert!(non2xx.is_empty(), "non-2xx responses: {non2xx}\n{text}");
     Run {
-        rps: field("Requests/sec:")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(f64::NAN),
-        p50_us: field("50%").map_or(f64::NAN, |v| micros(&v)),
-        p99_us: field("99%").map_or(f64::NAN, |v| micros(&v)),
-        cpu_us_per_request: cpu * 1_000_000.0 / requests,
+        rps: report.rps,
+        p50_us: report.p50_us,
+        p99_us: report.p99_us,
+        cpu_us_per_request: cpu * 1_000_000.0 / report.requests,
     }
 }
-
-/// The CPU wrk runs on; the server (this process) runs on the others.
-const WRK_CPU: &str = "1";
 
 /// Pins every thread of this process away from [`WRK_CPU`]: with both on the same CPUs, how much
 /// CPU the server got depended on the scheduler from one run to the next, and the variants'
@@ -240,11 +201,6 @@ fn pin_server() -> String {
         .status;
     assert!(status.success(), "taskset could not pin the server");
     list
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// Interleaved rounds of `path` served the `ways` (no auth first), then medians and the ratios to

@@ -215,6 +215,11 @@ pub struct ServeArgs {
     /// Turn anomaly detection off (canary tokens still raise theirs).
     #[arg(long, env = "KNOWMIND_NO_ANOMALY_DETECTION")]
     pub no_anomaly_detection: bool,
+    /// Which requests get an access-log line (at `info`): `all`, `errors` (status 400 and
+    /// above), `1/N` (one request in N, and every error) or `off`. Lines are written by a
+    /// background thread; metrics count every request either way.
+    #[arg(long, env = "KNOWMIND_ACCESS_LOG", default_value = "all", value_parser = access_log)]
+    pub access_log: String,
     /// Threads for scrypt (default: the number of CPUs).
     #[arg(long, env = "KNOWMIND_HASH_THREADS")]
     pub hash_threads: Option<usize>,
@@ -263,6 +268,11 @@ pub struct VerifyArgs {
 
 fn duration(text: &str) -> Result<time::Duration, String> {
     token_core::parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn access_log(text: &str) -> Result<String, String> {
+    text.parse::<crate::observe::AccessLog>()?;
+    Ok(text.to_owned())
 }
 
 fn header_name(text: &str) -> Result<HeaderName, String> {

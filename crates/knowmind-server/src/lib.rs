@@ -13,7 +13,7 @@ mod connections;
 pub mod metrics;
 pub mod notes;
 mod oauth;
-mod observe;
+pub mod observe;
 mod secret_file;
 pub mod secret_scanning;
 pub mod serve;

@@ -8,10 +8,14 @@ use knowmind_server::cli::Cli;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = knowmind_server::serve::init_tracing(&cli.common) {
-        eprintln!("knowmind-server: {e:#}");
-        return std::process::ExitCode::from(2);
-    }
+    // Held to the end: dropping it writes the log lines still queued.
+    let _log = match knowmind_server::serve::init_tracing(&cli.common) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("knowmind-server: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     match knowmind_server::serve::run(cli).await {
         Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {

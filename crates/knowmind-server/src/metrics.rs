@@ -37,6 +37,8 @@ pub struct Metrics {
     rotation_due: Gauge,
     expiring_soon: Gauge,
     incidents_overdue: Gauge,
+    /// Which requests also get an access-log line.
+    pub(crate) access_log: crate::observe::AccessLog,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -98,11 +100,17 @@ impl Default for Metrics {
             rotation_due,
             expiring_soon,
             incidents_overdue,
+            access_log: crate::observe::AccessLog::default(),
         }
     }
 }
 
 impl Metrics {
+    /// The same metrics, with `access_log` choosing the requests that get a log line.
+    pub fn with_access_log(self, access_log: crate::observe::AccessLog) -> Self {
+        Metrics { access_log, ..self }
+    }
+
     /// Counts one request. Methods other than the standard ones are counted as `OTHER`, so
     /// unauthenticated clients inventing methods cannot grow the series without bound (routes
     /// are templates or `unmatched`, statuses a small set).

@@ -19,21 +19,29 @@ use crate::metrics::Metrics;
 use crate::notes::Notes;
 use knowmind_axum::Guard;
 
-/// Sets up logging to stderr.
+/// Sets up logging to stderr, written by a worker thread so that no request waits for it (lines
+/// are dropped, not waited for, if the worker falls 128,000 lines behind). Keep the guard until
+/// the process ends: dropping it writes what is still queued.
 ///
 /// # Errors
 /// An invalid filter.
-pub fn init_tracing(common: &Common) -> anyhow::Result<()> {
+pub fn init_tracing(
+    common: &Common,
+) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
+    use std::io::IsTerminal as _;
     let filter = EnvFilter::try_new(&common.log)
         .with_context(|| format!("invalid log filter {:?} (--log / KNOWMIND_LOG)", common.log))?;
+    let ansi = std::io::stderr().is_terminal();
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(writer);
     match common.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
-    Ok(())
+    Ok(guard)
 }
 
 /// Runs a parsed command line.
@@ -284,7 +292,13 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         &public_url,
     )
     .await?;
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(
+        Metrics::default().with_access_log(
+            args.access_log
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--access-log / KNOWMIND_ACCESS_LOG: {e}"))?,
+        ),
+    );
     let guard = Guard::with_options(
         store.clone(),
         args.trusted_proxy_header.clone(),
@@ -334,7 +348,7 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
             guard,
             notes,
             metrics: metrics.clone(),
-            public_url: args.public_url.clone(),
+            public_url: args.public_url.as_deref().map(Into::into),
             github_keys,
         },
         timeout,

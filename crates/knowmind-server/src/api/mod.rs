@@ -58,7 +58,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The dashboard's address as people reach it, for the links it shows (enrolment links);
     /// without it, the address the browser used (`https` unless it is localhost).
-    pub public_url: Option<String>,
+    /// (`Arc`: the state is cloned for every request.)
+    pub public_url: Option<Arc<str>>,
     /// The keys GitHub's secret-scanning alerts are signed with; none: the route is off.
     pub github_keys: Option<Arc<crate::secret_scanning::GithubKeys>>,
 }
@@ -308,7 +309,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             crate::observe::observe,
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+        .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -348,13 +349,32 @@ async fn resource_metadata_hint(
     response
 }
 
-#[derive(Clone, Copy, Debug)]
-struct RandomRequestId;
+/// Request ids: a random prefix per process and a counter (`req_` + 16 base62 characters +
+/// the counter in hex). They only need to be unique, not unguessable (they are echoed to the
+/// client and logged); one random id per request cost a `getrandom` system call each.
+#[derive(Clone, Debug)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
 
-impl MakeRequestId for RandomRequestId {
+impl RequestIds {
+    fn new() -> Self {
+        let prefix = token_core::random_id(&mut token_core::rand::rngs::SysRng, "req_")
+            .unwrap_or_else(|_| "req_".to_owned());
+        RequestIds {
+            prefix: prefix.into(),
+            next: Arc::default(),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
     fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        let id = token_core::random_id(&mut token_core::rand::rngs::SysRng, "req_").ok()?;
-        HeaderValue::from_str(&id).ok().map(RequestId::new)
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}{n:x}", self.prefix))
+            .ok()
+            .map(RequestId::new)
     }
 }
 
