@@ -281,9 +281,9 @@ impl IncidentReport {
                 a.severity,
                 a.token_id,
                 a.kind.describe(),
-                a.value,
-                a.method,
-                a.route,
+                code(&a.value),
+                code(&a.method),
+                code(&a.route),
                 a.client_ip.as_deref().unwrap_or("an unknown address"),
             ));
         }
@@ -299,8 +299,8 @@ impl IncidentReport {
         for route in &self.unknown_endpoints {
             md.push_str(&format!(
                 "- A new endpoint, `{} {}`: {} call(s) between {} and {}.\n",
-                route.method,
-                route.route,
+                code(&route.method),
+                code(&route.route),
                 route.count,
                 t(route.first_seen),
                 t(route.last_seen)
@@ -316,8 +316,8 @@ impl IncidentReport {
                 "| {} | {} | {} {} | {} | {} |\n",
                 t(r.at),
                 r.client_ip.as_deref().unwrap_or(""),
-                r.method,
-                r.route,
+                code(&r.method).replace('|', "\\|"),
+                code(&r.route).replace('|', "\\|"),
                 r.status.map(|s| s.to_string()).unwrap_or_default(),
                 r.outcome
             ));
@@ -360,4 +360,10 @@ impl IncidentReport {
         }
         md
     }
+}
+
+/// Text a client chose, made safe inside a Markdown code span: a backtick would end the span and
+/// let the rest read as Markdown (a heading, a link) in the record.
+fn code(text: &str) -> String {
+    text.replace('`', "'")
 }

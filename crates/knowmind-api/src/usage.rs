@@ -133,7 +133,7 @@ pub struct Usage {
     #[serde(flatten)]
     pub summary: UsageSummary,
     /// Its anomalies, newest first (at most 50; `GET /v1/tokens/{id}/anomalies` pages through
-    /// all of them).
+    /// all of them); empty unless the caller is an admin.
     pub anomalies: Vec<Anomaly>,
     /// Its calls, newest first.
     pub recent: Vec<StoredUsage>,

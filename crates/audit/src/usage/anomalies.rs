@@ -142,17 +142,27 @@ fn agent_of(user_agent: &str) -> Option<String> {
     bounded(Some(&name), 64).filter(|n| !n.is_empty())
 }
 
+/// Method and route, cleaned like every client text: a resource server reports them through
+/// introspection, so they are not always knowmind's own route templates.
 fn endpoint_of(record: &UsageRecord) -> String {
-    format!("{} {}", record.method, record.route)
-}
-
-/// Whether the caller held the token's secret: only such calls are the holder's use.
-fn authenticated(outcome: UsageOutcome) -> bool {
-    matches!(
-        outcome,
-        UsageOutcome::Accepted | UsageOutcome::InsufficientScope | UsageOutcome::AddressNotAllowed
+    format!(
+        "{} {}",
+        bounded(Some(&record.method), 16).unwrap_or_default(),
+        bounded(Some(&record.route), 256).unwrap_or_default()
     )
 }
+
+/// Only accepted calls teach and are judged: refusals (a wrong secret, a missing scope, an
+/// address outside the allow-list) are in the security log already, and counting them would let
+/// anyone who knows a token id, or a holder probing routes it may not call, fill the baseline.
+fn judged(outcome: UsageOutcome) -> bool {
+    outcome == UsageOutcome::Accepted
+}
+
+/// The most anomalies one token raises in an hour: beyond it, new values are learnt without an
+/// alarm, so that a holder inventing user agents or routes cannot flood the audit log, the
+/// webhooks and the lists (the ten raised are enough to act on).
+const MAX_RAISED_PER_HOUR: i64 = 10;
 
 /// A value first seen in this batch, with the call that showed it and whether the token had
 /// learnt its baseline by then.
@@ -177,7 +187,7 @@ pub(super) async fn detect(
 ) -> Result<Lessons, Error> {
     let mut lessons = Lessons::default();
     let mut by_token: HashMap<TokenId, Vec<&UsageRecord>> = HashMap::new();
-    for r in records.iter().filter(|r| authenticated(r.outcome)) {
+    for r in records.iter().filter(|r| judged(r.outcome)) {
         by_token.entry(r.token_id).or_default().push(r);
     }
     if by_token.is_empty() {
@@ -291,19 +301,30 @@ pub(super) async fn detect(
             ));
         }
     }
+    candidates.sort_unstable_by(|a, b| {
+        (a.token, a.what.as_str(), &a.value).cmp(&(b.token, b.what.as_str(), &b.value))
+    });
     let inserted = insert_baseline(conn, backend, &candidates).await?;
+    let mut budget: HashMap<TokenId, i64> = HashMap::new();
     for c in &candidates {
         let key = (c.token, c.what, c.value.clone());
         if c.learnt && inserted.contains(&key) {
-            raise(
-                conn,
-                backend,
-                audit_key,
-                c.record,
-                c.what.anomaly(),
-                &c.value,
-            )
-            .await?;
+            let left = match budget.get(&c.token) {
+                Some(left) => *left,
+                None => MAX_RAISED_PER_HOUR - raised_within_hour(conn, backend, c.record).await?,
+            };
+            if left > 0 {
+                raise(
+                    conn,
+                    backend,
+                    audit_key,
+                    c.record,
+                    c.what.anomaly(),
+                    &c.value,
+                )
+                .await?;
+            }
+            budget.insert(c.token, left - 1);
         }
         lessons.known.push(key);
     }
@@ -318,10 +339,13 @@ async fn learning(
     baselines: &Baselines,
     by_token: &HashMap<TokenId, Vec<&UsageRecord>>,
 ) -> Result<HashMap<TokenId, (OffsetDateTime, i64)>, Error> {
-    let learning: Vec<_> = by_token
+    // In token order, like every multi-row write here: two instances writing the same rows lock
+    // them in the same order and cannot deadlock.
+    let mut learning: Vec<_> = by_token
         .iter()
         .filter(|(token, _)| !baselines.learned.contains(*token))
         .collect();
+    learning.sort_unstable_by_key(|(token, _)| **token);
     let mut progress = HashMap::new();
     for chunk in learning.chunks(256) {
         let mut sql = Sql::new(
@@ -390,6 +414,22 @@ async fn last_uses(
         }
     }
     Ok(last)
+}
+
+/// How many anomalies `record`'s token raised in the hour before it.
+async fn raised_within_hour(
+    conn: &mut Connection,
+    backend: Backend,
+    record: &UsageRecord,
+) -> Result<i64, Error> {
+    let mut sql = Sql::new(
+        backend,
+        "SELECT COUNT(*) AS n FROM token_anomalies WHERE token_id = ",
+    );
+    sql.bind(Arg::Text(record.token_id.to_string()))
+        .push(" AND at_us >= ")
+        .bind(Arg::Int(to_micros(record.at - time::Duration::HOUR)));
+    Ok(sql.query().fetch_one(&mut *conn).await?.try_get("n")?)
 }
 
 /// Inserts the candidates' values into `token_baseline`; returns those that were not there.

@@ -188,7 +188,8 @@ pub(super) async fn write_batch(
             *slot = r;
         }
     }
-    let latest: Vec<_> = latest
+    // In token order: two instances upserting the same tokens lock them in the same order.
+    let mut latest: Vec<_> = latest
         .into_values()
         .filter(|r| {
             memory
@@ -197,6 +198,7 @@ pub(super) async fn write_batch(
                 .is_none_or(|(at, ip)| *ip != r.client_ip || r.at - *at >= LAST_USE_PRECISION)
         })
         .collect();
+    latest.sort_unstable_by_key(|r| r.token_id);
     for chunk in fixed_chunks(&latest) {
         let mut sql = Sql::new(
             db.backend(),

@@ -61,21 +61,23 @@ async fn after_learning_each_new_value_is_raised_once() {
         let audit = Audit::new(t.db.clone());
         let writer = UsageWriter::spawn(&audit, &learning_after(5));
         let tok = token_id(1);
-        // Learning: five calls from one network, on two endpoints, one of them refused for
-        // scope (the holder made it all the same).
+        // Learning: five calls from one network, on two endpoints.
         for i in 0..5 {
             let mut r = call(tok, i * 60, "192.0.2.10", "GET", "/v1/notes");
             if i == 3 {
                 r.route = "/v1/notes/{id}".into();
-                r.outcome = UsageOutcome::InsufficientScope;
             }
             writer.record(r).unwrap();
         }
         writer.flush().await.unwrap();
-        // Someone guessing secrets from elsewhere teaches nothing and raises nothing.
-        let mut guess = call(tok, 400, "203.0.113.66", "DELETE", "/v1/notes/{id}");
-        guess.outcome = UsageOutcome::WrongSecret;
-        writer.record(guess).unwrap();
+        // Refused calls teach nothing and raise nothing: someone guessing secrets from
+        // elsewhere, or the holder probing a route its scopes do not allow.
+        for outcome in [UsageOutcome::WrongSecret, UsageOutcome::InsufficientScope] {
+            let mut refused = call(tok, 400, "203.0.113.66", "DELETE", "/v1/notes/{id}");
+            refused.outcome = outcome;
+            refused.user_agent = Some("sqlmap/1.7".into());
+            writer.record(refused).unwrap();
+        }
         // Known network (another address in the same /24), known endpoint, later client version.
         let mut same = call(tok, 500, "192.0.2.200", "GET", "/v1/notes/{id}");
         same.user_agent = Some("deploy-bot/2.0".into());
@@ -313,5 +315,38 @@ async fn two_holders_behind_two_instances_are_seen() {
             "{}",
             t.name
         );
+    }
+}
+
+#[tokio::test]
+async fn a_holder_inventing_clients_raises_ten_an_hour_at_most() {
+    for t in backends().await {
+        let audit = Audit::new(t.db.clone());
+        let writer = UsageWriter::spawn(&audit, &learning_after(1));
+        let tok = token_id(6);
+        writer
+            .record(call(tok, 0, "192.0.2.1", "GET", "/v1/notes"))
+            .unwrap();
+        writer.flush().await.unwrap();
+        let agent = |i: usize| format!("agent{i}/1.0");
+        for i in 0..25 {
+            let mut r = call(tok, 10, "192.0.2.1", "GET", "/v1/notes");
+            r.user_agent = Some(agent(i));
+            writer.record(r).unwrap();
+            if i % 7 == 0 {
+                writer.flush().await.unwrap();
+            }
+        }
+        writer.flush().await.unwrap();
+        assert_eq!(raised(&audit, tok).await.len(), 10, "{}", t.name);
+        // An hour later the budget is back; the 15 learnt silently stay learnt.
+        let mut r = call(tok, 71, "192.0.2.1", "GET", "/v1/notes");
+        r.user_agent = Some(agent(3));
+        writer.record(r).unwrap();
+        let mut r = call(tok, 72, "192.0.2.1", "GET", "/v1/notes");
+        r.user_agent = Some(agent(99));
+        writer.record(r).unwrap();
+        writer.flush().await.unwrap();
+        assert_eq!(raised(&audit, tok).await.len(), 11, "{}", t.name);
     }
 }

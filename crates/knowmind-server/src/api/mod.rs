@@ -206,11 +206,7 @@ pub fn routes() -> Vec<RouteSpec> {
             &[(403, &["INSUFFICIENT_SCOPE"])],
             routes!(tokens::usage),
         ),
-        route(
-            Access::AnyToken,
-            &[(403, &["INSUFFICIENT_SCOPE"])],
-            routes!(tokens::anomalies),
-        ),
+        route(ADMIN, &[NOT_FOUND], routes!(tokens::anomalies)),
         route(ADMIN, NONE, routes!(tokens::workspace_anomalies)),
         route(ADMIN, NONE, routes!(workspace::policy)),
         route(

@@ -219,13 +219,19 @@ pub(super) async fn usage(
     let page = audit
         .usage(id, query.cursor.as_deref(), query.limit.unwrap_or(50))
         .await?;
-    let anomalies = audit
-        .anomalies(Some(&who.workspace_id), Some(id), None, None, 50)
-        .await?;
+    // Admins only: a thief holding the token must not learn whether it was noticed.
+    let anomalies = if who.scopes.contains(Scope::Admin) {
+        audit
+            .anomalies(Some(&who.workspace_id), Some(id), None, None, 50)
+            .await?
+            .items
+    } else {
+        Vec::new()
+    };
     Ok(axum::Json(Usage {
         token_id: id,
         summary,
-        anomalies: anomalies.items,
+        anomalies,
         recent: page.items,
         next_cursor: page.next_cursor,
     }))
@@ -234,8 +240,8 @@ pub(super) async fn usage(
 /// A token's anomalies
 ///
 /// What was unusual in the token's use — a new network, endpoint or client after its learning
-/// period, two networks within minutes, a canary's use — newest first. For an admin token, or
-/// for the token itself.
+/// period, two networks within minutes, a canary's use — newest first. For admin tokens only
+/// (not for the token itself: whoever holds it must not learn whether it was noticed).
 #[utoipa::path(get, path = "/v1/tokens/{id}/anomalies", operation_id = "getTokenAnomalies",
     tag = "tokens", params(TokenPath, PageQuery),
     responses((status = 200, description = "A page of the token's anomalies", body = Page<Anomaly>)))]
@@ -246,9 +252,6 @@ pub(super) async fn anomalies(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<axum::Json<Page<Anomaly>>, ApiError> {
     let id = path.id()?;
-    if id != who.token_id && !who.scopes.contains(Scope::Admin) {
-        return Err(ApiError::forbidden(Scope::Admin.into()));
-    }
     let store = app.store();
     store.get_token(&who.workspace_id, id).await?; // 404 for other workspaces' tokens
     let page = store

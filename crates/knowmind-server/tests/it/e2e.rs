@@ -159,18 +159,7 @@ async fn bootstrap_issue_read_refuse_revoke_and_trace_usage_with_the_real_binary
     }
     assert_eq!(usage["total"], 3, "{usage}");
     assert_eq!(usage["ips"][0]["ip"], "127.0.0.1");
-    let routes: Vec<String> = usage["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["method"].as_str().unwrap(),
-                r["route"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let routes = endpoints(&usage["routes"]);
     assert!(
         routes.contains(&"GET /v1/notes".to_owned())
             && routes.contains(&"POST /v1/notes".to_owned()),
@@ -389,6 +378,21 @@ fn invalid_configuration_fails_fast_naming_the_setting() {
         help.contains("KNOWMIND_DATABASE_URL") && !help.contains("hunter2"),
         "{help}"
     );
+}
+
+/// `METHOD route` of each endpoint in a list of them.
+fn endpoints(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap(),
+                r["route"].as_str().unwrap()
+            )
+        })
+        .collect()
 }
 
 /// A token's anomalies, as its admin reads them.
@@ -629,19 +633,11 @@ async fn an_unusual_use_is_raised_once_and_the_incident_lists_exactly_it() {
         .collect();
     unknown.sort_unstable();
     assert_eq!(unknown, ["203.0.113.50", "203.0.113.51"], "{report}");
-    let endpoints: Vec<String> = report["unknown_endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["method"].as_str().unwrap(),
-                r["route"].as_str().unwrap()
-            )
-        })
-        .collect();
-    assert_eq!(endpoints, ["POST /v1/notes"], "{report}");
+    assert_eq!(
+        endpoints(&report["unknown_endpoints"]),
+        ["POST /v1/notes"],
+        "{report}"
+    );
     assert_eq!(report["anomalies"].as_array().unwrap().len(), 3);
     let (status, _, md) = http(
         addr,

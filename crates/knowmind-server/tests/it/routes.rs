@@ -122,7 +122,7 @@ async fn a_read_token_is_refused_on_every_write_and_admin_route() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 32, "28 admin, 3 write and 1 introspect routes");
+    assert_eq!(checked, 33, "29 admin, 3 write and 1 introspect routes");
     assert_eq!(
         s.call(Method::GET, "/v1/notes", Some(&read), None)
             .await
