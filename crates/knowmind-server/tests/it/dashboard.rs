@@ -1415,7 +1415,7 @@ async fn a_tokens_page_shows_what_was_unusual() {
         .await
         .unwrap();
     let page = owner.get(&format!("/dashboard/tokens/{}", record.id)).await;
-    assert!(page.text.contains("Nothing unusual"), "{}", page.text);
+    assert!(page.text.contains("None raised."), "{}", page.text);
     // A canary, planted and used.
     let (canary, bait) = server
         .store
