@@ -126,11 +126,17 @@ async fn populate(fixture: &Fixture, n: usize, token_file: &Path) -> (Notes, Str
 /// The shared fixture on `db`, on the real clock. Tokens are issued with the fixture's cheap
 /// parameters only to create 10,000 of them quickly: a hot token is cached when issued and never
 /// hashed again on this path. Cold verification is measured below with the production ones.
+/// `KNOWMIND_LOAD_ANOMALIES=off` turns anomaly detection off in the usage writer, to measure
+/// what it costs this test.
 async fn load_fixture(db: knowmind_db::Db) -> Fixture {
-    Fixture::on(db, |options| StoreOptions {
-        clock: std::sync::Arc::new(token_store::SystemClock),
-        failures_per_minute: 0,
-        ..options
+    let anomalies = std::env::var("KNOWMIND_LOAD_ANOMALIES").as_deref() != Ok("off");
+    Fixture::on(db, |mut options| {
+        options.usage.anomalies.enabled = anomalies;
+        StoreOptions {
+            clock: std::sync::Arc::new(token_store::SystemClock),
+            failures_per_minute: 0,
+            ..options
+        }
     })
     .await
     .unwrap()
