@@ -6,6 +6,7 @@
 //! their record; a full queue is refused at once ([`Error::Busy`]) instead of growing.
 
 mod anomalies;
+mod raised;
 mod tables;
 mod writer;
 
@@ -17,8 +18,8 @@ use time::OffsetDateTime;
 use token_core::TokenId;
 
 pub use anomalies::network_of;
-pub(crate) use anomalies::{list as anomalies, raise as raise_anomaly};
 pub use knowmind_api::{IpUse, RouteUse, StoredUsage, UsageOutcome, UsageRecordView, UsageSummary};
+pub(crate) use raised::{list as anomalies, raise as raise_anomaly};
 pub use tables::{LAST_USE_AT, LAST_USE_COLUMNS, last_use_join};
 pub(crate) use tables::{hourly, prune, records, summary};
 pub use writer::{Committed, UsageSlot, UsageWriter};
