@@ -1,6 +1,8 @@
 //! Load test over loopback: two routes — the notes read route (an SQLite query) and a handler
-//! that does no database work — each served three ways: without the auth layer, with
-//! authentication only, with authentication and usage recording (the shipped `RequireScope`).
+//! that does no database work — served without the auth layer, with authentication only, and
+//! with authentication and usage recording (the shipped `RequireScope`); the notes route also
+//! with usage recording but anomaly detection off (its own store and tokens), so that what
+//! detection costs is measured in the same run.
 //! Interleaved rounds, by `wrk` in another process presenting 10,000 distinct hot tokens in turn.
 //! Reports requests/s, p50/p99, server CPU per request and the median ratios; then throughput on
 //! PostgreSQL and cold verification latency.
@@ -126,10 +128,8 @@ async fn populate(fixture: &Fixture, n: usize, token_file: &Path) -> (Notes, Str
 /// The shared fixture on `db`, on the real clock. Tokens are issued with the fixture's cheap
 /// parameters only to create 10,000 of them quickly: a hot token is cached when issued and never
 /// hashed again on this path. Cold verification is measured below with the production ones.
-/// `KNOWMIND_LOAD_ANOMALIES=off` turns anomaly detection off in the usage writer, to measure
-/// what it costs this test.
-async fn load_fixture(db: knowmind_db::Db) -> Fixture {
-    let anomalies = std::env::var("KNOWMIND_LOAD_ANOMALIES").as_deref() != Ok("off");
+/// `anomalies`: whether the usage writer detects anomalies.
+async fn load_fixture(db: knowmind_db::Db, anomalies: bool) -> Fixture {
     Fixture::on(db, |mut options| {
         options.usage.anomalies.enabled = anomalies;
         StoreOptions {
@@ -209,25 +209,38 @@ fn pin_server() -> String {
     list
 }
 
+/// One way of serving a route: its server, the tokens `wrk` presents to it, and the store whose
+/// usage writer is flushed after each run.
+#[derive(Clone, Copy)]
+struct Way<'a> {
+    name: &'a str,
+    addr: SocketAddr,
+    tokens: &'a Path,
+    store: &'a Store,
+}
+
+async fn run(way: Way<'_>, path: &str, seconds: u32) -> Run {
+    let flush = async { way.store.usage_writer().flush().await.unwrap() };
+    wrk(way.addr, path, way.tokens, seconds, flush).await
+}
+
 /// Interleaved rounds of `path` served the `ways` (no auth first), then medians and the ratios to
 /// no auth.
-async fn compare(ways: &[(&str, SocketAddr)], path: &str, token_file: &Path, store: &Store) {
-    let flush = || async { store.usage_writer().flush().await.unwrap() };
-    for (_, addr) in ways {
-        wrk(*addr, path, token_file, 2, flush()).await; // warm-up
+async fn compare(ways: &[Way<'_>], path: &str) {
+    for way in ways {
+        run(*way, path, 2).await; // warm-up
     }
     let n = ways.len();
     let mut results: Vec<Vec<Run>> = ways.iter().map(|_| Vec::new()).collect();
-    println!("round | variant       | req/s    | p50 µs | p99 µs | server CPU µs/req");
+    println!("round | variant          | req/s    | p50 µs | p99 µs | server CPU µs/req");
     for round in 0..rounds() {
         for k in 0..n {
             let v = (round + k) % n; // rotate the order every round
-            let (name, addr) = ways[v];
-            let run = wrk(addr, path, token_file, SECONDS_PER_RUN, flush()).await;
+            let run = run(ways[v], path, SECONDS_PER_RUN).await;
             println!(
-                "{:>5} | {:<13} | {:>8.0} | {:>6.0} | {:>6.0} | {:>6.1}",
+                "{:>5} | {:<16} | {:>8.0} | {:>6.0} | {:>6.0} | {:>6.1}",
                 round + 1,
-                name,
+                ways[v].name,
                 run.rps,
                 run.p50_us,
                 run.p99_us,
@@ -248,24 +261,24 @@ async fn compare(ways: &[(&str, SocketAddr)], path: &str, token_file: &Path, sto
             )
         })
         .collect();
-    for (v, (name, _)) in ways.iter().enumerate() {
+    for (v, Way { name, .. }) in ways.iter().enumerate() {
         let (rps, p50, p99, cpu) = med[v];
         println!(
-            "  {name:<13} {rps:>8.0} req/s  p50 {p50:>5.0} µs  p99 {p99:>6.0} µs  CPU {cpu:>5.1} µs/req  ratio to no auth {:.3}",
+            "  {name:<16} {rps:>8.0} req/s  p50 {p50:>5.0} µs  p99 {p99:>6.0} µs  CPU {cpu:>5.1} µs/req  ratio to no auth {:.3}",
             rps / med[0].0
         );
     }
     // Single runs on a shared host vary a lot; the spread of the per-round ratios and the ratio
     // of mean rates (every variant ran in the same slow and fast moments, by rotation) say how
     // far to trust the medians.
-    for (v, (name, _)) in ways.iter().enumerate().skip(1) {
+    for (v, Way { name, .. }) in ways.iter().enumerate().skip(1) {
         let mut ratios: Vec<f64> = (0..rounds())
             .map(|r| results[v][r].rps / results[0][r].rps)
             .collect();
         ratios.sort_by(f64::total_cmp);
         let mean = |v: usize| results[v].iter().map(|r| r.rps).sum::<f64>() / rounds() as f64;
         println!(
-            "  {name:<13} per-round ratio: median {:.3}, quartiles {:.3}–{:.3}; ratio of mean rates {:.3}",
+            "  {name:<16} per-round ratio: median {:.3}, quartiles {:.3}–{:.3}; ratio of mean rates {:.3}",
             median(ratios.clone()),
             ratios[ratios.len() / 4],
             ratios[ratios.len() * 3 / 4],
@@ -293,7 +306,7 @@ async fn main() {
     )
     .await
     .unwrap();
-    let fixture = load_fixture(db).await;
+    let fixture = load_fixture(db, true).await;
     let store = fixture.store.clone();
     let started = Instant::now();
     let (notes, workspace) = populate(&fixture, TOKENS, &token_file).await;
@@ -332,23 +345,53 @@ async fn main() {
             .with_state(app.clone()),
     )
     .await;
+    // Usage recorded without anomaly detection: a store of its own (its writer is configured at
+    // start), with its own 10,000 tokens, all as fresh as the others.
+    let plain_db = knowmind_db::Db::connect(
+        &dir.path().join("plain.db").to_string_lossy(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let plain_fixture = load_fixture(plain_db, false).await;
+    let plain_store = plain_fixture.store.clone();
+    let plain_tokens = dir.path().join("plain-tokens.txt");
+    let (notes, workspace) = populate(&plain_fixture, TOKENS, &plain_tokens).await;
+    let undetected = serve(
+        Router::new()
+            .route("/v1/notes", get(list_authenticated))
+            .route_layer(RequireScope::new(
+                Guard::with_options(plain_store.clone(), None, None),
+                Scope::Read,
+            ))
+            .with_state(App { notes, workspace }),
+    )
+    .await;
+    let way = |name, addr, tokens, store| Way {
+        name,
+        addr,
+        tokens,
+        store,
+    };
     let ways = [
-        ("no auth", open),
-        ("auth only", auth),
-        ("auth + usage", recorded),
+        way("no auth", open, &token_file, &store),
+        way("auth only", auth, &token_file, &store),
+        way("auth + usage", recorded, &token_file, &store),
+        way("usage, no detect", undetected, &plain_tokens, &plain_store),
     ];
     println!("\nroute /v1/notes?limit=10 (an SQLite query)");
-    compare(&ways, "/v1/notes?limit=10", &token_file, &store).await;
+    compare(&ways, "/v1/notes?limit=10").await;
+    plain_store.close().await;
     // Without a query the server answers ~70,000 requests/s, beyond what the usage writer
     // commits on one CPU (it answers 503 rather than serve calls unrecorded): this route
     // measures the layer's cost without the record.
     println!("\nroute {PING} (no database work)");
-    compare(&ways[..2], PING, &token_file, &store).await;
+    compare(&ways[..2], PING).await;
     store.close().await;
 
     // PostgreSQL: the shipped layer, same route.
     if let Some(pg) = knowmind_db::testing::postgres().await.unwrap() {
-        let pg_fixture = load_fixture(pg.db.clone()).await;
+        let pg_fixture = load_fixture(pg.db.clone(), true).await;
         let pg_store = pg_fixture.store.clone();
         let pg_tokens = dir.path().join("pg-tokens.txt");
         let (notes, workspace) = populate(&pg_fixture, TOKENS, &pg_tokens).await;

@@ -73,6 +73,8 @@ type Known = (TokenId, Trait, String);
 pub(super) struct Baselines {
     /// Tokens whose learning period is over.
     learned: HashSet<TokenId>,
+    /// Tokens still learning, with their count as this writer knows it.
+    learning: HashMap<TokenId, Learning>,
     /// Values known to be in `token_baseline`.
     known: HashSet<Known>,
     /// Each token's last use known to this writer, for the two-networks check.
@@ -89,12 +91,35 @@ struct LastSeen {
     read_at: OffsetDateTime,
 }
 
+/// A token's learning progress as one writer knows it: what `token_learning` said when this
+/// writer last saved (other instances' calls included), plus its own calls since.
+///
+/// Saving every batch would cost one upsert per learning token per batch (the writer's dearest
+/// case under load: every new token is learning). So a writer saves a token's count when it first
+/// meets the token, when its learning ends, and otherwise at most once per [`SAVE_EVERY`] of
+/// record time. Until then another instance's calls are not in this writer's count, so with
+/// several instances learning can last somewhat longer than `learning_calls`; a crash loses at
+/// most [`SAVE_EVERY`] of counts, which also only lengthens learning.
+#[derive(Debug, Clone, Copy)]
+struct Learning {
+    first: OffsetDateTime,
+    /// Calls before this batch: the stored count at the last save plus this writer's since.
+    calls: i64,
+    /// This writer's calls not yet in `token_learning`.
+    unsaved: i64,
+    /// Record time of the last save.
+    saved_at: OffsetDateTime,
+}
+
+const SAVE_EVERY: time::Duration = time::Duration::minutes(1);
+
 const REMEMBERED: usize = 500_000;
 
 /// What a batch taught, to remember once its transaction has committed.
 #[derive(Debug, Default)]
 pub(super) struct Lessons {
     learned: Vec<TokenId>,
+    learning: Vec<(TokenId, Learning)>,
     known: Vec<Known>,
     last: Vec<(TokenId, LastSeen)>,
 }
@@ -104,11 +129,19 @@ impl Baselines {
         if self.learned.len() > REMEMBERED {
             self.learned.clear();
         }
+        if self.learning.len() > REMEMBERED {
+            // Unsaved counts are lost: those tokens learn a little longer.
+            self.learning.clear();
+        }
         if self.known.len() > REMEMBERED {
             self.known.clear();
         }
         if self.last.len() > REMEMBERED {
             self.last.clear();
+        }
+        self.learning.extend(lessons.learning);
+        for token in &lessons.learned {
+            self.learning.remove(token);
         }
         self.learned.extend(lessons.learned);
         self.known.extend(lessons.known);
@@ -195,7 +228,7 @@ pub(super) async fn detect(
     for calls in by_token.values_mut() {
         calls.sort_by_key(|r| r.at);
     }
-    let progress = learning(conn, backend, baselines, &by_token).await?;
+    let progress = learning(conn, backend, config, baselines, &by_token, &mut lessons).await?;
     // Only tokens that have learnt by the end of the batch can raise two networks at once.
     let learnt_by_end = |token: &TokenId, calls: &Vec<&UsageRecord>| match progress.get(token) {
         None => true,
@@ -330,35 +363,62 @@ pub(super) async fn detect(
     Ok(lessons)
 }
 
-/// For tokens still learning (as far as this writer knows): counts this batch's calls into
-/// `token_learning` and returns each one's first call and the calls it had made before.
+/// For tokens still learning (as far as this writer knows): counts this batch's calls, saving
+/// the counts into `token_learning` as [`Learning`] says, and returns each one's first call and
+/// the calls it had made before the batch.
 async fn learning(
     conn: &mut Connection,
     backend: Backend,
+    config: &AnomalyConfig,
     baselines: &Baselines,
     by_token: &HashMap<TokenId, Vec<&UsageRecord>>,
+    lessons: &mut Lessons,
 ) -> Result<HashMap<TokenId, (OffsetDateTime, i64)>, Error> {
+    let mut progress = HashMap::new();
     // In token order, like every multi-row write here: two instances writing the same rows lock
     // them in the same order and cannot deadlock.
-    let mut learning: Vec<_> = by_token
-        .iter()
-        .filter(|(token, _)| !baselines.learned.contains(*token))
-        .collect();
-    learning.sort_unstable_by_key(|(token, _)| **token);
-    let mut progress = HashMap::new();
-    for chunk in learning.chunks(256) {
+    let mut to_save: Vec<(&TokenId, i64)> = Vec::new();
+    for (token, calls) in by_token {
+        if baselines.learned.contains(token) {
+            continue;
+        }
+        let (Some(first_call), Some(last_call)) = (calls.first(), calls.last()) else {
+            continue;
+        };
+        let made = calls.len() as i64;
+        match baselines.learning.get(token) {
+            Some(known)
+                if known.calls + made < config.learning_calls
+                    && last_call.at - known.first < config.learning_period
+                    && first_call.at - known.saved_at < SAVE_EVERY =>
+            {
+                progress.insert(*token, (known.first, known.calls));
+                lessons.learning.push((
+                    *token,
+                    Learning {
+                        calls: known.calls + made,
+                        unsaved: known.unsaved + made,
+                        ..*known
+                    },
+                ));
+            }
+            known => to_save.push((token, made + known.map_or(0, |k| k.unsaved))),
+        }
+    }
+    to_save.sort_unstable_by_key(|(token, _)| **token);
+    for chunk in to_save.chunks(256) {
         let mut sql = Sql::new(
             backend,
             "INSERT INTO token_learning (token_id, first_us, calls) VALUES ",
         );
-        for (i, (token, calls)) in chunk.iter().enumerate() {
-            let first = calls.first().map_or(0, |r| to_micros(r.at));
+        for (i, (token, count)) in chunk.iter().enumerate() {
+            let first = by_token[*token].first().map_or(0, |r| to_micros(r.at));
             sql.push(if i == 0 { "(" } else { ", (" })
                 .bind(Arg::Text(token.to_string()))
                 .push(", ")
                 .bind(Arg::Int(first))
                 .push(", ")
-                .bind(Arg::Int(calls.len() as i64))
+                .bind(Arg::Int(*count))
                 .push(")");
         }
         sql.push(
@@ -369,12 +429,21 @@ async fn learning(
         );
         for row in sql.query().fetch_all(&mut *conn).await? {
             let token: TokenId = parse_token(&row.try_get::<String, _>("token_id")?)?;
-            let calls: i64 = row.try_get("calls")?;
-            let made_here = by_token.get(&token).map_or(0, Vec::len) as i64;
-            progress.insert(
-                token,
-                (from_micros(row.try_get("first_us")?)?, calls - made_here),
-            );
+            let calls = by_token.get(&token).map_or(&[][..], Vec::as_slice);
+            let stored: i64 = row.try_get("calls")?;
+            let first = from_micros(row.try_get("first_us")?)?;
+            progress.insert(token, (first, stored - calls.len() as i64));
+            if let Some(r) = calls.first() {
+                lessons.learning.push((
+                    token,
+                    Learning {
+                        first,
+                        calls: stored,
+                        unsaved: 0,
+                        saved_at: r.at,
+                    },
+                ));
+            }
         }
     }
     Ok(progress)

@@ -7,6 +7,7 @@ use audit::{
     Action, AnomalyConfig, AnomalyKind, Audit, EventFilter, UsageConfig, UsageOutcome, UsageRecord,
     UsageWriter,
 };
+use sqlx::Row;
 use time::Duration;
 
 use crate::*;
@@ -162,6 +163,68 @@ async fn after_learning_each_new_value_is_raised_once() {
             .unwrap();
         assert_eq!(first.items.len() + rest.items.len(), 3);
         assert!(rest.next_cursor.is_none());
+    }
+}
+
+/// A learning token's count is kept by the writer and saved when it first meets the token, when
+/// learning ends, and at most once a minute between: a busy learning token does not cost an
+/// upsert per batch, and learning still ends at exactly the configured call.
+#[tokio::test]
+async fn learning_counts_are_saved_sparingly_and_end_learning_exactly() {
+    for t in backends().await {
+        let audit = Audit::new(t.db.clone());
+        let writer = UsageWriter::spawn(&audit, &learning_after(10));
+        let tok = token_id(7);
+        let stored = || async {
+            sqlx::query("SELECT calls FROM token_learning WHERE token_id = $1")
+                .bind(tok.as_str())
+                .fetch_one(t.db.pool())
+                .await
+                .unwrap()
+                .get::<i64, _>("calls")
+        };
+        let at_seconds = |seconds: i64, ip: &str| {
+            let mut r = call(tok, 0, ip, "GET", "/v1/notes");
+            r.at = T0 + Duration::seconds(seconds);
+            writer.record(r).unwrap();
+        };
+        // Five calls in five batches within a minute: saved once, when first met.
+        for s in 0..5 {
+            at_seconds(s, "192.0.2.10");
+            writer.flush().await.unwrap();
+        }
+        assert_eq!(stored().await, 1, "{}", t.name);
+        // A minute later the count is saved again.
+        at_seconds(90, "192.0.2.10");
+        writer.flush().await.unwrap();
+        assert_eq!(stored().await, 6, "{}", t.name);
+        // Calls 7 to 10 end learning; the tenth is saved with it, and a new network on the
+        // tenth call is still learnt quietly.
+        for s in 91..94 {
+            at_seconds(s, "192.0.2.10");
+            writer.flush().await.unwrap();
+        }
+        assert_eq!(stored().await, 6, "{}", t.name);
+        at_seconds(95, "198.51.100.1");
+        writer.flush().await.unwrap();
+        assert_eq!(stored().await, 10, "{}", t.name);
+        assert_eq!(raised(&audit, tok).await, [], "{}", t.name);
+        // The eleventh call, from a network never seen (ten minutes later: not a second holder),
+        // is judged.
+        at_seconds(700, "203.0.113.5");
+        writer.flush().await.unwrap();
+        assert_eq!(
+            raised(&audit, tok).await,
+            [(AnomalyKind::NewNetwork, "203.0.113.0/24".to_owned())],
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            stored().await,
+            10,
+            "learnt tokens are not counted: {}",
+            t.name
+        );
     }
 }
 
