@@ -212,6 +212,12 @@ pub struct ServeArgs {
     /// One token used from two networks within this long raises a `token.anomaly`.
     #[arg(long, env = "KNOWMIND_ANOMALY_WINDOW", default_value = "5m", value_parser = duration)]
     pub anomaly_window: time::Duration,
+    /// How long an OAuth access token lives, from 5 minutes to 1 hour. Connectors refresh it, and
+    /// each refresh checks the grant again, so shorter means a revoked connection's last token
+    /// dies sooner (removal and revocation reach live tokens at once anyway). Never longer than an
+    /// hour: a workspace's maximum lifetime may be as short as that.
+    #[arg(long, env = "KNOWMIND_OAUTH_ACCESS_TOKEN_LIFETIME", default_value = "1h", value_parser = oauth_access_lifetime)]
+    pub oauth_access_token_lifetime: time::Duration,
     /// Turn anomaly detection off (canary tokens still raise theirs).
     #[arg(long, env = "KNOWMIND_NO_ANOMALY_DETECTION")]
     pub no_anomaly_detection: bool,
@@ -268,6 +274,15 @@ pub struct VerifyArgs {
 
 fn duration(text: &str) -> Result<time::Duration, String> {
     token_core::parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn oauth_access_lifetime(text: &str) -> Result<time::Duration, String> {
+    let lifetime = duration(text)?;
+    if (time::Duration::minutes(5)..=token_store::ACCESS_LIFETIME).contains(&lifetime) {
+        Ok(lifetime)
+    } else {
+        Err(format!("{text:?} is outside 5m..1h"))
+    }
 }
 
 fn access_log(text: &str) -> Result<String, String> {

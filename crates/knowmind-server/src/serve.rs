@@ -257,6 +257,7 @@ async fn serve(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         failures_per_minute: args.auth_failures_per_minute,
         reported_failures_per_minute: args.introspect_failures_per_minute,
         webhook_allow_internal: args.webhook_allow_internal,
+        oauth_access_lifetime: args.oauth_access_token_lifetime,
         usage: UsageConfig {
             anomalies: AnomalyConfig {
                 enabled: !args.no_anomaly_detection,

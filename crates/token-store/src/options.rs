@@ -47,6 +47,11 @@ pub struct StoreOptions {
     /// plain `http` only to loopback): for development and single-tenant deployments. Off, only
     /// public `https` endpoints are accepted. Link-local addresses are refused either way.
     pub webhook_allow_internal: bool,
+    /// How long an OAuth access token lives ([`crate::ACCESS_LIFETIME`], an hour, by default):
+    /// short, because a connector refreshes it and each refresh checks the grant anew. Keep it
+    /// at most an hour: a workspace's maximum lifetime may be that short, and a longer access
+    /// token would break the policy.
+    pub oauth_access_lifetime: Duration,
 }
 
 impl Default for StoreOptions {
@@ -66,6 +71,7 @@ impl Default for StoreOptions {
             reported_failures_per_minute: 300,
             sessions: SessionOptions::default(),
             webhook_allow_internal: false,
+            oauth_access_lifetime: crate::ACCESS_LIFETIME,
         }
     }
 }
@@ -88,6 +94,7 @@ impl std::fmt::Debug for StoreOptions {
             )
             .field("sessions", &self.sessions)
             .field("webhook_allow_internal", &self.webhook_allow_internal)
+            .field("oauth_access_lifetime", &self.oauth_access_lifetime)
             .finish_non_exhaustive()
     }
 }

@@ -54,6 +54,8 @@ pub(crate) struct Inner {
     pub(crate) factor_key: Option<zeroize::Zeroizing<[u8; 32]>>,
     /// Whether webhook endpoints may be internal addresses.
     pub(crate) webhook_allow_internal: bool,
+    /// How long an OAuth access token lives.
+    pub(crate) oauth_access_lifetime: time::Duration,
     /// Seals webhook signing secrets; derived from the audit key (none without one).
     pub(crate) webhook_key: Option<zeroize::Zeroizing<[u8; 32]>>,
     /// When each revoked token was last reported as reused by its holder (monotonic), to report
@@ -189,6 +191,7 @@ impl Store {
                 ),
                 sessions: options.sessions,
                 webhook_allow_internal: options.webhook_allow_internal,
+                oauth_access_lifetime: options.oauth_access_lifetime,
                 factor_key,
                 webhook_key,
                 reuse_reported: Mutex::new(HashMap::new()),

@@ -359,6 +359,16 @@ async fn a_connector_connects_reads_refreshes_is_caught_reusing_and_is_removed()
         metadata.get("registration_endpoint").is_none(),
         "off by default"
     );
+    // Protected resource metadata (RFC 9728): the API names its authorization server.
+    let resource: Value = reqwest::get(format!("{base}/.well-known/oauth-protected-resource"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resource["resource"], base);
+    assert_eq!(resource["authorization_servers"], json!([base]));
+    assert_eq!(resource["scopes_supported"], json!(["read", "write"]));
 
     // An admin registers a confidential connector; its secret is shown once.
     let (status, registered) = api(
@@ -377,6 +387,20 @@ async fn a_connector_connects_reads_refreshes_is_caught_reusing_and_is_removed()
         secret.parse::<token_core::Token>().unwrap().id().as_str(),
         client_id.strip_prefix("cli_").unwrap(),
         "a client secret names its client"
+    );
+
+    let (_, events) = api(
+        &base,
+        admin,
+        reqwest::Method::GET,
+        "/v1/audit/events?action=oauth.client_registered",
+        None,
+    )
+    .await;
+    assert_eq!(
+        events["items"][0]["target_id"],
+        client_id.as_str(),
+        "{events}"
     );
 
     let client = BasicClient::new(ClientId::new(client_id.clone()))
@@ -435,6 +459,25 @@ async fn a_connector_connects_reads_refreshes_is_caught_reusing_and_is_removed()
     assert_eq!(listed["connected_members"], 1);
     assert_eq!(listed["tokens_outstanding"], 1);
     assert_eq!(listed["registration"], "admin");
+    // Its last use, and from where, once the usage writer has committed the calls above.
+    let mut last_used = Value::Null;
+    for _ in 0..50 {
+        let (_, clients) = api(
+            &base,
+            admin,
+            reqwest::Method::GET,
+            "/v1/oauth/clients",
+            None,
+        )
+        .await;
+        last_used = clients["items"][0].clone();
+        if last_used["last_used_at"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(last_used["last_used_at"].is_string(), "{last_used}");
+    assert_eq!(last_used["last_used_ip"], "127.0.0.1", "{last_used}");
 
     // Refresh rotates the refresh token; the new access token works.
     let refreshed = client
@@ -636,6 +679,11 @@ mod refusals {
 
     /// Submits the consent page's form with "Allow".
     async fn approve_on(browser: &mut Browser<'_>, page: &Reply) -> Reply {
+        decide_on(browser, page, "approve").await
+    }
+
+    /// Submits the consent page's form with `decision` (`approve` or `deny`).
+    async fn decide_on(browser: &mut Browser<'_>, page: &Reply, decision: &str) -> Reply {
         let fields: Vec<(&str, String)> = [
             "csrf",
             "client_id",
@@ -651,7 +699,7 @@ mod refusals {
         form.extend([
             ("response_type", "code"),
             ("code_challenge_method", "S256"),
-            ("decision", "approve"),
+            ("decision", decision),
         ]);
         let answer = browser.post("/dashboard/oauth/authorize", &form).await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
@@ -829,6 +877,193 @@ mod refusals {
         )
         .await;
         assert_eq!(oauth_error(&basic), "invalid_request");
+    }
+
+    #[tokio::test]
+    async fn the_consent_page_names_who_asks_and_a_denial_goes_back_with_state() {
+        let server = crate::server().await;
+        let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
+        let owner_id = member_id(&server, "owner@example.org").await;
+        let a = register(&server, &owner_id, "Client A").await;
+        let workspace = server.store.get_workspace(&server.ws).await.unwrap().name;
+
+        // What the member is shown before deciding.
+        let page = owner
+            .get(&authorize_path(&a, REDIRECT, "read", &challenge(VERIFIER)))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        for shown in [
+            "Client A",
+            a.as_str(),
+            "registered by an administrator",
+            "Sends you back to</dt><dd><strong>127.0.0.1</strong>",
+            &format!("Workspace</dt><dd>{workspace}</dd>"),
+            "<code>read</code>",
+            "Allow",
+            "Deny",
+        ] {
+            assert!(
+                page.text.contains(shown),
+                "{shown:?} missing: {}",
+                page.text
+            );
+        }
+        assert!(!page.text.contains("<code>write</code>"));
+        assert!(!page.text.contains("Unverified application"));
+
+        // Deny: back to the client with access_denied, its state and the issuer, and no code.
+        let answer = decide_on(&mut owner, &page, "deny").await;
+        let back = query_of(location(&answer));
+        assert!(
+            location(&answer).starts_with(REDIRECT),
+            "{}",
+            location(&answer)
+        );
+        assert_eq!(back["error"], "access_denied");
+        assert_eq!(back["state"], "s-1");
+        assert!(back.contains_key("iss"), "{back:?}");
+        assert!(!back.contains_key("code"));
+        let consents = server
+            .store
+            .audit()
+            .events(
+                &audit::EventFilter {
+                    action: Some(audit::Action::OAuthConsent),
+                    ..audit::EventFilter::default()
+                },
+                None,
+                10,
+            )
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(consents.len(), 1);
+        assert_eq!(consents[0].outcome, "denied");
+        assert_eq!(consents[0].details["client_name"], "Client A");
+        assert!(
+            server
+                .store
+                .list_connections(&server.ws, None, None, true)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // The implicit grant does not exist: told by redirect, and no token in the answer.
+        let implicit = owner
+            .get(
+                &authorize_path(&a, REDIRECT, "read", &challenge(VERIFIER))
+                    .replace("response_type=code", "response_type=token"),
+            )
+            .await;
+        assert_eq!(implicit.status, StatusCode::SEE_OTHER);
+        let back = query_of(location(&implicit));
+        assert_eq!(back["error"], "unsupported_response_type");
+        assert!(!location(&implicit).contains("access_token"));
+
+        // A code is bound to the redirect URI it was issued for.
+        let code = code_for(&mut owner, &a).await;
+        let mut elsewhere = exchange(&a, &code, VERIFIER);
+        for (k, v) in elsewhere.iter_mut() {
+            if *k == "redirect_uri" {
+                *v = "http://127.0.0.1/other";
+            }
+        }
+        let refused = token_request(&server, &elsewhere).await;
+        assert_eq!(oauth_error(&refused), "invalid_grant", "{}", refused.text);
+    }
+
+    #[tokio::test]
+    async fn a_service_connector_gets_tokens_with_its_client_credentials_over_http() {
+        // An access token's lifetime is the deployment's choice (--oauth-access-token-lifetime).
+        let server = crate::server_with(knowmind_db::testing::sqlite().await.unwrap(), |o| {
+            token_store::StoreOptions {
+                oauth_access_lifetime: time::Duration::minutes(10),
+                ..o
+            }
+        })
+        .await;
+        let registered = server
+            .store
+            .register_client(
+                &server.ws,
+                &server.owner,
+                RegisterClient {
+                    name: "Nightly export".into(),
+                    redirect_uris: vec![REDIRECT.into()],
+                    scopes: Scope::Read.into(),
+                    confidential: true,
+                    client_credentials: true,
+                },
+                &audit::Context::system(),
+            )
+            .await
+            .unwrap();
+        let id = registered.client.id.clone();
+        let secret = registered.client_secret.clone().unwrap();
+        let basic = |secret: &str| {
+            Some(format!(
+                "Basic {}",
+                base64ct::Base64::encode_string(format!("{id}:{secret}").as_bytes())
+            ))
+        };
+        let answer = form_post(
+            &server,
+            "/oauth/token",
+            basic(&secret),
+            &[("grant_type", "client_credentials"), ("scope", "read")],
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        assert_eq!(answer.headers[header::CACHE_CONTROL], "no-store");
+        assert_eq!(answer.json["token_type"], "Bearer");
+        assert_eq!(answer.json["expires_in"], 600);
+        assert!(
+            answer.json.get("refresh_token").is_none(),
+            "a client acting as itself asks again; it needs no refresh token"
+        );
+        let access = answer.json["access_token"].as_str().unwrap();
+        assert!(access.starts_with("kmo_"));
+        let read = Call::default();
+        let verified = server
+            .store
+            .verify(access, Scope::Read.into(), &read)
+            .await
+            .unwrap();
+        assert_eq!(
+            verified.principal().oauth_client_id.as_deref(),
+            Some(id.as_str())
+        );
+        assert!(
+            server
+                .store
+                .verify(access, Scope::Write.into(), &read)
+                .await
+                .is_err(),
+            "only what it registered for"
+        );
+        // A wrong secret: invalid_client, 401, and no token.
+        let wrong = form_post(
+            &server,
+            "/oauth/token",
+            basic("kmc_not-the-secret"),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        assert_eq!(
+            (wrong.status, oauth_error(&wrong)),
+            (StatusCode::UNAUTHORIZED, "invalid_client")
+        );
+        assert!(wrong.json.get("access_token").is_none());
+        // The flag keeps the lifetime within reason.
+        let data = tempfile::tempdir().unwrap();
+        let (code, _, err) = crate::binary::command(
+            data.path(),
+            &["serve", "--oauth-access-token-lifetime", "2h"],
+            &[],
+        );
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("outside 5m..1h"), "{err}");
     }
 
     async fn register_dynamically(server: &Server) -> Reply {

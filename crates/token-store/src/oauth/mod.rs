@@ -34,7 +34,8 @@ pub use token::IssuedTokens;
 
 /// How long an authorization code lives.
 pub const CODE_LIFETIME: Duration = Duration::seconds(60);
-/// How long an access token lives.
+/// How long an access token lives unless [`crate::StoreOptions::oauth_access_lifetime`] says
+/// otherwise.
 pub const ACCESS_LIFETIME: Duration = Duration::hours(1);
 /// How long a refresh token lives unused (each refresh issues a new one).
 pub const REFRESH_LIFETIME: Duration = Duration::days(30);

@@ -13,8 +13,7 @@ use token_core::{Scopes, Token, TokenKind};
 
 use super::clients::ClientRow;
 use super::{
-    ACCESS_LIFETIME, ClientCredentials, REFRESH_LIFETIME, digest, digest_matches, expose,
-    parse_kind, pkce_matches,
+    ClientCredentials, REFRESH_LIFETIME, digest, digest_matches, expose, parse_kind, pkce_matches,
 };
 use crate::accounts::BearerSecret;
 use crate::error::Error;
@@ -325,7 +324,7 @@ impl Store {
         let now = self.now();
         let proposed = Proposed {
             scopes,
-            expires_at: Some(now + ACCESS_LIFETIME),
+            expires_at: Some(now + self.inner.oauth_access_lifetime),
             networks: &Networks::default(),
         };
         let rules = self.rules(workspace_id).await?;
@@ -368,7 +367,14 @@ impl Store {
         };
         let now = self.now();
         let now = from_micros(to_micros(now))?;
-        let record = access_record(client, member_id, access.id(), scopes, now)?;
+        let record = access_record(
+            client,
+            member_id,
+            access.id(),
+            scopes,
+            now,
+            now + self.inner.oauth_access_lifetime,
+        )?;
         let mut tx = self.inner.db.begin_write().await?;
         // Lock and re-check the member, the client and the grant (always in this order, as
         // every revoker does), so that a removal, a revocation or a reuse detection committing
@@ -496,7 +502,7 @@ impl Store {
         Ok(IssuedTokens {
             access,
             refresh,
-            expires_in: ACCESS_LIFETIME.whole_seconds(),
+            expires_in: self.inner.oauth_access_lifetime.whole_seconds(),
             scopes,
             client_id: client.client.id.clone(),
         })
@@ -510,6 +516,7 @@ fn access_record(
     id: token_core::TokenId,
     scopes: Scopes,
     now: OffsetDateTime,
+    expires_at: OffsetDateTime,
 ) -> Result<TokenRecord, Error> {
     let checked = Checked {
         owner_id: member_id.to_owned(),
@@ -517,7 +524,7 @@ fn access_record(
         description: "OAuth access token".to_owned(),
         client: format!("oauth:{}", client.client.id),
         scopes,
-        expires_at: Some(now + ACCESS_LIFETIME),
+        expires_at: Some(expires_at),
         allowed_networks: token_core::Networks::default(),
     };
     let by = Context::of(audit::Actor::Client(client.client.id.clone()));
