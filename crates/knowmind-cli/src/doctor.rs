@@ -52,7 +52,7 @@ pub async fn run(cli: &Cli, style: Style, fix: bool) -> Result<(), CliError> {
     match config::insecurity(&path)? {
         Some(problem) if fix => {
             for done in config::fix()? {
-                eprintln!("fixed: {done}");
+                report.ok(&format!("fixed: {done}"));
                 changed = true;
             }
             match config::insecurity(&path)? {

@@ -211,7 +211,7 @@ pub(crate) async fn logout(cli: &Cli, style: Style, revoke: bool) -> Result<(), 
         let _: Revoked = client
             .call(Method::POST, "/v1/tokens/self/revoke", NO_QUERY, NO_BODY)
             .await?;
-        if !style.quiet {
+        if !style.quiet && !style.json {
             eprintln!("Revoked the token on {}.", client.server());
         }
     }

@@ -594,3 +594,71 @@ async fn logout_revoke_revokes_the_saved_token_not_the_environments() {
         "the saved token is revoked"
     );
 }
+
+/// Two servers saved side by side (the test server under two names): each name gets its own
+/// token, the last login is the default, `--server` and `auth switch` choose, and `auth status`
+/// lists both with the default marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_saved_servers_each_get_their_own_token() {
+    let e = env().await;
+    let first = e.issue(&[Scope::Read]).await;
+    let second = e.issue(&[Scope::Write]).await;
+    let id = |token: &str| token.parse::<token_core::Token>().unwrap().id().to_string();
+    let a = e.url.clone();
+    let b = e.url.replace("127.0.0.1", "localhost");
+    for (server, token) in [(&a, &first), (&b, &second)] {
+        let out = e
+            .run(
+                &["auth", "login", "--server", server],
+                Some(&format!("{token}\n")),
+                &[],
+            )
+            .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let status = |args: &'static [&'static str]| {
+        let e = &e;
+        async move {
+            let out = e.run(args, None, &[]).await;
+            assert!(out.status.success(), "{}", stderr(&out));
+            json(&out)
+        }
+    };
+    // The second login kept the first and became the default.
+    let now = status(&["--json", "auth", "status"]).await;
+    assert_eq!(now["default_server"], b.as_str(), "{now}");
+    assert_eq!(now["token_id"], id(&second), "{now}");
+    let mut saved: Vec<String> = serde_json::from_value(now["saved_servers"].clone()).unwrap();
+    saved.sort();
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(saved, both);
+    // --server picks the other one's own token.
+    let out = e
+        .run(&["--json", "auth", "status", "--server", &a], None, &[])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)["token_id"], id(&first));
+    // auth switch changes the default; the text lists both, the default marked.
+    let out = e.run(&["auth", "switch", "--server", &a], None, &[]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let now = status(&["--json", "auth", "status"]).await;
+    assert_eq!(now["server"], a.as_str());
+    assert_eq!(now["token_id"], id(&first));
+    let out = e.run(&["auth", "status"], None, &[]).await;
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("saved for:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(&format!("{a} (default)")), "{line}");
+    assert!(
+        line.contains(&b) && !line.contains(&format!("{b} (default)")),
+        "{line}"
+    );
+    // Logging out of one leaves the other.
+    let out = e.run(&["auth", "logout", "--server", &b], None, &[]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let now = status(&["--json", "auth", "status"]).await;
+    assert_eq!(now["saved_servers"], serde_json::json!([a]));
+}

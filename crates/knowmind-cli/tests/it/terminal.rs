@@ -340,3 +340,55 @@ async fn a_saved_token_is_never_sent_to_another_server() {
         "the first server's token never went to the second"
     );
 }
+
+/// `--allow-insecure-http` (or `KNOWMIND_ALLOW_INSECURE_HTTP`) is what lets a token go over plain
+/// http to an address that is not loopback. `0.0.0.0` is such an address to the check, while Linux
+/// delivers a connection to it locally: the recorder stands in for the remote server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_to_another_address_needs_the_users_consent() {
+    let e = env().await;
+    let token = e.issue(&[Scope::Read]).await;
+    let other = recorder().await;
+    let remote = other.url.replace("127.0.0.1", "0.0.0.0");
+    let refused = e
+        .run(
+            &["auth", "status", "--server", &remote],
+            None,
+            &[("KNOWMIND_TOKEN", &token)],
+        )
+        .await;
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("plain http"));
+    assert!(
+        other.seen.lock().unwrap().is_empty(),
+        "refused before connecting"
+    );
+    for consent in [
+        vec!["--allow-insecure-http"],
+        vec![], // the variable below
+    ] {
+        let mut args = vec!["auth", "status", "--server", &remote];
+        let vars: Vec<(&str, &str)> = if consent.is_empty() {
+            vec![
+                ("KNOWMIND_TOKEN", &token),
+                ("KNOWMIND_ALLOW_INSECURE_HTTP", "true"),
+            ]
+        } else {
+            args.extend(consent);
+            vec![("KNOWMIND_TOKEN", &token)]
+        };
+        let out = e.run(&args, None, &vars).await;
+        // The recorder refuses every token: exit 4, after the request was sent.
+        assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    }
+    let seen = other.seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "requests seen: {}", seen.len());
+    assert!(
+        seen.iter()
+            .all(|r| r.to_ascii_lowercase().contains(&format!(
+                "authorization: bearer {}",
+                token.to_ascii_lowercase()
+            ))),
+        "the consented requests carried the token"
+    );
+}
