@@ -179,25 +179,31 @@ fn current_uid() -> u32 {
     rustix::process::getuid().as_raw()
 }
 
+/// Opens `path` for reading without following a symbolic link (`ELOOP` for one).
+#[cfg(unix)]
+fn open_nofollow(path: &Path) -> rustix::io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map(File::from)
+}
+
 /// Opens the file without following a symbolic link, and checks owner and mode on the open
 /// file — not by path before opening, which a swap between the two could defeat.
 fn open_private(path: &Path) -> std::io::Result<Result<File, String>> {
     #[cfg(unix)]
     {
-        use rustix::fs::{Mode, OFlags};
         use std::os::unix::fs::MetadataExt;
-        let fd = match rustix::fs::open(
-            path,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
+        let file = match open_nofollow(path) {
+            Ok(file) => file,
             Err(rustix::io::Errno::LOOP) => {
                 return Ok(Err(format!("{} is a symbolic link", path.display())));
             }
             Err(e) => return Err(e.into()),
         };
-        let file = File::from(fd);
         let meta = file.metadata()?;
         let uid = current_uid();
         if meta.uid() != uid {
@@ -355,17 +361,24 @@ pub fn fix() -> Result<Vec<String>, CliError> {
     }
     #[cfg(unix)]
     {
+        use std::io::Read as _;
         use std::os::unix::fs::MetadataExt;
-        if meta.uid() != current_uid() {
+        // Read through a handle that cannot be a link swapped in since the check above, and
+        // judge the owner on that handle.
+        let cannot =
+            |e: std::io::Error| CliError::new(format!("cannot read {}: {e}", path.display()));
+        let mut file = open_nofollow(&path).map_err(|e| cannot(e.into()))?;
+        let owner = file.metadata().map_err(cannot)?.uid();
+        if owner != current_uid() {
             return Err(CliError::new(format!(
-                "{} is owned by uid {}; only its owner can fix it",
+                "{} is owned by uid {owner}; only its owner can fix it",
                 path.display(),
-                meta.uid()
             )));
         }
         // Not a chmod: whoever opened the loose file for writing could keep writing to it. A
         // fresh private copy takes its place; the old inode goes with its last open handle.
-        let bytes = fs::read(&path).map_err(|e| CliError::new(e.to_string()))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(cannot)?;
         write_private(&dir, &path, &bytes)?;
         done.push(format!(
             "{} was replaced by a private copy (0600, a new file); if others could read it, \

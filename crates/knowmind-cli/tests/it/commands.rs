@@ -1545,3 +1545,133 @@ async fn an_incident_is_opened_reported_and_amended_from_the_cli() {
     let nothing = e.run(&["incident", "amend", &incident], None, &[]).await;
     assert_eq!(nothing.status.code(), Some(2));
 }
+
+/// The trial's small findings, each through the binary: what `rotate` of another token and `token
+/// view` say, a date without a time, `auth login` beside a `token_command`, an empty
+/// `KNOWMIND_CONFIG_DIR`, and `doctor` on a loose config without `--fix`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_small_edges_found_in_the_trial() {
+    let e = env().await;
+    let admin = e.issue(&[Scope::Admin]).await;
+    assert!(e.login(&admin).await.status.success());
+
+    // A token with a description; rotating it names the new id and when the old one stops.
+    let out = e
+        .run(
+            &[
+                "token",
+                "create",
+                "nightly",
+                "--scope",
+                "read",
+                "--expires-in",
+                "30d",
+                "--description",
+                "for the nightly export",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let old: token_core::Token = stdout(&out).trim().parse().unwrap();
+    let old_id = old.id().to_string();
+    let out = e
+        .run(&["token", "rotate", &old_id, "--grace", "1h"], None, &[])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let new: token_core::Token = stdout(&out).trim().parse().unwrap();
+    let said = stderr(&out);
+    assert!(said.contains(&new.id().to_string()), "{said}");
+    assert!(
+        said.contains(&old_id) && said.contains("grace period"),
+        "{said}"
+    );
+    // token view: the description, and a revocation with its reason.
+    let out = e
+        .run(
+            &[
+                "token",
+                "revoke",
+                &new.id().to_string(),
+                "--yes",
+                "--reason",
+                "left the team",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = e
+        .run(&["token", "view", &new.id().to_string()], None, &[])
+        .await;
+    let view = stdout(&out);
+    assert!(view.contains("for the nightly export"), "{view}");
+    assert!(view.contains("left the team"), "{view}");
+
+    // A date without a time is refused before sending, naming the flag.
+    let out = e
+        .run(
+            &[
+                "token",
+                "create",
+                "x",
+                "--scope",
+                "read",
+                "--expires-at",
+                "2027-01-01",
+            ],
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--expires-at"), "{}", stderr(&out));
+
+    // auth login keeps a configured token_command, and says it wins.
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(e.config_file()).unwrap()).unwrap();
+    config["servers"][e.url.as_str()]["token_command"] = "printenv MY_TOKEN".into();
+    std::fs::write(e.config_file(), config.to_string()).unwrap();
+    let other = e.issue(&[Scope::Read]).await;
+    let out = e.login(&other).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("token_command is configured"),
+        "{}",
+        stderr(&out)
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(e.config_file()).unwrap()).unwrap();
+    assert_eq!(
+        config["servers"][e.url.as_str()]["token_command"],
+        "printenv MY_TOKEN"
+    );
+
+    // An empty KNOWMIND_CONFIG_DIR counts as unset: the config goes under $HOME.
+    let out = e
+        .run(
+            &["auth", "login", "--server", &e.url],
+            Some(&format!("{other}\n")),
+            &[("KNOWMIND_CONFIG_DIR", "")],
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(e.home.path().join(".knowmind/config.json").exists());
+
+    // doctor on a config others can read: the problem and the fix, without changing anything.
+    std::fs::set_permissions(e.config_file(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = e.run(&["doctor"], None, &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        said.contains("644") && said.contains("doctor --fix"),
+        "{said}"
+    );
+    assert_eq!(
+        crate::mode(&e.config_file()),
+        0o644,
+        "doctor without --fix changes nothing"
+    );
+}
