@@ -20,18 +20,12 @@ use std::time::Duration;
 
 use audit::{Actor, Context};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use token_core::Scope;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 use utoipa_axum::router::UtoipaMethodRouter;
@@ -73,21 +67,26 @@ impl AppState {
     /// origin the request addressed (`http` only for a loopback host). Links the dashboard
     /// shows and the OAuth issuer are built from it.
     pub(crate) fn base_url(&self, headers: &axum::http::HeaderMap) -> String {
-        if let Some(url) = &self.public_url {
-            return url.trim_end_matches('/').to_owned();
-        }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| {
-                h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-            })
-            .unwrap_or("localhost");
-        let local =
-            host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
-        format!("{}://{host}", if local { "http" } else { "https" })
+        base_url(self.public_url.as_deref(), headers.get(header::HOST))
     }
+}
+
+/// The server's address: `public_url`, or else the origin `host` names (`http` only for a
+/// loopback host; a host with characters no host name has counts as `localhost`).
+pub(crate) fn base_url(public_url: Option<&str>, host: Option<&HeaderValue>) -> String {
+    if let Some(url) = public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let host = host
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    let local =
+        host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
+    format!("{}://{host}", if local { "http" } else { "https" })
 }
 
 /// One route: method, path, what the presented token must grant, the handler, and its part of the
@@ -265,13 +264,23 @@ pub use openapi::document;
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     let mut router = Router::new();
     for route in routes() {
-        let guarded = route
-            .handler
-            .route_layer(RequireScope::access(state.guard.clone(), route.access));
-        router = router.route(&route.path, guarded);
+        // Public routes need no layer (it would pass them through): each layer costs every
+        // request on the route boxed clones.
+        let handler = if route.access == Access::Public {
+            route.handler
+        } else {
+            route
+                .handler
+                .route_layer(RequireScope::access(state.guard.clone(), route.access))
+        };
+        router = router.route(&route.path, handler);
     }
-    let metrics = state.metrics.clone();
-    let hint_state = state.clone();
+    let edge = Arc::new(crate::observe::Edge {
+        metrics: state.metrics.clone(),
+        timeout: request_timeout,
+        public_url: state.public_url.clone(),
+        ids: crate::observe::RequestIds::new(),
+    });
     router
         .route(
             "/",
@@ -287,91 +296,12 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 "method not allowed on this route",
             )
         })
+        // Everything cross-cutting is this one middleware (see `observe`).
         .layer(axum::middleware::from_fn_with_state(
-            hint_state,
-            resource_metadata_hint,
-        ))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("handler panicked");
-            ApiError::internal().into_response()
-        }))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
+            edge,
             crate::observe::observe,
         ))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
         .with_state(state)
-}
-
-/// A 401 from the API names the protected-resource metadata (RFC 9728 §5.1), where an OAuth
-/// client (a Model Context Protocol client, say) learns which authorization server to ask.
-async fn resource_metadata_hint(
-    axum::extract::State(app): axum::extract::State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let host = request.headers().get(header::HOST).cloned();
-    let mut response = next.run(request).await;
-    if response.status() == StatusCode::UNAUTHORIZED
-        && response
-            .headers()
-            .get(header::WWW_AUTHENTICATE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"Bearer"))
-    {
-        let mut headers = axum::http::HeaderMap::new();
-        if let Some(host) = host {
-            headers.insert(header::HOST, host);
-        }
-        let challenge = format!(
-            "Bearer realm=\"knowmind\", resource_metadata=\"{}/.well-known/oauth-protected-resource\"",
-            app.base_url(&headers)
-        );
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
-        }
-    }
-    response
-}
-
-/// Request ids: a random prefix per process and a counter (`req_` + 16 base62 characters +
-/// the counter in hex). They only need to be unique, not unguessable (they are echoed to the
-/// client and logged); one random id per request cost a `getrandom` system call each.
-#[derive(Clone, Debug)]
-struct RequestIds {
-    prefix: Arc<str>,
-    next: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl RequestIds {
-    fn new() -> Self {
-        let prefix = token_core::random_id(&mut token_core::rand::rngs::SysRng, "req_")
-            .unwrap_or_else(|_| "req_".to_owned());
-        RequestIds {
-            prefix: prefix.into(),
-            next: Arc::default(),
-        }
-    }
-}
-
-impl MakeRequestId for RequestIds {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}{n:x}", self.prefix))
-            .ok()
-            .map(RequestId::new)
-    }
 }
 
 /// The audit context of an authenticated request: the token, the client address, the user agent
