@@ -32,7 +32,12 @@ pub fn init_tracing(
     let filter = EnvFilter::try_new(&common.log)
         .with_context(|| format!("invalid log filter {:?} (--log / KNOWMIND_LOG)", common.log))?;
     let ansi = std::io::stderr().is_terminal();
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    // The worker writes every line it finds queued, then flushes: buffered, a busy server's lines
+    // leave in a few large writes instead of a system call each; a lone line still goes at once.
+    let (writer, guard) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(
+        64 * 1024,
+        std::io::stderr(),
+    ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
