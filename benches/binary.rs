@@ -7,6 +7,9 @@
 //! /v1/notes?limit=10` (a cached read token and an SQLite query), on a server with default
 //! settings (access log on, to a file) and on one with the access log off.
 //!
+//! Then `RemoteVerifier` in this process (pinned to the other CPU) against the binary: verified
+//! calls per second and CPU per call on both sides, with its cache and without.
+//!
 //! `cargo build --release -p knowmind-server && cargo bench -p knowmind-benches --bench binary`
 //! (needs `wrk` and `taskset`; `KNOWMIND_BINARY_ROUNDS` sets the rounds, 5 by default); figures in
 //! `docs/BENCHMARKS.md`.
@@ -192,6 +195,99 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
+/// `RemoteVerifier` from this process, pinned to wrk's CPU, asking `server` (default settings) on
+/// CPU 0: 16 concurrent callers for [`SECONDS`], three rounds each, without the cache (every
+/// call a request) and with it (one token, answered from the cache).
+fn remote_verifier(server: &Server) {
+    use knowmind_axum::RemoteVerifier;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let me = std::process::id().to_string();
+    let pinned = Command::new("taskset")
+        .args(["-a", "-p", "-c", wrk::WRK_CPU, &me])
+        .output()
+        .unwrap();
+    assert!(
+        pinned.status.success(),
+        "taskset could not pin the verifier"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let introspect = std::fs::read_to_string(&server.introspect_token).unwrap();
+    let presented: Arc<str> = std::fs::read_to_string(&server.read_token).unwrap().into();
+    println!(
+        "\nRemoteVerifier in another process (client on CPU {}, server on CPU {SERVER_CPU}):",
+        wrk::WRK_CPU
+    );
+    for (name, ttl) in [
+        ("uncached", Duration::ZERO),
+        ("cached", Duration::from_secs(60)),
+    ] {
+        let verifier = RemoteVerifier::new(
+            &format!("http://{}", server.addr),
+            secrecy::SecretString::from(introspect.clone()),
+            ttl,
+        )
+        .unwrap();
+        let call = Arc::new(token_store::Call {
+            method: "GET".into(),
+            route: "/v1/things".into(),
+            client_ip: Some([127, 0, 0, 1].into()),
+            ..Default::default()
+        });
+        let mut rates = Vec::new();
+        let mut client_cpu = Vec::new();
+        let mut server_cpu = Vec::new();
+        let mut errors = 0;
+        for _ in 0..3 {
+            let calls = Arc::new(AtomicU64::new(0));
+            let refused = Arc::new(AtomicU64::new(0));
+            let (server_before, client_before) = (
+                cpu_seconds(server.child.id()),
+                cpu_seconds(std::process::id()),
+            );
+            let started = std::time::Instant::now();
+            runtime.block_on(async {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(SECONDS.into());
+                let mut callers = tokio::task::JoinSet::new();
+                for _ in 0..16 {
+                    let (verifier, presented, call, calls, refused) = (
+                        verifier.clone(),
+                        presented.clone(),
+                        call.clone(),
+                        calls.clone(),
+                        refused.clone(),
+                    );
+                    callers.spawn(async move {
+                        while tokio::time::Instant::now() < deadline {
+                            let verified = verifier
+                                .verify(&presented, token_core::Scope::Read.into(), &call)
+                                .await;
+                            // A refusal (a busy server answers 503) is counted apart.
+                            let counter = if verified.is_ok() { &calls } else { &refused };
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+                callers.join_all().await;
+            });
+            let n = calls.load(Ordering::Relaxed) as f64;
+            errors += refused.load(Ordering::Relaxed);
+            rates.push(n / started.elapsed().as_secs_f64());
+            client_cpu.push((cpu_seconds(std::process::id()) - client_before) * 1e6 / n);
+            server_cpu.push((cpu_seconds(server.child.id()) - server_before) * 1e6 / n);
+        }
+        println!(
+            "  {name:<9} {:>9.0} verified calls/s (median of 3), client CPU {:>6.2} µs/call, server CPU {:>6.1} µs/call, {errors} refused",
+            median(rates),
+            median(client_cpu),
+            median(server_cpu)
+        );
+    }
+}
+
 struct Target {
     name: String,
     url: String,
@@ -332,6 +428,7 @@ fn main() {
         let bytes = std::fs::metadata(&s.log).map_or(0, |m| m.len());
         println!("  {}: {bytes} bytes of log written", s.name);
     }
+    remote_verifier(&logged);
     for mut child in [bare, logged.child, quiet.child] {
         let _ = child.kill();
         let _ = child.wait();
