@@ -625,25 +625,37 @@ mod refusals {
         base64ct::Base64UrlUnpadded::encode_string(&sha2::Sha256::digest(verifier.as_bytes()))
     }
 
+    /// A public client for `read` answering at [`REDIRECT`]; its id.
     async fn register(server: &Server, owner: &str, name: &str) -> String {
+        let read = registration(name, REDIRECT, false, false);
+        register_as(server, owner, read).await.client.id
+    }
+
+    fn registration(
+        name: &str,
+        redirect: &str,
+        confidential: bool,
+        client_credentials: bool,
+    ) -> RegisterClient {
+        RegisterClient {
+            name: name.into(),
+            redirect_uris: vec![redirect.into()],
+            scopes: Scope::Read.into(),
+            confidential,
+            client_credentials,
+        }
+    }
+
+    async fn register_as(
+        server: &Server,
+        owner: &str,
+        client: RegisterClient,
+    ) -> knowmind_api::RegisteredClient {
         server
             .store
-            .register_client(
-                &server.ws,
-                owner,
-                RegisterClient {
-                    name: name.into(),
-                    redirect_uris: vec![REDIRECT.into()],
-                    scopes: Scope::Read.into(),
-                    confidential: false,
-                    client_credentials: false,
-                },
-                &audit::Context::system(),
-            )
+            .register_client(&server.ws, owner, client, &audit::Context::system())
             .await
             .unwrap()
-            .client
-            .id
     }
 
     fn authorize_path(client: &str, redirect: &str, scope: &str, challenge: &str) -> String {
@@ -983,22 +995,12 @@ mod refusals {
             }
         })
         .await;
-        let registered = server
-            .store
-            .register_client(
-                &server.ws,
-                &server.owner,
-                RegisterClient {
-                    name: "Nightly export".into(),
-                    redirect_uris: vec![REDIRECT.into()],
-                    scopes: Scope::Read.into(),
-                    confidential: true,
-                    client_credentials: true,
-                },
-                &audit::Context::system(),
-            )
-            .await
-            .unwrap();
+        let registered = register_as(
+            &server,
+            &server.owner,
+            registration("Nightly export", REDIRECT, true, true),
+        )
+        .await;
         let id = registered.client.id.clone();
         let secret = registered.client_secret.clone().unwrap();
         let basic = |secret: &str| {
@@ -1187,22 +1189,12 @@ mod refusals {
         let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
         let owner_id = member_id(&server, "owner@example.org").await;
         let a = register(&server, &owner_id, "Client A").await;
-        let c = server
-            .store
-            .register_client(
-                &server.ws,
-                &owner_id,
-                RegisterClient {
-                    name: "Resource server".into(),
-                    redirect_uris: vec![REDIRECT.into()],
-                    scopes: Scope::Read.into(),
-                    confidential: true,
-                    client_credentials: false,
-                },
-                &audit::Context::system(),
-            )
-            .await
-            .unwrap();
+        let c = register_as(
+            &server,
+            &owner_id,
+            registration("Resource server", REDIRECT, true, false),
+        )
+        .await;
         let basic_c = format!(
             "Basic {}",
             base64ct::Base64::encode_string(
@@ -1389,24 +1381,14 @@ mod refusals {
         let mut owner = enrol_and_sign_in(&server, "owner@example.org", Role::Owner).await;
         let owner_id = member_id(&server, "owner@example.org").await;
         let https = "https://connector.example/cb";
-        let client = server
-            .store
-            .register_client(
-                &server.ws,
-                &owner_id,
-                RegisterClient {
-                    name: "Server-side connector".into(),
-                    redirect_uris: vec![https.into()],
-                    scopes: Scope::Read.into(),
-                    confidential: true,
-                    client_credentials: false,
-                },
-                &audit::Context::system(),
-            )
-            .await
-            .unwrap()
-            .client
-            .id;
+        let client = register_as(
+            &server,
+            &owner_id,
+            registration("Server-side connector", https, true, false),
+        )
+        .await
+        .client
+        .id;
         let path = authorize_path(&client, https, "read", &challenge(VERIFIER));
         let first = owner.get(&path).await;
         assert_eq!(first.status, StatusCode::OK, "asked the first time");
