@@ -163,7 +163,11 @@ mod tests {
             Some("curl8/x[31m")
         );
         assert_eq!(bounded(Some("abcdef"), 3).as_deref(), Some("abc"));
-        assert_eq!(bounded(Some("ab\u{7f}cdef"), 3).as_deref(), Some("abc"), "DEL is a control");
+        assert_eq!(
+            bounded(Some("ab\u{7f}cdef"), 3).as_deref(),
+            Some("abc"),
+            "DEL is a control"
+        );
         assert_eq!(bounded(Some("abc"), 10).as_deref(), Some("abc"));
         assert_eq!(bounded(None, 3), None);
     }
