@@ -30,6 +30,9 @@ pub(crate) const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Longest request id taken from a client.
+const MAX_REQUEST_ID_BYTES: usize = 128;
+
 /// What the middleware needs, shared by every request.
 #[derive(Debug)]
 pub(crate) struct Edge {
@@ -75,11 +78,12 @@ pub(crate) async fn observe(
     let start = Instant::now();
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
-    // The client's request id if it sent one (a proxy's, say), or a new one; handlers read it
-    // from the header for the audit log.
+    // The client's request id if it sent a reasonable one (a proxy's, say), or a new one;
+    // handlers read it from the header for the audit log. A long one is replaced rather than
+    // written to every log line.
     let request_id = match req.headers().get(X_REQUEST_ID) {
-        Some(id) => id.clone(),
-        None => {
+        Some(id) if id.len() <= MAX_REQUEST_ID_BYTES => id.clone(),
+        _ => {
             let id = edge.ids.next();
             req.headers_mut().insert(X_REQUEST_ID, id.clone());
             id
@@ -99,7 +103,8 @@ pub(crate) async fn observe(
         )
         .into_response()
     } else {
-        // Extractors see a body that fails past the limit, which they answer 413.
+        // Extractors see a body that fails past the limit, which they answer 413 (axum finds
+        // the `LengthLimitError` under at most two wrappings: do not wrap the body again).
         let req = req.map(|body| Body::new(http_body_util::Limited::new(body, MAX_BODY_BYTES)));
         match tokio::time::timeout(edge.timeout, AssertUnwindSafe(next.run(req)).catch_unwind())
             .await
@@ -112,7 +117,7 @@ pub(crate) async fn observe(
             Err(_) => ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "TIMEOUT",
-                format!("the request took longer than {} s", edge.timeout.as_secs()),
+                format!("the request took longer than {:?}", edge.timeout),
             )
             .into_response(),
         }
@@ -257,6 +262,18 @@ mod tests {
                 post(|axum::Json(v): axum::Json<serde_json::Value>| async move { axum::Json(v) }),
             )
             .route(
+                "/bytes",
+                post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+            )
+            .route(
+                "/form",
+                post(
+                    |axum::Form(f): axum::Form<std::collections::HashMap<String, String>>| async move {
+                        f.len().to_string()
+                    },
+                ),
+            )
+            .route(
                 "/refuses",
                 get(|| async { ApiError::unauthorized().into_response() }),
             )
@@ -316,6 +333,33 @@ mod tests {
             StatusCode::PAYLOAD_TOO_LARGE
         );
         assert_eq!(send(body(1_000)).await.status(), StatusCode::OK);
+        for (path, kind) in [
+            ("/bytes", "application/octet-stream"),
+            ("/form", "application/x-www-form-urlencoded"),
+        ] {
+            let over = axum::http::Request::post(path)
+                .header(header::CONTENT_TYPE, kind)
+                .body(Body::from(format!("a={}", "x".repeat(MAX_BODY_BYTES))))
+                .unwrap();
+            assert_eq!(
+                send(over).await.status(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "{path}"
+            );
+        }
+        // A client's request id is kept when reasonable, replaced when long.
+        let mut long = get_request("/panics");
+        long.headers_mut().insert(
+            X_REQUEST_ID,
+            HeaderValue::from_str(&"r".repeat(MAX_REQUEST_ID_BYTES + 1)).unwrap(),
+        );
+        let answer = send(long).await;
+        assert!(
+            answer.headers()[X_REQUEST_ID]
+                .to_str()
+                .unwrap()
+                .starts_with("req_")
+        );
         // A 401 names where an OAuth client learns how to get a token.
         let refused = send(get_request("/refuses")).await;
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);

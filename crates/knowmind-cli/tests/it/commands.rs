@@ -681,6 +681,11 @@ async fn doctor_says_what_actually_happened_and_speaks_json() {
         stderr(&out)
     );
     assert!(
+        stderr(&out).contains("unknown field `colour`") && stderr(&out).contains("at line 1"),
+        "names the field and where: {}",
+        stderr(&out)
+    );
+    assert!(
         !stderr(&out).contains("no server configured"),
         "{}",
         stderr(&out)
