@@ -97,6 +97,36 @@ async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
+/// An SQLite database `name` in `dir`.
+async fn sqlite(dir: &Path, name: &str) -> knowmind_db::Db {
+    knowmind_db::Db::connect(&dir.join(name).to_string_lossy(), &Default::default())
+        .await
+        .unwrap()
+}
+
+/// A store on `db` (anomaly detection as `anomalies` says) with 20 notes and [`TOKENS`] read
+/// tokens written to `token_file`.
+async fn prepared(db: knowmind_db::Db, anomalies: bool, token_file: &Path) -> (Store, App) {
+    let fixture = load_fixture(db, anomalies).await;
+    let (notes, workspace) = populate(&fixture, TOKENS, token_file).await;
+    (fixture.store.clone(), App { notes, workspace })
+}
+
+/// Both routes behind the shipped layer: authentication and usage recording.
+async fn shipped(store: &Store, app: App) -> SocketAddr {
+    serve(
+        Router::new()
+            .route("/v1/notes", get(list_authenticated))
+            .route(PING, get(ping_authenticated))
+            .route_layer(RequireScope::new(
+                Guard::with_options(store.clone(), None, None),
+                Scope::Read,
+            ))
+            .with_state(app),
+    )
+    .await
+}
+
 /// The shared fixture's workspace with 20 notes and `n` read tokens (returned as text, in a file
 /// for wrk).
 async fn populate(fixture: &Fixture, n: usize, token_file: &Path) -> (Notes, String) {
@@ -300,21 +330,12 @@ async fn main() {
     println!("load: server on CPU {server_cpus}, wrk on CPU {WRK_CPU}");
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("tokens.txt");
-    let db = knowmind_db::Db::connect(
-        &dir.path().join("load.db").to_string_lossy(),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    let fixture = load_fixture(db, true).await;
-    let store = fixture.store.clone();
     let started = Instant::now();
-    let (notes, workspace) = populate(&fixture, TOKENS, &token_file).await;
+    let (store, app) = prepared(sqlite(dir.path(), "load.db").await, true, &token_file).await;
     println!(
         "load: {TOKENS} tokens issued in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let app = App { notes, workspace };
 
     // Both routes, each served three ways by one router per way.
     let open = serve(
@@ -336,37 +357,13 @@ async fn main() {
             .with_state(app.clone()),
     )
     .await;
-    let guard = Guard::with_options(store.clone(), None, None);
-    let recorded = serve(
-        Router::new()
-            .route("/v1/notes", get(list_authenticated))
-            .route(PING, get(ping_authenticated))
-            .route_layer(RequireScope::new(guard, Scope::Read))
-            .with_state(app.clone()),
-    )
-    .await;
+    let recorded = shipped(&store, app.clone()).await;
     // Usage recorded without anomaly detection: a store of its own (its writer is configured at
     // start), with its own 10,000 tokens, all as fresh as the others.
-    let plain_db = knowmind_db::Db::connect(
-        &dir.path().join("plain.db").to_string_lossy(),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    let plain_fixture = load_fixture(plain_db, false).await;
-    let plain_store = plain_fixture.store.clone();
     let plain_tokens = dir.path().join("plain-tokens.txt");
-    let (notes, workspace) = populate(&plain_fixture, TOKENS, &plain_tokens).await;
-    let undetected = serve(
-        Router::new()
-            .route("/v1/notes", get(list_authenticated))
-            .route_layer(RequireScope::new(
-                Guard::with_options(plain_store.clone(), None, None),
-                Scope::Read,
-            ))
-            .with_state(App { notes, workspace }),
-    )
-    .await;
+    let (plain_store, plain_app) =
+        prepared(sqlite(dir.path(), "plain.db").await, false, &plain_tokens).await;
+    let undetected = shipped(&plain_store, plain_app).await;
     let way = |name, addr, tokens, store| Way {
         name,
         addr,
@@ -391,19 +388,9 @@ async fn main() {
 
     // PostgreSQL: the shipped layer, same route.
     if let Some(pg) = knowmind_db::testing::postgres().await.unwrap() {
-        let pg_fixture = load_fixture(pg.db.clone(), true).await;
-        let pg_store = pg_fixture.store.clone();
         let pg_tokens = dir.path().join("pg-tokens.txt");
-        let (notes, workspace) = populate(&pg_fixture, TOKENS, &pg_tokens).await;
-        let app = App { notes, workspace };
-        let guard = Guard::with_options(pg_store.clone(), None, None);
-        let addr = serve(
-            Router::new()
-                .route("/v1/notes", get(list_authenticated))
-                .route_layer(RequireScope::new(guard, Scope::Read))
-                .with_state(app),
-        )
-        .await;
+        let (pg_store, pg_app) = prepared(pg.db.clone(), true, &pg_tokens).await;
+        let addr = shipped(&pg_store, pg_app).await;
         let flush = || async { pg_store.usage_writer().flush().await.unwrap() };
         wrk(addr, "/v1/notes?limit=10", &pg_tokens, 2, flush()).await;
         let runs: Vec<Run> = {
